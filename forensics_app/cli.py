@@ -1,0 +1,129 @@
+"""``forensics-scan``: the scan engine without a window.
+
+Exit codes: 0 every file was scored, 1 some files failed (or the scan was interrupted),
+2 usage error (bad arguments, no model, unusable checkpoint, unavailable device).
+"""
+
+from __future__ import annotations
+
+import argparse
+import sys
+import time
+from collections import Counter
+from pathlib import Path
+
+from forensics_app import __version__
+
+EXIT_OK, EXIT_SOME_FAILED, EXIT_USAGE = 0, 1, 2
+
+
+def build_parser() -> argparse.ArgumentParser:
+    p = argparse.ArgumentParser(
+        prog="forensics-scan",
+        description="Score images for being AI-generated (ResNet-50 detector, Wang et al. 2020).",
+    )
+    p.add_argument("paths", nargs="+", type=Path, help="image files and/or folders")
+    p.add_argument("-r", "--recursive", action="store_true", help="descend into sub-folders")
+    p.add_argument("--csv", type=Path, help="write a CSV report here")
+    p.add_argument("--jsonl", type=Path, help="write a JSON Lines report here")
+    p.add_argument("--model", type=Path, help="checkpoint (default: the bundled model)")
+    p.add_argument("--device", choices=("auto", "cpu", "cuda"), default="auto")
+    p.add_argument("--mode", choices=("full", "center-crop", "tiles"), default="full",
+                   help="full image without resizing (paper protocol, default), centre 224 "
+                        "crop, or fixed-size tiles")
+    p.add_argument("--tile-size", type=int, default=512)
+    p.add_argument("--batch-size", type=int, default=16)
+    p.add_argument("--threshold", type=float, help="P(generated) threshold (default: model's)")
+    p.add_argument("--band", type=float, help="inconclusive half-width around the threshold")
+    p.add_argument("--fake-index", type=int, default=1, choices=(0, 1),
+                   help="for 2-class checkpoints: which output is 'generated' (default 1)")
+    p.add_argument("--workers", type=int, default=2, help="decode threads")
+    p.add_argument("-q", "--quiet", action="store_true", help="no progress bar, no per-file lines")
+    p.add_argument("--version", action="version", version=f"%(prog)s {__version__}")
+    return p
+
+
+def main(argv: list[str] | None = None) -> int:
+    parser = build_parser()
+    args = parser.parse_args(argv)
+    if args.batch_size < 1:
+        parser.error("--batch-size must be >= 1")
+    for name in ("threshold", "band"):
+        value = getattr(args, name)
+        if value is not None and not 0.0 <= value <= 1.0:
+            parser.error(f"--{name} must be between 0 and 1")
+
+    # Heavy imports after argument parsing so --help is instant.
+    from tqdm import tqdm
+
+    from forensics_app.core.detector import CheckpointError, Detector
+    from forensics_app.core.export import write_csv, write_jsonl
+    from forensics_app.core.preprocess import PreprocessConfig
+    from forensics_app.core.scan import ScanCancelled, ScanOptions, discover_files, scan_files
+    from forensics_app.paths import bundled_model_path
+
+    model_path = args.model or bundled_model_path()
+    if args.model is None and not model_path.is_file():
+        print(f"forensics-scan: no model bundled yet (expected {model_path}); "
+              "pass --model CHECKPOINT", file=sys.stderr)
+        return EXIT_USAGE
+    try:
+        detector = Detector.from_checkpoint(model_path, device=args.device,
+                                            fake_index=args.fake_index)
+    except (CheckpointError, RuntimeError, ValueError) as exc:
+        print(f"forensics-scan: {exc}", file=sys.stderr)
+        return EXIT_USAGE
+
+    missing = [p for p in args.paths if not p.exists()]
+    files = discover_files(args.paths, recursive=args.recursive)
+    if not files:
+        print("forensics-scan: no image files found", file=sys.stderr)
+        return EXIT_SOME_FAILED if missing else EXIT_USAGE
+    options = ScanOptions(
+        preprocess=PreprocessConfig(mode=args.mode, tile_size=args.tile_size),
+        batch_size=args.batch_size, threshold=args.threshold,
+        inconclusive_band=args.band, workers=args.workers,
+    )
+    bar = tqdm(total=len(files), unit="img", file=sys.stderr, disable=args.quiet)
+    t0 = time.perf_counter()
+    interrupted = False
+    try:
+        results = scan_files(files, detector, options,
+                             progress=lambda done, total: bar.update(done - bar.n))
+    except KeyboardInterrupt:
+        # scan_files cannot hand back partial rows on Ctrl-C; report what was lost.
+        interrupted, results = True, []
+    except ScanCancelled as exc:
+        interrupted, results = True, exc.results
+    finally:
+        bar.close()
+    elapsed = time.perf_counter() - t0
+
+    if not args.quiet:
+        for r in results:
+            score = f"{r.prob_fake:.3f}" if r.prob_fake is not None else "  -  "
+            print(f"{r.verdict.value:<13} {score}  {r.path}" + (f"  [{r.error}]" if r.error else ""))
+    extra = {"command": "forensics-scan", "device": detector.device_description,
+             "preprocessing": args.mode}
+    if args.csv:
+        write_csv(args.csv, results, extra)
+    if args.jsonl:
+        write_jsonl(args.jsonl, results, extra)
+
+    counts = Counter(r.verdict.value for r in results)
+    n_ok = sum(r.ok for r in results)
+    rate = n_ok / elapsed if elapsed > 0 else 0.0
+    summary = ", ".join(f"{k}: {v}" for k, v in sorted(counts.items()))
+    print(
+        f"scanned {len(results)} files in {elapsed:.1f} s ({rate:.1f} images/s) on "
+        f"{detector.device_description} with {detector.model_id} -- {summary}",
+        file=sys.stderr,
+    )
+    if interrupted:
+        print("forensics-scan: interrupted; report holds the finished files only", file=sys.stderr)
+        return EXIT_SOME_FAILED
+    return EXIT_OK if n_ok == len(results) else EXIT_SOME_FAILED
+
+
+if __name__ == "__main__":
+    sys.exit(main())

@@ -1,0 +1,108 @@
+"""Detector network definitions, shared by the app and the training package.
+
+All variants are torchvision ResNets with torchvision's parameter names, so official
+CNNDetection checkpoints load unchanged. Options recorded in checkpoint metadata:
+
+* ``input_transform``: ``"none"`` (the paper) or ``"npr"`` -- the neighbouring-pixel residual
+  ``x - up(down(x))`` (nearest, factor 2) of Tan et al. (CVPR 2024), which exposes up-sampling
+  traces; odd trailing rows/columns are dropped.
+* ``stages``: how many of the four residual stages are kept (4 = full ResNet-50).
+"""
+
+from __future__ import annotations
+
+from typing import Any
+
+import torch
+from torch import nn
+from torchvision.models.resnet import BasicBlock, Bottleneck, ResNet
+
+ARCH_LAYERS = {
+    "resnet50": (Bottleneck, [3, 4, 6, 3]),
+    "resnet18": (BasicBlock, [2, 2, 2, 2]),
+    "resnet34": (BasicBlock, [3, 4, 6, 3]),
+    "resnet101": (Bottleneck, [3, 4, 23, 3]),
+}
+
+DEFAULT_ARCH: dict[str, Any] = {
+    "name": "resnet50",
+    "num_outputs": 1,
+    "input_transform": "none",
+    "stages": 4,
+    "npr_gain": 4.0,
+}
+
+
+def npr_residual(x: torch.Tensor, gain: float = 4.0) -> torch.Tensor:
+    """Neighbouring-pixel residual: x - nearest_up(nearest_down(x)), times ``gain``."""
+    h, w = x.shape[-2] // 2 * 2, x.shape[-1] // 2 * 2
+    x = x[..., :h, :w]
+    low = x[..., ::2, ::2].repeat_interleave(2, dim=-2).repeat_interleave(2, dim=-1)
+    return (x - low) * gain
+
+
+class ForensicResNet(ResNet):
+    """torchvision ResNet with an optional input transform and truncated trunk."""
+
+    def __init__(self, arch: dict[str, Any]):
+        block, layers = ARCH_LAYERS[arch["name"]]
+        super().__init__(block, layers, num_classes=arch["num_outputs"])
+        self.arch = dict(arch)
+        self.stages = int(arch.get("stages", 4))
+        if not 1 <= self.stages <= 4:
+            raise ValueError(f"stages must be 1..4, got {self.stages}")
+        for i in range(self.stages + 1, 5):
+            setattr(self, f"layer{i}", nn.Identity())
+        width = 64 * (2 ** (self.stages - 1)) * block.expansion
+        self.fc = nn.Linear(width, arch["num_outputs"])
+        self.input_transform = arch.get("input_transform", "none")
+        if self.input_transform not in ("none", "npr"):
+            raise ValueError(f"unknown input_transform {self.input_transform!r}")
+        self.npr_gain = float(arch.get("npr_gain", 4.0))
+
+    def _forward_impl(self, x: torch.Tensor) -> torch.Tensor:
+        if self.input_transform == "npr":
+            x = npr_residual(x, self.npr_gain)
+        x = self.maxpool(self.relu(self.bn1(self.conv1(x))))
+        x = self.layer4(self.layer3(self.layer2(self.layer1(x))))
+        return self.fc(torch.flatten(self.avgpool(x), 1))
+
+    def cam_target_layer(self) -> nn.Module:
+        """Last residual block of the last kept stage (Grad-CAM's usual target)."""
+        return getattr(self, f"layer{self.stages}")[-1]
+
+
+def resolve_arch(arch: dict[str, Any] | None) -> dict[str, Any]:
+    resolved = dict(DEFAULT_ARCH)
+    resolved.update(arch or {})
+    if resolved["name"] not in ARCH_LAYERS:
+        raise ValueError(f"unknown architecture {resolved['name']!r}; known: {sorted(ARCH_LAYERS)}")
+    return resolved
+
+
+def build_model(arch: dict[str, Any] | None = None) -> ForensicResNet:
+    """Build an (untrained) detector; the head is initialised N(0, 0.02) as in the paper."""
+    model = ForensicResNet(resolve_arch(arch))
+    nn.init.normal_(model.fc.weight, 0.0, 0.02)
+    nn.init.zeros_(model.fc.bias)
+    return model
+
+
+def infer_arch_from_state_dict(state: dict[str, torch.Tensor]) -> dict[str, Any]:
+    """Guess a ResNet variant from parameter names and shapes (for foreign checkpoints)."""
+    if "fc.weight" not in state or "conv1.weight" not in state:
+        raise ValueError("no 'conv1.weight'/'fc.weight': not a torchvision ResNet state dict")
+    bottleneck = any(k.startswith("layer1.0.conv3.") for k in state)
+    counts = []
+    for stage in range(1, 5):
+        idx = {int(k.split(".")[1]) for k in state if k.startswith(f"layer{stage}.")}
+        if not idx:
+            break
+        counts.append(max(idx) + 1)
+    stages = len(counts)
+    for name, (block, layers) in ARCH_LAYERS.items():
+        if (block is Bottleneck) == bottleneck and layers[:stages] == counts:
+            return resolve_arch(
+                {"name": name, "num_outputs": int(state["fc.weight"].shape[0]), "stages": stages}
+            )
+    raise ValueError(f"unrecognised ResNet layout (blocks per stage {counts})")

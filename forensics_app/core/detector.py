@@ -1,0 +1,246 @@
+"""Checkpoint loading and batched inference.
+
+Three checkpoint formats are accepted, always through
+``torch.load(..., map_location="cpu", weights_only=True)`` so a checkpoint can never run code:
+
+1. this project's format: ``{"format": "forensics-detector", "format_version": 1,
+   "state_dict": ..., "meta": {...plain data...}}`` (fp16 weights are loaded into fp32);
+2. official CNNDetection checkpoints: ``{"model": state_dict}`` with a 1-logit ``fc``;
+3. two-class checkpoints as seed projects save them: ``fc = Linear(2048, 2)``, the state dict
+   under ``model_state_dict`` / ``state_dict`` or bare. P(generated) is the softmax of class
+   index ``fake_index`` (default 1, i.e. classes ordered ``[real, fake]`` as in ForenSynths'
+   ``0_real``/``1_fake``); pass ``fake_index=0`` for the opposite order.
+"""
+
+from __future__ import annotations
+
+import hashlib
+import os
+import pickle
+import zipfile
+from dataclasses import dataclass, field
+from pathlib import Path
+from typing import Any
+
+import numpy as np
+import torch
+
+from forensics_app.core.architectures import (
+    ForensicResNet,
+    build_model,
+    infer_arch_from_state_dict,
+    resolve_arch,
+)
+
+CHECKPOINT_FORMAT = "forensics-detector"
+CHECKPOINT_FORMAT_VERSION = 1
+DEFAULT_THRESHOLD = 0.5
+DEFAULT_BAND = 0.05
+
+
+class CheckpointError(Exception):
+    """A file that is not a usable detector checkpoint; the message names file and problem."""
+
+
+class NoBundledModelError(CheckpointError):
+    """No checkpoint was given and none is bundled."""
+
+
+def file_sha256(path: Path) -> str:
+    h = hashlib.sha256()
+    with open(path, "rb") as fh:
+        for chunk in iter(lambda: fh.read(1 << 20), b""):
+            h.update(chunk)
+    return h.hexdigest()
+
+
+@dataclass
+class LoadedCheckpoint:
+    model: ForensicResNet
+    arch: dict[str, Any]
+    meta: dict[str, Any]
+    kind: str  # "forensics-detector" | "cnndetection" | "two-class" | "one-logit"
+    path: str
+    sha256: str
+    fake_index: int = 1
+
+    @property
+    def model_id(self) -> str:
+        return f"{Path(self.path).name}@{self.sha256[:12]}"
+
+    @property
+    def threshold(self) -> float:
+        return float(self.meta.get("threshold", DEFAULT_THRESHOLD))
+
+    @property
+    def inconclusive_band(self) -> float:
+        return float(self.meta.get("inconclusive_band", DEFAULT_BAND))
+
+
+def _strip_prefix(state: dict[str, Any]) -> dict[str, torch.Tensor]:
+    out = {}
+    for k, v in state.items():
+        if not isinstance(v, torch.Tensor):
+            continue
+        for prefix in ("module.", "model."):
+            if k.startswith(prefix):
+                k = k[len(prefix) :]
+        out[k] = v
+    return out
+
+
+def _classify(obj: Any) -> tuple[str, dict[str, torch.Tensor], dict[str, Any]]:
+    if not isinstance(obj, dict):
+        raise ValueError(f"expected a dict of weights, found {type(obj).__name__}")
+    if obj.get("format") == CHECKPOINT_FORMAT:
+        version = obj.get("format_version")
+        if version != CHECKPOINT_FORMAT_VERSION:
+            raise ValueError(f"unsupported {CHECKPOINT_FORMAT} format_version {version!r}")
+        meta = obj.get("meta") or {}
+        if not isinstance(meta, dict):
+            raise ValueError("'meta' is not a dict")
+        return CHECKPOINT_FORMAT, _strip_prefix(obj["state_dict"]), meta
+    for key in ("model", "model_state_dict", "state_dict"):
+        if isinstance(obj.get(key), dict):
+            state = _strip_prefix(obj[key])
+            break
+    else:
+        state = _strip_prefix(obj)
+    if not state:
+        raise ValueError("no weight tensors found")
+    fc = state.get("fc.weight")
+    if fc is None:
+        raise ValueError("no 'fc.weight' tensor: not a ResNet classifier state dict")
+    outputs = int(fc.shape[0])
+    if outputs == 2:
+        kind = "two-class"
+    elif outputs == 1:
+        kind = "cnndetection" if "model" in obj else "one-logit"
+    else:
+        raise ValueError(f"fc has {outputs} outputs; expected 1 (logit) or 2 (real/fake)")
+    return kind, state, {}
+
+
+def load_checkpoint(path: Path | str, fake_index: int = 1) -> LoadedCheckpoint:
+    """Load any supported checkpoint into an fp32 model in eval mode, on the CPU."""
+    path = Path(path)
+    if not path.is_file():
+        raise CheckpointError(f"{path}: checkpoint file not found")
+    try:
+        obj = torch.load(path, map_location="cpu", weights_only=True)
+    except pickle.UnpicklingError as exc:
+        first = str(exc).strip().splitlines()[0] if str(exc).strip() else type(exc).__name__
+        raise CheckpointError(
+            f"{path}: refused -- not a weights-only checkpoint (it would need to run pickled "
+            f"code, or is not a checkpoint at all): {first[:300]}"
+        ) from None
+    except (RuntimeError, EOFError, OSError, ValueError, zipfile.BadZipFile) as exc:
+        raise CheckpointError(
+            f"{path}: not a PyTorch checkpoint ({type(exc).__name__}: {str(exc)[:200]})"
+        ) from None
+    try:
+        kind, state, meta = _classify(obj)
+        arch = resolve_arch(meta["architecture"]) if "architecture" in meta else (
+            infer_arch_from_state_dict(state)
+        )
+        if kind == "two-class" and fake_index not in (0, 1):
+            raise ValueError(f"fake_index must be 0 or 1, got {fake_index}")
+        model = build_model(arch)
+        model.load_state_dict(state, strict=True)
+    except (ValueError, KeyError, TypeError) as exc:
+        raise CheckpointError(
+            f"{path}: not a detector checkpoint this app can use: {exc}. Expected this app's "
+            "format, a CNNDetection {'model': state_dict} or a ResNet state dict with a 1- or "
+            "2-output fc."
+        ) from None
+    except RuntimeError as exc:
+        msg = str(exc).replace("\n", " ").replace("\t", "")
+        raise CheckpointError(
+            f"{path}: weights do not fit a {arch['name']} with a {arch['num_outputs']}-output "
+            f"head: {msg[:400]}"
+        ) from None
+    model.float().eval()
+    if kind != "two-class":
+        fake_index = 0
+    return LoadedCheckpoint(model, arch, meta, kind, str(path), file_sha256(path), fake_index)
+
+
+def resolve_device(name: str = "auto") -> torch.device:
+    """``auto`` picks CUDA when available, else CPU; asking for CUDA without it is an error."""
+    name = (name or "auto").lower()
+    if name == "auto":
+        return torch.device("cuda" if torch.cuda.is_available() else "cpu")
+    if name == "cuda" and not torch.cuda.is_available():
+        raise RuntimeError("CUDA was requested but no CUDA device is available")
+    if name not in ("cpu", "cuda"):
+        raise ValueError(f"device must be auto, cpu or cuda, not {name!r}")
+    return torch.device(name)
+
+
+def describe_device(device: torch.device) -> str:
+    if device.type == "cuda":
+        return f"cuda ({torch.cuda.get_device_name(device)})"
+    return f"cpu ({torch.get_num_threads()} threads)"
+
+
+@dataclass
+class Detector:
+    """A loaded checkpoint on a device, scoring batches of preprocessed tensors."""
+
+    checkpoint: LoadedCheckpoint
+    device: torch.device
+    channels_last: bool = True
+    _calib: tuple[float, float] = field(default=(1.0, 0.0), init=False)
+
+    @classmethod
+    def from_checkpoint(
+        cls, path: Path | str, device: str = "auto", fake_index: int = 1,
+        threads: int | None = None,
+    ) -> Detector:
+        ckpt = load_checkpoint(path, fake_index=fake_index)
+        return cls.from_loaded(ckpt, device, threads)
+
+    @classmethod
+    def from_loaded(
+        cls, ckpt: LoadedCheckpoint, device: str = "auto", threads: int | None = None
+    ) -> Detector:
+        dev = resolve_device(device)
+        if dev.type == "cpu":
+            torch.set_num_threads(threads or max(1, os.cpu_count() or 1))
+        det = cls(ckpt, dev)
+        det.checkpoint.model.to(dev)
+        if det.channels_last:
+            det.checkpoint.model.to(memory_format=torch.channels_last)
+        cal = ckpt.meta.get("calibration") or {}
+        if cal.get("type") == "platt":
+            det._calib = (float(cal["a"]), float(cal["b"]))
+        return det
+
+    @property
+    def model(self) -> ForensicResNet:
+        return self.checkpoint.model
+
+    @property
+    def model_id(self) -> str:
+        return self.checkpoint.model_id
+
+    @property
+    def device_description(self) -> str:
+        return describe_device(self.device)
+
+    def logits_to_proba(self, out: torch.Tensor) -> np.ndarray:
+        """Model outputs -> calibrated P(generated) as float64 numpy."""
+        out = out.float()
+        if out.shape[1] == 2:
+            p = torch.softmax(out, dim=1)[:, self.checkpoint.fake_index]
+            return p.cpu().double().numpy()
+        a, b = self._calib
+        return torch.sigmoid(out[:, 0] * a + b).cpu().double().numpy()
+
+    def predict_proba(self, batch: torch.Tensor) -> np.ndarray:
+        """P(generated) for a batch (N, 3, H, W) of normalised images."""
+        with torch.inference_mode():
+            x = batch.to(self.device, non_blocking=True)
+            if self.channels_last:
+                x = x.contiguous(memory_format=torch.channels_last)
+            return self.logits_to_proba(self.model(x))

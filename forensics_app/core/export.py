@@ -1,0 +1,137 @@
+"""Report export: CSV (spreadsheet-safe) and JSON Lines, with a side-car of provenance.
+
+Exports are written from :class:`ScanResult` records, never from table cell text.
+``prob_fake`` and ``prob_real`` are fractions in [0, 1]; ``confidence_pct`` is a percentage.
+"""
+
+from __future__ import annotations
+
+import csv
+import json
+import os
+import platform
+import tempfile
+from collections.abc import Iterable, Sequence
+from datetime import UTC, datetime
+from pathlib import Path
+from typing import Any
+
+from forensics_app import __version__
+from forensics_app.core.results import ScanResult
+
+COLUMNS: tuple[str, ...] = (
+    "path", "file_name", "sha256", "bytes", "format", "width", "height", "mode",
+    "verdict", "label", "prob_fake", "prob_real", "confidence_pct",
+    "threshold", "inconclusive_band", "model_id", "device", "preprocessing",
+    "elapsed_ms", "error", "notes",
+)
+
+_FORMULA_PREFIXES = ("=", "+", "-", "@", "\t", "\r")
+
+
+def escape_cell(value: Any) -> Any:
+    """Neutralise spreadsheet formula injection: text starting with = + - @ tab CR gets a '."""
+    if isinstance(value, str) and value.startswith(_FORMULA_PREFIXES):
+        return "'" + value
+    return value
+
+
+def result_to_row(r: ScanResult) -> dict[str, Any]:
+    prob = r.prob_fake
+    return {
+        "path": r.path,
+        "file_name": r.file_name,
+        "sha256": r.sha256 or "",
+        "bytes": r.bytes if r.bytes is not None else "",
+        "format": r.format or "",
+        "width": r.width if r.width is not None else "",
+        "height": r.height if r.height is not None else "",
+        "mode": r.mode or "",
+        "verdict": r.verdict.value,
+        "label": r.verdict.label,
+        "prob_fake": round(prob, 6) if prob is not None else "",
+        "prob_real": round(1.0 - prob, 6) if prob is not None else "",
+        "confidence_pct": round(100.0 * max(prob, 1.0 - prob), 2) if prob is not None else "",
+        "threshold": r.threshold,
+        "inconclusive_band": r.inconclusive_band,
+        "model_id": r.model_id,
+        "device": r.device,
+        "preprocessing": r.preprocessing,
+        "elapsed_ms": r.elapsed_ms,
+        "error": r.error or "",
+        "notes": "; ".join(r.notes),
+    }
+
+
+def report_metadata(results: Sequence[ScanResult], extra: dict[str, Any] | None = None) -> dict:
+    import torch  # local: keep this module cheap to import
+
+    models = sorted({r.model_id for r in results if r.model_id})
+    meta = {
+        "app": "forensics-app",
+        "app_version": __version__,
+        "created_utc": datetime.now(UTC).isoformat(timespec="seconds"),
+        "model_ids": models,
+        "n_files": len(results),
+        "n_errors": sum(1 for r in results if not r.ok),
+        "torch_version": torch.__version__,
+        "python": platform.python_version(),
+        "columns_note": "prob_fake/prob_real are fractions in [0,1]; confidence_pct is percent",
+    }
+    meta.update(extra or {})
+    return meta
+
+
+def _atomic_write(path: Path, write) -> None:
+    path = Path(path)
+    path.parent.mkdir(parents=True, exist_ok=True)
+    fd, tmp = tempfile.mkstemp(prefix=f".{path.name}.", dir=path.parent)
+    try:
+        with os.fdopen(fd, "w", encoding="utf-8", newline="") as fh:
+            write(fh)
+        os.replace(tmp, path)
+    except BaseException:
+        Path(tmp).unlink(missing_ok=True)
+        raise
+
+
+def sidecar_path(path: Path | str) -> Path:
+    return Path(f"{path}.meta.json")
+
+
+def _write_sidecar(path: Path, results: Sequence[ScanResult], extra: dict | None) -> None:
+    meta = report_metadata(results, extra)
+    meta["report"] = Path(path).name
+    _atomic_write(sidecar_path(path), lambda fh: json.dump(meta, fh, indent=2))
+
+
+def write_csv(path: Path | str, results: Iterable[ScanResult], extra: dict | None = None) -> Path:
+    """UTF-8 CSV, one row per file, plus ``<path>.meta.json`` (app version, model, time)."""
+    results = list(results)
+
+    def write(fh) -> None:
+        writer = csv.DictWriter(fh, fieldnames=COLUMNS)
+        writer.writeheader()
+        for r in results:
+            writer.writerow({k: escape_cell(v) for k, v in result_to_row(r).items()})
+
+    _atomic_write(Path(path), write)
+    _write_sidecar(Path(path), results, extra)
+    return Path(path)
+
+
+def write_jsonl(path: Path | str, results: Iterable[ScanResult], extra: dict | None = None) -> Path:
+    """JSON Lines with the CSV's fields plus per-tile scores, and the same side-car."""
+    results = list(results)
+
+    def write(fh) -> None:
+        for r in results:
+            row = result_to_row(r)
+            row["notes"] = list(r.notes)
+            row["tile_probs"] = r.tile_probs
+            row["tile_boxes"] = [list(b) for b in r.tile_boxes]
+            fh.write(json.dumps(row, ensure_ascii=False) + "\n")
+
+    _atomic_write(Path(path), write)
+    _write_sidecar(Path(path), results, extra)
+    return Path(path)

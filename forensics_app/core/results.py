@@ -1,0 +1,77 @@
+"""Result records and verdicts."""
+
+from __future__ import annotations
+
+import dataclasses
+from dataclasses import dataclass, field
+from enum import Enum
+from pathlib import Path
+
+
+class Verdict(str, Enum):
+    AI_GENERATED = "AI-generated"
+    REAL = "Real"
+    INCONCLUSIVE = "Inconclusive"
+    ERROR = "Error"
+
+    @property
+    def label(self) -> str:
+        """Short machine label as web APIs return it."""
+        return {"AI-generated": "fake", "Real": "real", "Inconclusive": "inconclusive"}.get(
+            self.value, "error"
+        )
+
+
+def verdict_for(prob_fake: float | None, threshold: float, band: float) -> Verdict:
+    """AI-generated at or above ``threshold + band``, Real below ``threshold - band``.
+
+    Scores inside the band around the threshold are Inconclusive; ``band = 0`` disables it.
+    """
+    if prob_fake is None:
+        return Verdict.ERROR
+    if prob_fake >= threshold + band:
+        return Verdict.AI_GENERATED
+    if prob_fake < threshold - band:
+        return Verdict.REAL
+    return Verdict.INCONCLUSIVE
+
+
+@dataclass
+class ScanResult:
+    """One scanned file. ``prob_fake`` is None when the file could not be scored."""
+
+    path: str
+    sha256: str | None = None
+    bytes: int | None = None
+    format: str | None = None
+    width: int | None = None
+    height: int | None = None
+    mode: str | None = None
+    prob_fake: float | None = None
+    verdict: Verdict = Verdict.ERROR
+    threshold: float = 0.5
+    inconclusive_band: float = 0.0
+    model_id: str = ""
+    device: str = ""
+    preprocessing: str = ""
+    elapsed_ms: float = 0.0
+    error: str | None = None
+    notes: list[str] = field(default_factory=list)
+    tile_probs: list[float] = field(default_factory=list)
+    tile_boxes: list[tuple[int, int, int, int]] = field(default_factory=list)
+    index: int = 0  # stable position in the scan's input order
+
+    @property
+    def file_name(self) -> str:
+        return Path(self.path).name
+
+    @property
+    def ok(self) -> bool:
+        return self.error is None and self.prob_fake is not None
+
+    def with_threshold(self, threshold: float, band: float) -> ScanResult:
+        """A copy re-judged at another threshold/band (the score itself is unchanged)."""
+        return dataclasses.replace(
+            self, threshold=threshold, inconclusive_band=band,
+            verdict=verdict_for(self.prob_fake, threshold, band) if self.ok else Verdict.ERROR,
+        )
