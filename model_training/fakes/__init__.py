@@ -1,0 +1,1 @@
+"""Fake-data engine: content-aligned generated counterparts of the real training photos."""
