@@ -58,6 +58,8 @@ class FakeDataConfig:
     x4plus_count: int = 300
     x4plus_crop: int = 128
     max_reals: int | None = None
+    # Reals whose stored (shrunk) size is below this are skipped: they cannot give a crop.
+    min_side: int = 96
 
     def key(self, sources: list[str]) -> str:
         cfg = asdict(self)
@@ -121,10 +123,16 @@ def generate(cfg: FakeDataConfig) -> Path:
     splits = {i: split_of(r, cfg) for i, r in zip(ids, rel, strict=True)}
     log.info("preparing %d reals (x1/%d, lossless) in %s", len(sources), cfg.downscale, out)
     reals: dict[str, Image.Image] = {}
+    skipped = []
     for i, src in zip(ids, sources, strict=True):
         img = canonical_real(src, cfg.downscale)
+        if min(img.size) < cfg.min_side:
+            skipped.append(i)
+            continue
         reals[i] = img
         _save_png(img, out / "real" / splits[i] / f"{i}.png")
+    ids = [i for i in ids if i in reals]
+    log.info("skipped %d reals smaller than %d px after shrinking", len(skipped), cfg.min_side)
     pairs: list[dict] = []
     timings: dict[str, float] = {}
 
@@ -185,7 +193,8 @@ def generate(cfg: FakeDataConfig) -> Path:
 
     manifest = {
         "config": asdict(cfg),
-        "sources": [{"id": i, "source": r, "split": splits[i]} for i, r in zip(ids, rel, strict=True)],
+        "sources": [{"id": f"{n:05d}", "source": r, "split": splits[f"{n:05d}"],
+                     "skipped": f"{n:05d}" in skipped} for n, r in enumerate(rel)],
         "pairs": pairs,
         "timings_s": timings,
         "total_s": round(time.perf_counter() - t_start, 1),
