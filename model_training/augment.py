@@ -89,3 +89,19 @@ def validation_params(cfg: AugmentConfig) -> AugmentParams:
     sigma = (cfg.blur_sig[0] + cfg.blur_sig[1]) / 2 if cfg.blur_prob > 0 else None
     quality = (cfg.jpg_qual[0] + cfg.jpg_qual[1]) // 2 if cfg.jpg_prob > 0 else None
     return AugmentParams(sigma, quality, "pil" if quality is not None else None)
+
+
+def validation_params_for(cfg: AugmentConfig, index: int, seed: int = 0) -> AugmentParams:
+    """The paper's validation augmentation, made deterministic per sample.
+
+    CNNDetection validates with the training probabilities but a fixed sigma (mid-range), a
+    fixed quality (mid-range) and PIL only -- and draws *whether* to apply them at random on
+    every validation pass, so its validation accuracy is noisy. Here the draw is seeded by
+    ``(seed, index)``: the same images get the same degradations on every pass, and the
+    fraction degraded still follows ``blur_prob`` / ``jpg_prob``.
+    """
+    fixed = validation_params(cfg)
+    rng = random.Random(seed * 1_000_003 + index)
+    sigma = fixed.blur_sigma if rng.random() < cfg.blur_prob else None
+    quality = fixed.jpeg_quality if rng.random() < cfg.jpg_prob else None
+    return AugmentParams(sigma, quality, "pil" if quality is not None else None)
