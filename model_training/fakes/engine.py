@@ -49,9 +49,10 @@ class FakeDataConfig:
     test_fraction: float = 0.1
     downscale: int = 2
     autoencoders: list[str] = field(
-        default_factory=lambda: ["transposed:4", "nearest:8", "bilinear:4", "pixelshuffle:4"]
+        default_factory=lambda: ["nearest:2", "transposed:2", "bilinear:2", "pixelshuffle:2",
+                                 "transposed:4"]
     )
-    ae_steps: int = 250
+    ae_steps: int = 200
     ae_batch: int = 12
     realesrgan: list[str] = field(default_factory=lambda: ["animevideov3"])
     # RRDBNet x4plus is slow on CPU: applied to one `x4plus_crop` crop of this many reals.
