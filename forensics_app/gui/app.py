@@ -1,0 +1,84 @@
+"""Application entry point: ``forensics-app`` / ``python -m forensics_app``.
+
+Only Qt and the light parts of the package are imported here; torch loads in a worker
+thread once the window is on screen (see ``benchmarks/gui_startup.py``).
+"""
+
+from __future__ import annotations
+
+import argparse
+import logging
+import logging.handlers
+import sys
+from pathlib import Path
+
+from forensics_app import APP_NAME, __version__
+
+LOG_FILE = "forensics-app.log"
+
+
+def build_parser() -> argparse.ArgumentParser:
+    p = argparse.ArgumentParser(prog="forensics-app",
+                                description="Desktop detector of AI-generated images.")
+    p.add_argument("paths", nargs="*", type=Path, help="files or folders to queue at start")
+    p.add_argument("--model", type=Path, help="checkpoint to use this session "
+                                              "(default: the last one chosen, else the bundled model)")
+    p.add_argument("--device", choices=("auto", "cpu", "cuda"), help="override the saved device")
+    p.add_argument("--settings", type=Path,
+                   help="settings file (default: settings.json in the user config folder)")
+    p.add_argument("--no-save", action="store_true", help="do not write settings on exit")
+    p.add_argument("--version", action="version", version=f"%(prog)s {__version__}")
+    return p
+
+
+def configure_logging(log_dir: Path | None = None) -> Path | None:
+    """Log to a rotating file in the platformdirs log folder (and warnings to stderr)."""
+    from forensics_app.paths import user_log_dir
+
+    root = logging.getLogger()
+    root.setLevel(logging.INFO)
+    stderr = logging.StreamHandler()
+    stderr.setLevel(logging.WARNING)
+    root.addHandler(stderr)
+    try:
+        path = (log_dir or user_log_dir()) / LOG_FILE
+        handler = logging.handlers.RotatingFileHandler(path, maxBytes=2_000_000, backupCount=3,
+                                                       encoding="utf-8")
+    except OSError as exc:
+        logging.getLogger(__name__).warning("no log file: %s", exc)
+        return None
+    handler.setFormatter(logging.Formatter(
+        "%(asctime)s %(levelname)s %(threadName)s %(name)s: %(message)s"))
+    root.addHandler(handler)
+    return path
+
+
+def create_window(args: argparse.Namespace):
+    """The main window as ``run_app`` builds it (also used by benchmarks and screenshots)."""
+    from forensics_app.gui.main_window import MainWindow
+    from forensics_app.gui.settings import AppSettings, default_settings_path
+
+    settings_path = args.settings or default_settings_path()
+    window = MainWindow(
+        settings=AppSettings.load(settings_path),
+        settings_path=None if args.no_save else settings_path,
+        model_path=str(args.model) if args.model else None,
+        device=args.device,
+    )
+    if args.paths:
+        window.scan_paths([str(p) for p in args.paths])
+    return window
+
+
+def run_app(argv: list[str] | None = None) -> int:
+    args = build_parser().parse_args(sys.argv[1:] if argv is None else argv)
+    from PySide6.QtWidgets import QApplication
+
+    app = QApplication.instance() or QApplication([sys.argv[0], *([] if argv is None else [])])
+    app.setApplicationName(APP_NAME)
+    app.setApplicationVersion(__version__)
+    log_path = configure_logging()
+    logging.getLogger(__name__).info("starting %s %s (log %s)", APP_NAME, __version__, log_path)
+    window = create_window(args)
+    window.show()
+    return app.exec()

@@ -1,0 +1,422 @@
+"""Heatmap viewer: the scored image beside its Grad-CAM overlay, computed on demand.
+
+:class:`HeatmapService` runs one :class:`~forensics_app.gui.workers.HeatmapWorker` at a time
+(the latest request wins), keeps a private CPU model instance for Grad-CAM and caches maps
+per (file SHA-256, model, preprocessing). :class:`HeatmapViewer` shows them with a linked
+zoom/pan, an opacity slider, the per-tile score map where the engine scored tiles, and
+"save overlay as PNG". The wording is deliberate: Grad-CAM shows the regions that most
+raised the "generated" score, not a map of manipulated areas.
+"""
+
+from __future__ import annotations
+
+from collections import OrderedDict
+from typing import Any
+
+from PySide6.QtCore import QObject, QPointF, QRectF, Qt, QThread, Signal, Slot
+from PySide6.QtGui import QBrush, QColor, QFont, QImage, QPainter, QPen, QPixmap, QWheelEvent
+from PySide6.QtWidgets import (
+    QCheckBox,
+    QFileDialog,
+    QFrame,
+    QGraphicsItem,
+    QGraphicsPixmapItem,
+    QGraphicsRectItem,
+    QGraphicsScene,
+    QGraphicsSimpleTextItem,
+    QGraphicsView,
+    QHBoxLayout,
+    QLabel,
+    QPushButton,
+    QSizePolicy,
+    QSlider,
+    QToolButton,
+    QVBoxLayout,
+    QWidget,
+)
+
+from forensics_app.core.results import ScanResult
+from forensics_app.gui.model_manager import ModelManager
+from forensics_app.gui.records import HeatmapData
+from forensics_app.gui.workers import HeatmapRequest, HeatmapWorker, release_thread, start_worker
+
+CAM_CAPTION = "Grad-CAM: regions that most raised the “generated” score"
+CAM_DISCLAIMER = (
+    "Grad-CAM shows where the detector looked when it raised its score. It is not a map of "
+    "edited or manipulated areas, and a bright region is not proof of generation."
+)
+
+
+def qimage_from_array(arr: Any) -> QImage:
+    """RGB or RGBA uint8 array (H, W, C) -> a QImage owning its pixels."""
+    h, w, c = arr.shape
+    fmt = QImage.Format.Format_RGB888 if c == 3 else QImage.Format.Format_RGBA8888
+    return QImage(arr.tobytes(), w, h, c * w, fmt).copy()
+
+
+class HeatmapService(QObject):
+    ready = Signal(object)  # HeatmapData
+    failed = Signal(object, str)  # HeatmapRequest, message
+    computing = Signal(object)  # HeatmapRequest
+
+    def __init__(self, models: ModelManager, capacity: int = 12, parent: QObject | None = None):
+        super().__init__(parent)
+        self.models, self.capacity = models, capacity
+        self._cache: OrderedDict[tuple[str, str, str], HeatmapData] = OrderedDict()
+        self._cam_model: tuple[str, Any] | None = None  # (model_id, model instance)
+        self._worker: HeatmapWorker | None = None
+        self._thread: QThread | None = None
+        self._running: HeatmapRequest | None = None
+        self._pending: HeatmapRequest | None = None
+        self.computed = 0  # how many maps were computed (not served from the cache)
+
+    @property
+    def busy(self) -> bool:
+        return self._thread is not None
+
+    def cached(self, key: tuple[str, str, str]) -> HeatmapData | None:
+        return self._cache.get(key)
+
+    def request(self, req: HeatmapRequest) -> None:
+        hit = self._cache.get(req.key)
+        if hit is not None:
+            self._cache.move_to_end(req.key)
+            self._pending = None
+            self.ready.emit(hit)
+            return
+        if self._thread is not None:
+            if self._running is None or self._running.key != req.key:
+                self._pending = req
+            return
+        self._start(req)
+
+    def _start(self, req: HeatmapRequest) -> None:
+        known = self.models.known_models.get(req.model_id)
+        if known is None:
+            self.failed.emit(req, "The model that scored this file is no longer available; "
+                                  "scan the file again to see its heatmap.")
+            return
+        path, fake_index = known
+        cam_model = self._cam_model[1] if self._cam_model and self._cam_model[0] == req.model_id else None
+        self._running = req
+        self._worker = HeatmapWorker(req, path, fake_index, cam_model)
+        self._worker.result.connect(self._on_result)
+        self._worker.error.connect(self._on_error)
+        self._worker.finished.connect(self._on_finished)
+        self.computing.emit(req)
+        self._thread = start_worker(self._worker, "gradcam")
+
+    @Slot(object)
+    def _on_result(self, value: tuple[HeatmapData, Any]) -> None:
+        data, model = value
+        self.computed += 1
+        self._cam_model = (self._running.model_id, model)
+        self._cache[data.key] = data
+        while len(self._cache) > self.capacity:
+            self._cache.popitem(last=False)
+        self.ready.emit(data)
+
+    @Slot(str)
+    def _on_error(self, message: str) -> None:
+        self.failed.emit(self._running, message)
+
+    @Slot()
+    def _on_finished(self) -> None:
+        if self._thread is not None:
+            release_thread(self._thread)
+        self._thread, self._worker, self._running = None, None, None
+        pending, self._pending = self._pending, None
+        if pending is not None:
+            self.request(pending)
+
+    def shutdown(self) -> None:
+        self._pending = None
+        if self._worker is not None:
+            self._worker.cancel()
+        if self._thread is not None:
+            release_thread(self._thread, 60_000)
+            self._thread, self._worker = None, None
+
+
+class ImageView(QGraphicsView):
+    """Wheel to zoom about the cursor, drag to pan."""
+
+    zoomed = Signal(float)
+
+    def __init__(self, parent: QWidget | None = None):
+        super().__init__(parent)
+        self._scene = QGraphicsScene(self)
+        self.setScene(self._scene)
+        self.setDragMode(QGraphicsView.DragMode.ScrollHandDrag)
+        self.setTransformationAnchor(QGraphicsView.ViewportAnchor.AnchorUnderMouse)
+        self.setRenderHint(QPainter.RenderHint.SmoothPixmapTransform, True)
+        self.setBackgroundBrush(QColor("#2b2b2b"))
+        self.setFrameShape(QFrame.Shape.NoFrame)
+        self.setMinimumSize(240, 240)
+
+    def wheelEvent(self, event: QWheelEvent) -> None:
+        steps = event.angleDelta().y() / 120.0
+        if steps:
+            self.zoom_by(1.25 ** steps)
+        event.accept()
+
+    def zoom_by(self, factor: float) -> None:
+        scale = self.transform().m11() * factor
+        if 0.02 <= scale <= 40:
+            self.scale(factor, factor)
+            self.zoomed.emit(self.transform().m11())
+
+
+class ViewLinker:
+    """Keeps two views on the same zoom and scroll position."""
+
+    def __init__(self, *views: ImageView):
+        self.views = views
+        self._busy = False
+        for v in views:
+            v.zoomed.connect(lambda _s, src=v: self._sync_from(src))
+            v.horizontalScrollBar().valueChanged.connect(lambda _x, src=v: self._sync_from(src))
+            v.verticalScrollBar().valueChanged.connect(lambda _y, src=v: self._sync_from(src))
+
+    def _sync_from(self, src: ImageView) -> None:
+        if self._busy:
+            return
+        self._busy = True
+        try:
+            for v in self.views:
+                if v is not src:
+                    v.setTransform(src.transform())
+                    v.horizontalScrollBar().setValue(src.horizontalScrollBar().value())
+                    v.verticalScrollBar().setValue(src.verticalScrollBar().value())
+        finally:
+            self._busy = False
+
+    def fit(self) -> None:
+        for v in self.views:
+            rect = v.scene().itemsBoundingRect()
+            if not rect.isEmpty():
+                v.fitInView(rect, Qt.AspectRatioMode.KeepAspectRatio)
+        if self.views:
+            self._sync_from(self.views[0])
+
+    def actual_size(self) -> None:
+        for v in self.views:
+            v.resetTransform()
+        if self.views:
+            self._sync_from(self.views[0])
+
+
+def tile_colour(prob: float) -> QColor:
+    """Green (low P(generated)) through yellow to red (high)."""
+    return QColor.fromHsvF(max(0.0, min(1.0, 1.0 - prob)) / 3.0, 0.85, 0.95, 0.45)
+
+
+class HeatmapViewer(QWidget):
+    """A separate window that follows the selected row of the results table."""
+
+    opacity_changed = Signal(float)
+
+    def __init__(self, parent: QWidget | None = None, opacity: float = 0.5):
+        super().__init__(parent, Qt.WindowType.Window)
+        self.setWindowTitle("Heatmap viewer")
+        self.resize(1120, 640)
+        self.data: HeatmapData | None = None
+        self.record: ScanResult | None = None
+        self.expected_key: tuple[str, str, str] | None = None
+        self.last_folder = ""
+
+        self.title = QLabel()
+        f = QFont(self.title.font())
+        f.setPointSizeF(f.pointSizeF() * 1.25)
+        f.setBold(True)
+        self.title.setFont(f)
+        self.subtitle = QLabel()
+        self.subtitle.setTextFormat(Qt.TextFormat.RichText)
+
+        self.image_view, self.cam_view = ImageView(), ImageView()
+        self.linker = ViewLinker(self.image_view, self.cam_view)
+        self._image_items = [QGraphicsPixmapItem() for _ in range(2)]
+        self.image_view.scene().addItem(self._image_items[0])
+        self.cam_view.scene().addItem(self._image_items[1])
+        self.heat_item = QGraphicsPixmapItem()
+        self.cam_view.scene().addItem(self.heat_item)
+        self.tile_items: list[QGraphicsItem] = []
+
+        panes = QHBoxLayout()
+        for caption, view in (("Image as scored", self.image_view), (CAM_CAPTION, self.cam_view)):
+            col = QVBoxLayout()
+            label = QLabel(caption)
+            label.setStyleSheet("font-weight: 600;")
+            col.addWidget(label)
+            col.addWidget(view, 1)
+            panes.addLayout(col, 1)
+
+        self.opacity = QSlider(Qt.Orientation.Horizontal)
+        self.opacity.setRange(0, 100)
+        self.opacity.setValue(round(opacity * 100))
+        self.opacity.setFixedWidth(180)
+        self.opacity_label = QLabel()
+        self.opacity.valueChanged.connect(self._on_opacity)
+        self.tiles_box = QCheckBox("Per-tile scores")
+        self.tiles_box.setToolTip("Colour each tile the engine scored by its own P(generated)")
+        self.tiles_box.toggled.connect(self._update_tiles_visibility)
+        self.save_button = QPushButton("Save overlay as PNG…")
+        self.save_button.clicked.connect(self._ask_save)
+
+        controls = QHBoxLayout()
+        controls.addWidget(QLabel("Overlay opacity"))
+        controls.addWidget(self.opacity)
+        controls.addWidget(self.opacity_label)
+        controls.addSpacing(16)
+        controls.addWidget(QLabel("Zoom"))
+        for text, tip, slot in (("−", "Zoom out (or mouse wheel)", lambda: self.cam_view.zoom_by(0.8)),
+                                ("Fit", "Fit the image in the window", self.linker.fit),
+                                ("1:1", "One image pixel per screen pixel", self.linker.actual_size),
+                                ("+", "Zoom in (or mouse wheel)", lambda: self.cam_view.zoom_by(1.25))):
+            b = QToolButton()
+            b.setText(text)
+            b.setToolTip(tip)
+            b.clicked.connect(slot)
+            controls.addWidget(b)
+        controls.addSpacing(16)
+        controls.addWidget(self.tiles_box)
+        controls.addStretch(1)
+        controls.addWidget(self.save_button)
+
+        self.status = QLabel()
+        self.status.setWordWrap(True)
+        self.disclaimer = QLabel(CAM_DISCLAIMER)
+        self.disclaimer.setWordWrap(True)
+        self.disclaimer.setStyleSheet("color: #666;")
+        self.status.setSizePolicy(QSizePolicy.Policy.Preferred, QSizePolicy.Policy.Minimum)
+
+        layout = QVBoxLayout(self)
+        layout.addWidget(self.title)
+        layout.addWidget(self.subtitle)
+        layout.addLayout(panes, 1)
+        layout.addLayout(controls)
+        layout.addWidget(self.status)
+        layout.addWidget(self.disclaimer)
+        self._on_opacity(self.opacity.value())
+        self._set_enabled(False)
+
+    # -- what the window shows
+    def show_pending(self, record: ScanResult, key: tuple[str, str, str] | None) -> None:
+        """A new row was selected; its map is on the way (or cannot exist)."""
+        self.record, self.expected_key = record, key
+        self.title.setText(record.file_name)
+        self.title.setToolTip(record.path)
+        if record.ok:
+            tiles = f" · mean of {len(record.tile_probs)} tiles" if record.tile_probs else ""
+            self.subtitle.setText(
+                f"<b>{record.verdict.value}</b> · P(generated) = {record.prob_fake:.3f}"
+                f"{tiles} · model {record.model_id}")
+        else:
+            self.subtitle.setText(f"<b>Error</b> · {record.error or 'not scored'}")
+        if self.data is None or self.data.key != key:
+            self._clear()
+        if key is None:
+            self.status.setText("No heatmap: this file could not be scored.")
+        else:
+            self.status.setText("Computing Grad-CAM…")
+
+    def show_heatmap(self, data: HeatmapData) -> bool:
+        if data.key != self.expected_key:
+            return False
+        first = self.data is None or self.data.image.shape != data.image.shape
+        self.data = data
+        base = QPixmap.fromImage(qimage_from_array(data.image))
+        for item in self._image_items:
+            item.setPixmap(base)
+        self.heat_item.setPixmap(QPixmap.fromImage(qimage_from_array(data.heat_rgba)))
+        self._build_tiles(data)
+        for view in (self.image_view, self.cam_view):
+            view.setSceneRect(QRectF(base.rect()))
+        self._set_enabled(True)
+        if first:
+            self.linker.fit()
+        notes = list(data.notes)
+        notes.append(f"Computed in {data.elapsed_s:.1f} s on the CPU.")
+        self.status.setText(" ".join(notes))
+        return True
+
+    def show_error(self, message: str) -> None:
+        self._clear()
+        self.status.setText(f"No heatmap: {message}")
+
+    def _clear(self) -> None:
+        self.data = None
+        for item in (*self._image_items, self.heat_item):
+            item.setPixmap(QPixmap())
+        self._build_tiles(None)
+        self._set_enabled(False)
+
+    def _set_enabled(self, on: bool) -> None:
+        self.save_button.setEnabled(on)
+        self.tiles_box.setEnabled(on and bool(self.data and self.data.tile_probs))
+
+    def _build_tiles(self, data: HeatmapData | None) -> None:
+        scene = self.cam_view.scene()
+        for item in self.tile_items:
+            scene.removeItem(item)
+        self.tile_items = []
+        if data is None or not data.tile_probs:
+            return
+        pen = QPen(QColor(255, 255, 255, 200))
+        pen.setCosmetic(True)
+        for (x, y, w, h), p in zip(data.tile_boxes, data.tile_probs, strict=False):
+            rect = QGraphicsRectItem(x, y, w, h)
+            rect.setPen(pen)
+            rect.setBrush(QBrush(tile_colour(p)))
+            rect.setZValue(2)
+            label = QGraphicsSimpleTextItem(f"{p:.2f}")
+            label.setBrush(QColor("white"))
+            label.setFlag(QGraphicsItem.GraphicsItemFlag.ItemIgnoresTransformations, True)
+            label.setPos(QPointF(x + 4, y + 4))
+            label.setZValue(3)
+            for item in (rect, label):
+                scene.addItem(item)
+                self.tile_items.append(item)
+        self._update_tiles_visibility()
+
+    def _update_tiles_visibility(self) -> None:
+        show = self.tiles_box.isChecked()
+        for item in self.tile_items:
+            item.setVisible(show)
+
+    def _on_opacity(self, value: int) -> None:
+        self.heat_item.setOpacity(value / 100.0)
+        self.opacity_label.setText(f"{value}%")
+        self.opacity_changed.emit(value / 100.0)
+
+    # -- saving
+    def overlay_image(self) -> QImage:
+        """Exactly what the right-hand pane shows (opacity, tile map), at full resolution."""
+        if self.data is None:
+            return QImage()
+        h, w = self.data.image.shape[:2]
+        image = QImage(w, h, QImage.Format.Format_RGB32)
+        image.fill(QColor("black"))
+        painter = QPainter(image)
+        self.cam_view.scene().render(painter, QRectF(0, 0, w, h), QRectF(0, 0, w, h))
+        painter.end()
+        return image
+
+    def save_overlay(self, path: str) -> bool:
+        ok = self.overlay_image().save(path, "PNG")
+        self.status.setText(f"Saved overlay to {path}" if ok else f"Could not write {path}")
+        return ok
+
+    def _ask_save(self) -> None:
+        if self.record is None:
+            return
+        from pathlib import Path
+
+        start = Path(self.last_folder or Path(self.record.path).parent) / (
+            Path(self.record.path).stem + "_gradcam.png")
+        path, _ = QFileDialog.getSaveFileName(self, "Save overlay as PNG", str(start),
+                                              "PNG image (*.png)")
+        if path:
+            if not path.lower().endswith(".png"):
+                path += ".png"
+            self.save_overlay(path)

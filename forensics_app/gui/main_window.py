@@ -1,0 +1,845 @@
+"""The main window: folder browser, drop target, results table, queue, model controls.
+
+It wires the pieces together and holds no detection logic: files go to the
+:class:`~forensics_app.gui.scan_queue.ScanQueue`, records come back into the
+:class:`~forensics_app.gui.table_model.ResultsTableModel`, reports go through the core
+exporter. torch is imported by the model worker only after the window is first exposed.
+"""
+
+from __future__ import annotations
+
+import logging
+import platform
+from pathlib import Path
+
+from PySide6 import __version__ as PYSIDE_VERSION
+from PySide6.QtCore import QByteArray, QEvent, QModelIndex, QObject, QSize, Qt, QTimer, QUrl, Slot
+from PySide6.QtGui import (
+    QAction,
+    QActionGroup,
+    QCloseEvent,
+    QDesktopServices,
+    QDragEnterEvent,
+    QDragMoveEvent,
+    QDropEvent,
+    QGuiApplication,
+    QKeySequence,
+)
+from PySide6.QtWidgets import (
+    QAbstractItemView,
+    QComboBox,
+    QDockWidget,
+    QDoubleSpinBox,
+    QFileDialog,
+    QFrame,
+    QHBoxLayout,
+    QHeaderView,
+    QLabel,
+    QLineEdit,
+    QMainWindow,
+    QMenu,
+    QMessageBox,
+    QProgressBar,
+    QPushButton,
+    QTableView,
+    QToolButton,
+    QVBoxLayout,
+    QWidget,
+)
+
+from forensics_app import __version__
+from forensics_app.core.export import COLUMNS as EXPORT_COLUMNS
+from forensics_app.core.export import result_to_row
+from forensics_app.core.results import ScanResult, Verdict
+from forensics_app.gui.folder_browser import FolderBrowser
+from forensics_app.gui.heatmap_view import HeatmapService, HeatmapViewer
+from forensics_app.gui.model_dialog import ModelDialog
+from forensics_app.gui.model_manager import LoadRequest, ModelManager
+from forensics_app.gui.queue_view import QueueView
+from forensics_app.gui.records import (
+    PREPROCESS_CHOICES,
+    EnvInfo,
+    JobStatus,
+    ModelInfo,
+    PathRegistry,
+    ScanJob,
+    ScanSettings,
+)
+from forensics_app.gui.scan_queue import ScanQueue, format_duration
+from forensics_app.gui.settings import AppSettings
+from forensics_app.gui.table_model import (
+    COLUMNS,
+    Column,
+    ProbabilityDelegate,
+    ResultsFilterProxy,
+    ResultsTableModel,
+)
+from forensics_app.gui.thumbnails import ThumbnailCache
+from forensics_app.gui.workers import HeatmapRequest
+from forensics_app.paths import bundled_model_path, user_config_dir, user_log_dir
+
+log = logging.getLogger(__name__)
+
+VERDICT_FILTERS: list[tuple[str, frozenset[Verdict] | None]] = [
+    ("All verdicts", None),
+    ("AI-generated", frozenset({Verdict.AI_GENERATED})),
+    ("Real", frozenset({Verdict.REAL})),
+    ("Inconclusive", frozenset({Verdict.INCONCLUSIVE})),
+    ("AI-generated or inconclusive", frozenset({Verdict.AI_GENERATED, Verdict.INCONCLUSIVE})),
+    ("Errors", frozenset({Verdict.ERROR})),
+]
+THUMB_SIZE = 44
+
+
+class _ExposeWatcher(QObject):
+    """Calls back once when the window is first exposed (really visible)."""
+
+    def __init__(self, callback):
+        super().__init__()
+        self.callback = callback
+
+    def eventFilter(self, obj: QObject, event: QEvent) -> bool:
+        if event.type() == QEvent.Type.Expose and obj.isExposed():
+            obj.removeEventFilter(self)
+            QTimer.singleShot(0, self.callback)
+        return False
+
+
+class MainWindow(QMainWindow):
+    def __init__(self, settings: AppSettings | None = None, settings_path: Path | None = None,
+                 model_path: str | None = None, device: str | None = None,
+                 threads: int | None = None):
+        """``settings_path=None`` keeps settings in memory only (tests, benchmarks).
+
+        ``model_path`` overrides the saved/bundled checkpoint for this session.
+        """
+        super().__init__()
+        self.settings = settings or AppSettings()
+        self.settings_path = settings_path
+        if device:
+            self.settings.device = device
+        self._model_override = model_path
+        self._started = False
+        self._threshold_from_user = self.settings.threshold is not None
+        self._updating_threshold = False
+        self._dialog: ModelDialog | None = None
+        self.heatmap_viewer: HeatmapViewer | None = None
+
+        self.setWindowTitle("Forensics App — AI-generated image detector")
+        self.setAcceptDrops(True)
+        self.resize(1360, 820)
+
+        self.models = ModelManager(threads=threads, parent=self)
+        self.registry = PathRegistry()
+        self.queue = ScanQueue(self.models, self.registry, parent=self)
+        self.results = ResultsTableModel(self, self.settings.threshold or 0.5,
+                                         self.settings.band if self.settings.band is not None else 0.05)
+        self.proxy = ResultsFilterProxy(self)
+        self.proxy.setSourceModel(self.results)
+        self.thumbnails = ThumbnailCache(THUMB_SIZE, parent=self)
+        self.results.thumbnails = self.thumbnails
+        self.heatmaps = HeatmapService(self.models, parent=self)
+        self.queue.threshold, self.queue.band = self.results.threshold, self.results.band
+
+        self._build_actions()
+        self._build_central()
+        self._build_docks()
+        self._build_toolbar()
+        self._build_menus()
+        self._build_statusbar()
+        self._connect()
+        self._restore_window()
+        self._refresh_model_state()
+        self._update_actions()
+
+    # ------------------------------------------------------------------ construction
+    def _build_actions(self) -> None:
+        def action(text: str, slot, shortcut=None, tip: str = "") -> QAction:
+            a = QAction(text, self)
+            a.triggered.connect(slot)
+            if shortcut is not None:
+                a.setShortcut(shortcut)
+            if tip:
+                a.setStatusTip(tip)
+                a.setToolTip(tip)
+            return a
+
+        self.act_scan_folder = action("Scan folder…", self.choose_folder_to_scan,
+                                      QKeySequence.StandardKey.Open, "Choose a folder to scan")
+        self.act_scan_files = action("Scan files…", self.choose_files_to_scan, "Ctrl+Shift+O",
+                                     "Choose image files to scan")
+        self.act_export = action("Export report…", self.choose_export_path, "Ctrl+E",
+                                 "Write every row to a CSV or JSON Lines report")
+        self.act_quit = action("Quit", self.close, QKeySequence.StandardKey.Quit)
+        self.act_copy = action("Copy rows", self.copy_selected_rows, QKeySequence.StandardKey.Copy,
+                               "Copy the selected rows (all report columns) as tab-separated text")
+        self.act_copy_sha = action("Copy SHA-256", self.copy_selected_hashes, "Ctrl+Shift+C")
+        self.act_open_folder = action("Open containing folder", self.open_containing_folder)
+        self.act_heatmap = action("Show heatmap", self.show_heatmap, "Ctrl+H",
+                                  "Grad-CAM of the selected row, in the heatmap viewer")
+        self.act_cancel = action("Cancel running scan", self.queue.cancel_running, "Esc")
+        self.act_cancel_pending = action("Cancel pending jobs", self.queue.cancel_pending)
+        self.act_clear_jobs = action("Clear finished jobs", self.queue.clear_finished)
+        self.act_clear_results = action("Clear results", self.clear_results)
+        self.act_model = action("Model…", self.show_model_dialog,
+                                tip="The loaded model, its model card, and loading another checkpoint")
+        self.act_load_model = action("Load checkpoint…", self.choose_checkpoint)
+        self.act_about = action("About", self.show_about)
+        self.act_logs = action("Open log folder", lambda: QDesktopServices.openUrl(
+            QUrl.fromLocalFile(str(user_log_dir()))))
+        self.act_recursive = QAction("Include sub-folders", self, checkable=True)
+        self.act_recursive.setChecked(self.settings.recursive)
+        self.preprocess_group = QActionGroup(self)
+        for mode, text in PREPROCESS_CHOICES.items():
+            a = QAction(text, self.preprocess_group, checkable=True)
+            a.setData(mode)
+            a.setChecked(mode == self.settings.preprocess_mode)
+        self.preprocess_group.triggered.connect(
+            lambda a: setattr(self.settings, "preprocess_mode", a.data()))
+
+    def _build_central(self) -> None:
+        self.banner = QFrame()
+        self.banner.setObjectName("banner")
+        self.banner.setStyleSheet(
+            "#banner { background: #fff4d6; border: 1px solid #e8c766; border-radius: 4px; }")
+        self.banner_text = QLabel()
+        self.banner_text.setWordWrap(True)
+        self.banner_text.setTextInteractionFlags(Qt.TextInteractionFlag.TextSelectableByMouse)
+        self.banner_button = QPushButton("Load model…")
+        self.banner_button.clicked.connect(self.choose_checkpoint)
+        bl = QHBoxLayout(self.banner)
+        bl.addWidget(self.banner_text, 1)
+        bl.addWidget(self.banner_button)
+
+        self.verdict_filter = QComboBox()
+        for text, verdicts in VERDICT_FILTERS:
+            self.verdict_filter.addItem(text, verdicts)
+        self.text_filter = QLineEdit()
+        self.text_filter.setPlaceholderText("Filter by file name, path, SHA-256 or error…")
+        self.text_filter.setClearButtonEnabled(True)
+        self.summary = QLabel()
+        self.summary.setTextFormat(Qt.TextFormat.RichText)
+        filters = QHBoxLayout()
+        filters.addWidget(QLabel("Show"))
+        filters.addWidget(self.verdict_filter)
+        filters.addWidget(self.text_filter, 1)
+        filters.addSpacing(12)
+        filters.addWidget(self.summary)
+
+        self.table = QTableView()
+        self.table.setModel(self.proxy)
+        self.table.setItemDelegateForColumn(Column.PROB, ProbabilityDelegate(self.table))
+        self.table.setSortingEnabled(True)
+        self.table.sortByColumn(-1, Qt.SortOrder.AscendingOrder)  # scan order until asked
+        self.table.setSelectionBehavior(QAbstractItemView.SelectionBehavior.SelectRows)
+        self.table.setSelectionMode(QAbstractItemView.SelectionMode.ExtendedSelection)
+        self.table.setEditTriggers(QAbstractItemView.EditTrigger.NoEditTriggers)
+        self.table.setAlternatingRowColors(True)
+        self.table.setShowGrid(False)
+        self.table.setWordWrap(False)
+        self.table.setIconSize(QSize(THUMB_SIZE, THUMB_SIZE))
+        self.table.verticalHeader().hide()
+        self.table.verticalHeader().setDefaultSectionSize(THUMB_SIZE + 8)
+        header = self.table.horizontalHeader()
+        header.setHighlightSections(False)
+        header.setStretchLastSection(True)
+        for col, spec in COLUMNS.items():
+            self.table.setColumnWidth(col, spec.width)
+        header.setSectionResizeMode(Column.THUMBNAIL, QHeaderView.ResizeMode.Fixed)
+        self.table.setContextMenuPolicy(Qt.ContextMenuPolicy.CustomContextMenu)
+        self.table.customContextMenuRequested.connect(self._table_menu)
+        self.table.doubleClicked.connect(lambda _i: self.show_heatmap())
+        self.table.setDragEnabled(False)
+
+        self.empty_hint = QLabel(
+            "Drop images or folders anywhere on this window, or use the folder browser "
+            "on the left, to scan them.")
+        self.empty_hint.setAlignment(Qt.AlignmentFlag.AlignCenter)
+        self.empty_hint.setStyleSheet("color: #777; font-size: 13pt; padding: 24px;")
+
+        central = QWidget()
+        layout = QVBoxLayout(central)
+        layout.setContentsMargins(6, 6, 6, 0)
+        layout.addWidget(self.banner)
+        layout.addLayout(filters)
+        layout.addWidget(self.table, 1)
+        layout.addWidget(self.empty_hint)
+        self.setCentralWidget(central)
+
+    def _build_docks(self) -> None:
+        self.browser = FolderBrowser(self.settings.recursive)
+        self.browser_dock = QDockWidget("Folders", self)
+        self.browser_dock.setObjectName("folders")
+        self.browser_dock.setWidget(self.browser)
+        self.addDockWidget(Qt.DockWidgetArea.LeftDockWidgetArea, self.browser_dock)
+
+        self.queue_view = QueueView(self.queue)
+        self.queue_dock = QDockWidget("Queue", self)
+        self.queue_dock.setObjectName("queue")
+        self.queue_dock.setWidget(self.queue_view)
+        self.addDockWidget(Qt.DockWidgetArea.BottomDockWidgetArea, self.queue_dock)
+        self.resizeDocks([self.browser_dock], [280], Qt.Orientation.Horizontal)
+        self.resizeDocks([self.queue_dock], [150], Qt.Orientation.Vertical)
+
+    def _build_toolbar(self) -> None:
+        tb = self.addToolBar("Main")
+        tb.setObjectName("main-toolbar")
+        tb.setMovable(False)
+        tb.addAction(self.act_scan_folder)
+        tb.addAction(self.act_export)
+        tb.addSeparator()
+        tb.addAction(self.act_model)
+
+        self.device_combo = QComboBox()
+        for text, value in (("Auto", "auto"), ("CPU", "cpu"), ("CUDA", "cuda")):
+            self.device_combo.addItem(text, value)
+        self.device_combo.setToolTip("Where the detector runs; Auto uses CUDA when available")
+        self._set_cuda_item(False, "checking… (PyTorch is still loading)")
+        self.device_combo.setCurrentIndex(max(0, self.device_combo.findData(self.settings.device)))
+
+        self.threshold_spin = QDoubleSpinBox()
+        self.threshold_spin.setRange(0.0, 1.0)
+        self.threshold_spin.setSingleStep(0.01)
+        self.threshold_spin.setDecimals(2)
+        self.threshold_spin.setValue(self.results.threshold)
+        self.threshold_spin.setToolTip("P(generated) at or above threshold + band is "
+                                       "'AI-generated'; below threshold − band is 'Real'")
+        self.band_spin = QDoubleSpinBox()
+        self.band_spin.setRange(0.0, 0.5)
+        self.band_spin.setSingleStep(0.01)
+        self.band_spin.setDecimals(2)
+        self.band_spin.setValue(self.results.band)
+        self.band_spin.setToolTip("Half-width of the 'Inconclusive' band around the threshold "
+                                  "(0 disables it)")
+        self.reset_threshold = QToolButton()
+        self.reset_threshold.setText("Model default")
+        self.reset_threshold.setToolTip("Use the threshold and band stored in the checkpoint")
+        self.reset_threshold.clicked.connect(self._reset_threshold)
+
+        tb.addSeparator()
+        tb.addWidget(QLabel(" Device "))
+        tb.addWidget(self.device_combo)
+        tb.addSeparator()
+        tb.addWidget(QLabel(" Threshold "))
+        tb.addWidget(self.threshold_spin)
+        tb.addWidget(QLabel(" ± "))
+        tb.addWidget(self.band_spin)
+        tb.addWidget(self.reset_threshold)
+
+    def _build_menus(self) -> None:
+        mb = self.menuBar()
+        m = mb.addMenu("&File")
+        for a in (self.act_scan_folder, self.act_scan_files, None, self.act_export, None,
+                  self.act_quit):
+            m.addSeparator() if a is None else m.addAction(a)
+        m = mb.addMenu("&Edit")
+        for a in (self.act_copy, self.act_copy_sha, self.act_open_folder):
+            m.addAction(a)
+        m = mb.addMenu("&Scan")
+        m.addAction(self.act_recursive)
+        pm = m.addMenu("Preprocessing")
+        pm.addActions(self.preprocess_group.actions())
+        m.addSeparator()
+        for a in (self.act_cancel, self.act_cancel_pending, self.act_clear_jobs, None,
+                  self.act_clear_results):
+            m.addSeparator() if a is None else m.addAction(a)
+        m = mb.addMenu("&View")
+        m.addAction(self.act_heatmap)
+        m.addAction(self.browser_dock.toggleViewAction())
+        m.addAction(self.queue_dock.toggleViewAction())
+        m = mb.addMenu("&Model")
+        m.addAction(self.act_model)
+        m.addAction(self.act_load_model)
+        m = mb.addMenu("&Help")
+        m.addAction(self.act_about)
+        m.addAction(self.act_logs)
+
+    def _build_statusbar(self) -> None:
+        sb = self.statusBar()
+        self.progress = QProgressBar()
+        self.progress.setMaximumWidth(220)
+        self.progress.setTextVisible(True)
+        self.progress.hide()
+        self.progress_label = QLabel()
+        self.model_label = QLabel()
+        self.model_label.setTextInteractionFlags(Qt.TextInteractionFlag.TextSelectableByMouse)
+        sb.addWidget(self.progress_label)
+        sb.addPermanentWidget(self.progress)
+        sb.addPermanentWidget(self.model_label)
+
+    def _connect(self) -> None:
+        self.models.loading.connect(self._on_model_loading)
+        self.models.model_ready.connect(self._on_model_ready)
+        self.models.model_failed.connect(self._on_model_failed)
+        self.models.environment_ready.connect(self._on_environment)
+        self.queue.rows_ready.connect(self._on_rows)
+        self.queue.job_updated.connect(self._on_job_updated)
+        self.queue.job_finished.connect(self._on_job_finished)
+        self.queue.message.connect(self._flash)
+        self.queue.model.rowsInserted.connect(lambda *_: self._update_actions())
+        self.results.counts_changed.connect(self._update_summary)
+        self.thumbnails.ready.connect(self.results.thumbnail_ready)
+        self.heatmaps.ready.connect(self._on_heatmap_ready)
+        self.heatmaps.failed.connect(self._on_heatmap_failed)
+        self.browser.scan_requested.connect(self.scan_paths)
+        self.browser.folder_changed.connect(lambda f: setattr(self.settings, "last_folder", f))
+        self.browser.recursive.toggled.connect(self.act_recursive.setChecked)
+        self.act_recursive.toggled.connect(self.browser.recursive.setChecked)
+        self.act_recursive.toggled.connect(lambda on: setattr(self.settings, "recursive", on))
+        self.verdict_filter.currentIndexChanged.connect(
+            lambda _i: self.proxy.set_verdicts(self.verdict_filter.currentData()))
+        self.text_filter.textChanged.connect(self.proxy.set_text)
+        self.proxy.rowsInserted.connect(lambda *_: self._update_actions())
+        self.proxy.modelReset.connect(self._update_actions)
+        self.proxy.layoutChanged.connect(self._update_actions)
+        self.table.selectionModel().selectionChanged.connect(self._on_selection)
+        self.threshold_spin.valueChanged.connect(self._on_threshold_edited)
+        self.band_spin.valueChanged.connect(self._on_threshold_edited)
+        self.device_combo.currentIndexChanged.connect(self._on_device_changed)
+
+    def _restore_window(self) -> None:
+        if self.settings.geometry:
+            self.restoreGeometry(QByteArray.fromBase64(self.settings.geometry.encode()))
+        if self.settings.window_state:
+            self.restoreState(QByteArray.fromBase64(self.settings.window_state.encode()))
+        self.browser.set_folder(self.settings.last_folder)
+
+    # ------------------------------------------------------------------ start-up
+    def showEvent(self, event) -> None:
+        super().showEvent(event)
+        if not self._started and self.windowHandle() is not None:
+            self._expose_watcher = _ExposeWatcher(self.start)
+            self.windowHandle().installEventFilter(self._expose_watcher)
+            QTimer.singleShot(1000, self.start)  # in case no expose event ever comes
+
+    @Slot()
+    def start(self) -> None:
+        """Load torch and the model in the background; called once the window is visible."""
+        if self._started:
+            return
+        self._started = True
+        self.models.load(self._initial_load_request())
+
+    def _initial_load_request(self) -> LoadRequest:
+        device = self.settings.device
+        path = self._model_override or self.settings.model_path
+        if path and Path(path).is_file():
+            return LoadRequest(path, device, self.settings.fake_index, bundled=False)
+        if path:
+            self._flash(f"The checkpoint {path} is gone; using the bundled model instead.")
+        bundled = bundled_model_path()
+        if bundled.is_file():
+            return LoadRequest(str(bundled), device, 1, bundled=True)
+        return LoadRequest(None, device)  # no model yet: still import torch and probe devices
+
+    # ------------------------------------------------------------------ scanning
+    def scan_paths(self, paths: list[str], recursive: bool | None = None) -> ScanJob | None:
+        """Queue files and folders (what a drop, the browser and the menus all do)."""
+        if recursive is None:
+            recursive = self.act_recursive.isChecked()
+        settings = ScanSettings(preprocess_mode=self.settings.preprocess_mode)
+        job = self.queue.enqueue([str(p) for p in paths], recursive, settings)
+        if job is not None:
+            first = Path(paths[0])
+            self.settings.last_folder = str(first if first.is_dir() else first.parent)
+            self._flash(f"Queued {job.title}")
+        self._update_actions()
+        return job
+
+    def choose_folder_to_scan(self) -> None:
+        folder = QFileDialog.getExistingDirectory(self, "Scan folder", self.settings.last_folder)
+        if folder:
+            self.scan_paths([folder])
+
+    def choose_files_to_scan(self) -> None:
+        paths, _ = QFileDialog.getOpenFileNames(self, "Scan files", self.settings.last_folder,
+                                                "Images (*.jpg *.jpeg *.png *.webp *.bmp *.tif "
+                                                "*.tiff *.gif);;All files (*)")
+        if paths:
+            self.scan_paths(paths, recursive=False)
+
+    def clear_results(self) -> None:
+        removed = self.results.clear()
+        self.registry.release(r.path for r in removed)
+        self.thumbnails.forget(r.path for r in removed)
+        self._update_actions()
+
+    # drag and drop: anywhere on the window
+    def dragEnterEvent(self, event: QDragEnterEvent) -> None:
+        if event.mimeData().hasUrls():
+            event.acceptProposedAction()
+        else:
+            event.ignore()
+
+    def dragMoveEvent(self, event: QDragMoveEvent) -> None:
+        if event.mimeData().hasUrls():
+            event.acceptProposedAction()
+
+    def dropEvent(self, event: QDropEvent) -> None:
+        urls = event.mimeData().urls()
+        local = [u.toLocalFile() for u in urls if u.isLocalFile()]
+        if len(local) < len(urls):
+            self._flash("Only local files and folders can be scanned; web links were ignored.")
+        if local:
+            self.scan_paths(local)
+            event.acceptProposedAction()
+        else:
+            event.ignore()
+
+    # ------------------------------------------------------------------ queue and model events
+    @Slot(object, object)
+    def _on_rows(self, rows: list[ScanResult], settings: ScanSettings) -> None:
+        self.results.add_results(rows, settings)
+
+    @Slot(object)
+    def _on_job_updated(self, job: ScanJob) -> None:
+        if job.status is not JobStatus.RUNNING:
+            return
+        self.progress.show()
+        if job.total:
+            self.progress.setRange(0, job.total)
+            self.progress.setValue(job.done)
+        else:
+            self.progress.setRange(0, 0)  # busy until the files are counted
+        text = f"Scanning “{job.title}”: {job.done}/{job.total if job.total is not None else '…'}"
+        if job.rate:
+            text += f" · {job.rate:.1f} images/s · ETA {format_duration(job.eta)}"
+        self.progress_label.setText(text)
+        self._update_actions()
+
+    @Slot(object)
+    def _on_job_finished(self, job: ScanJob) -> None:
+        if self.queue.running_thread is None and not self.queue.pending():
+            self.progress.hide()
+            text = f"{job.status.value}: “{job.title}”, {job.done} files"
+            if job.elapsed:
+                text += f" in {format_duration(job.elapsed)}"
+            if job.duplicates:
+                text += f" ({job.duplicates} already queued, skipped)"
+            if job.status is JobStatus.FAILED and job.message:
+                text += f" — {job.message}"
+            self.progress_label.setText(text)
+        self._update_actions()
+
+    @Slot(str)
+    def _on_model_loading(self, path: str) -> None:
+        what = Path(path).name if path else "PyTorch"
+        self.model_label.setText(f"Loading {what}…")
+        self._refresh_model_state()
+
+    @Slot(object)
+    def _on_model_ready(self, info: ModelInfo) -> None:
+        if not self._threshold_from_user:
+            self._set_threshold_widgets(info.threshold, info.band)
+        self._flash(f"Model {info.file_name} ready on {info.device}")
+        self._refresh_model_state()
+        self.queue._dispatch()
+
+    @Slot(str)
+    def _on_model_failed(self, message: str) -> None:
+        self._flash("The model could not be loaded")
+        self._refresh_model_state()
+
+    @Slot(object)
+    def _on_environment(self, env: EnvInfo) -> None:
+        self._set_cuda_item(env.cuda_available, env.cuda_reason)
+        if not env.cuda_available and self.device_combo.currentData() == "cuda":
+            self._flash(f"CUDA is not available ({env.cuda_reason}); using the CPU")
+            self.device_combo.blockSignals(True)
+            self.device_combo.setCurrentIndex(self.device_combo.findData("auto"))
+            self.device_combo.blockSignals(False)
+            self.settings.device = "auto"
+        self._refresh_model_state()
+
+    def _refresh_model_state(self) -> None:
+        info, loading = self.models.info, self.models.is_loading
+        if info is not None:
+            self.model_label.setText(
+                f"Model: {info.file_name} · {info.sha256[:10]}… · {info.device}")
+            self.model_label.setToolTip(f"{info.path}\nSHA-256 {info.sha256}")
+        elif loading:
+            self.model_label.setText("Loading PyTorch and the model…")
+        else:
+            self.model_label.setText("No model loaded")
+        problem = None
+        if self.models.last_error:
+            problem = f"<b>The model could not be loaded.</b> {self.models.last_error}"
+        elif info is None and self._started and not loading:
+            problem = (f"<b>No detector model is available.</b> None is bundled with this build "
+                       f"yet (expected <code>{bundled_model_path()}</code>). Load a checkpoint "
+                       "(for example the official CNNDetection weights); files you queue now "
+                       "are scanned once a model is loaded.")
+        self.banner_text.setText(problem or "")
+        self.banner.setVisible(problem is not None)
+        if self._dialog is not None:
+            self._dialog.refresh(info, self.models.env, self.models.last_error, loading)
+
+    def _set_cuda_item(self, available: bool, reason: str) -> None:
+        idx = self.device_combo.findData("cuda")
+        item = self.device_combo.model().item(idx)
+        item.setEnabled(available)
+        tip = f"CUDA: {reason}" if available else f"CUDA unavailable: {reason}"
+        self.device_combo.setItemData(idx, tip, Qt.ItemDataRole.ToolTipRole)
+        self.device_combo.setItemText(idx, "CUDA" if available else "CUDA (unavailable)")
+
+    def _on_device_changed(self, _index: int) -> None:
+        self.settings.device = self.device_combo.currentData()
+        if self.models.info is not None:
+            self.models.reload_on(self.settings.device)
+
+    # ------------------------------------------------------------------ threshold
+    def _set_threshold_widgets(self, threshold: float, band: float) -> None:
+        self._updating_threshold = True
+        try:
+            self.threshold_spin.setValue(threshold)
+            self.band_spin.setValue(band)
+        finally:
+            self._updating_threshold = False
+        self._apply_threshold()
+
+    def _on_threshold_edited(self, _value: float) -> None:
+        if not self._updating_threshold:
+            self._threshold_from_user = True
+            self.settings.threshold = self.threshold_spin.value()
+            self.settings.band = self.band_spin.value()
+        self._apply_threshold()
+
+    def _apply_threshold(self) -> None:
+        t, b = self.threshold_spin.value(), self.band_spin.value()
+        self.results.set_threshold(t, b)
+        self.queue.threshold, self.queue.band = t, b
+        if self.heatmap_viewer is not None and self.heatmap_viewer.isVisible():
+            self.show_heatmap()
+
+    def set_threshold(self, threshold: float, band: float | None = None) -> None:
+        """As if the analyst typed the values in the toolbar."""
+        if band is not None:
+            self.band_spin.setValue(band)
+        self.threshold_spin.setValue(threshold)
+
+    def _reset_threshold(self) -> None:
+        self._threshold_from_user = False
+        self.settings.threshold = self.settings.band = None
+        info = self.models.info
+        if info is not None:
+            self._set_threshold_widgets(info.threshold, info.band)
+
+    # ------------------------------------------------------------------ table
+    def selected_rows(self) -> list[int]:
+        """Source-model rows of the selection, in the order the view shows them."""
+        rows = self.table.selectionModel().selectedRows()
+        return [self.proxy.mapToSource(i).row() for i in sorted(rows, key=QModelIndex.row)]
+
+    def current_row(self) -> int | None:
+        idx = self.table.currentIndex()
+        if not idx.isValid():
+            rows = self.selected_rows()
+            return rows[0] if rows else None
+        return self.proxy.mapToSource(idx).row()
+
+    def selected_records(self) -> list[ScanResult]:
+        return [self.results.record(r) for r in self.selected_rows()]
+
+    def select_source_row(self, row: int) -> None:
+        idx = self.proxy.mapFromSource(self.results.index(row, Column.FILE))
+        self.table.setCurrentIndex(idx)
+        self.table.selectRow(idx.row())
+        self.table.scrollTo(idx)
+
+    def copy_selected_rows(self) -> None:
+        records = self.selected_records()
+        if not records:
+            return
+        lines = ["\t".join(EXPORT_COLUMNS)]
+        for r in records:
+            row = result_to_row(r)
+            lines.append("\t".join(str(row[c]).replace("\t", " ").replace("\n", " ")
+                                   for c in EXPORT_COLUMNS))
+        QGuiApplication.clipboard().setText("\n".join(lines) + "\n")
+        self._flash(f"Copied {len(records)} row(s)")
+
+    def copy_selected_hashes(self) -> None:
+        hashes = [r.sha256 for r in self.selected_records() if r.sha256]
+        if hashes:
+            QGuiApplication.clipboard().setText("\n".join(hashes) + "\n")
+            self._flash(f"Copied {len(hashes)} SHA-256 hash(es)")
+
+    def open_containing_folder(self) -> None:
+        for folder in dict.fromkeys(str(Path(r.path).parent) for r in self.selected_records()):
+            QDesktopServices.openUrl(QUrl.fromLocalFile(folder))
+
+    def _table_menu(self, pos) -> None:
+        menu = QMenu(self)
+        for a in (self.act_heatmap, None, self.act_copy, self.act_copy_sha, self.act_open_folder):
+            menu.addSeparator() if a is None else menu.addAction(a)
+        menu.exec(self.table.viewport().mapToGlobal(pos))
+
+    def _on_selection(self, *_args) -> None:
+        self._update_actions()
+        if self.heatmap_viewer is not None and self.heatmap_viewer.isVisible():
+            self.show_heatmap()
+
+    def _update_summary(self) -> None:
+        counts = self.results.counts()
+        n = sum(counts.values())
+        if not n:
+            self.summary.setText("")
+        else:
+            parts = [f"<b>{n}</b> files"]
+            for v, colour in ((Verdict.AI_GENERATED, "#a3261b"), (Verdict.REAL, "#1e6b2b"),
+                              (Verdict.INCONCLUSIVE, "#7a5600"), (Verdict.ERROR, "#555")):
+                if counts.get(v):
+                    parts.append(f"<span style='color:{colour}'>{counts[v]} {v.value}</span>")
+            self.summary.setText(" · ".join(parts))
+        self._update_actions()
+
+    def _update_actions(self) -> None:
+        has_rows = self.results.rowCount() > 0
+        self.table.setVisible(has_rows)
+        self.empty_hint.setVisible(not has_rows)
+        selected = bool(self.table.selectionModel().selectedRows()) if has_rows else False
+        for a in (self.act_copy, self.act_copy_sha, self.act_open_folder, self.act_heatmap):
+            a.setEnabled(selected)
+        self.act_export.setEnabled(has_rows)
+        self.act_clear_results.setEnabled(has_rows)
+        self.act_cancel.setEnabled(self.queue.running_thread is not None)
+        self.act_cancel_pending.setEnabled(bool(self.queue.pending()))
+
+    # ------------------------------------------------------------------ heatmap
+    def heatmap_request(self, row: int) -> HeatmapRequest | None:
+        r = self.results.record(row)
+        if not r.ok or not r.sha256:
+            return None
+        return HeatmapRequest(r.path, r.sha256, r.model_id, r.preprocessing,
+                              self.results.settings_for(row),
+                              tuple(tuple(b) for b in r.tile_boxes), tuple(r.tile_probs))
+
+    def show_heatmap(self) -> None:
+        row = self.current_row()
+        if row is None:
+            return
+        if self.heatmap_viewer is None:
+            self.heatmap_viewer = HeatmapViewer(self, self.settings.heatmap_opacity)
+            self.heatmap_viewer.opacity_changed.connect(
+                lambda v: setattr(self.settings, "heatmap_opacity", v))
+        viewer = self.heatmap_viewer
+        viewer.last_folder = self.settings.last_folder
+        if not viewer.isVisible():
+            viewer.show()
+        record = self.results.record(row)
+        req = self.heatmap_request(row)
+        viewer.show_pending(record, req.key if req else None)
+        if req is not None:
+            self.heatmaps.request(req)
+
+    @Slot(object)
+    def _on_heatmap_ready(self, data) -> None:
+        if self.heatmap_viewer is not None:
+            self.heatmap_viewer.show_heatmap(data)
+
+    @Slot(object, str)
+    def _on_heatmap_failed(self, req: HeatmapRequest, message: str) -> None:
+        viewer = self.heatmap_viewer
+        if viewer is not None and req is not None and viewer.expected_key == req.key:
+            viewer.show_error(message)
+
+    # ------------------------------------------------------------------ export
+    def export_report(self, path: str | Path) -> Path:
+        """Write every row (scan order, current threshold) through the core exporter."""
+        from forensics_app.core.export import write_csv, write_jsonl
+
+        path = Path(path)
+        records = self.results.records()
+        extra = {
+            "command": "forensics-app",
+            "threshold": self.results.threshold,
+            "inconclusive_band": self.results.band,
+        }
+        writer = write_jsonl if path.suffix.lower() in (".jsonl", ".json") else write_csv
+        writer(path, records, extra)
+        log.info("exported %d rows to %s", len(records), path)
+        self._flash(f"Exported {len(records)} rows to {path}")
+        return path
+
+    def choose_export_path(self) -> None:
+        if not self.results.rowCount():
+            return
+        start = str(Path(self.settings.last_folder or Path.home()) / "scan-report.csv")
+        path, chosen = QFileDialog.getSaveFileName(
+            self, "Export report", start,
+            "CSV report (*.csv);;JSON Lines report (*.jsonl)")
+        if not path:
+            return
+        if not Path(path).suffix:
+            path += ".jsonl" if "jsonl" in chosen else ".csv"
+        try:
+            self.export_report(path)
+        except OSError as exc:
+            QMessageBox.warning(self, "Export failed", f"Could not write {path}:\n{exc}")
+
+    # ------------------------------------------------------------------ model dialog, about
+    def show_model_dialog(self) -> ModelDialog:
+        if self._dialog is None:
+            self._dialog = ModelDialog(self, self.settings.last_folder)
+            self._dialog.load_requested.connect(self.load_checkpoint)
+            self._dialog.bundled_requested.connect(self.use_bundled_model)
+        self._refresh_model_state()
+        self._dialog.show()
+        self._dialog.raise_()
+        return self._dialog
+
+    def choose_checkpoint(self) -> None:
+        self.show_model_dialog()._choose_file()
+
+    def load_checkpoint(self, path: str, fake_index: int = 1) -> None:
+        self.settings.model_path, self.settings.fake_index = path, fake_index
+        self.models.load(LoadRequest(path, self.settings.device, fake_index, bundled=False))
+
+    def use_bundled_model(self) -> None:
+        self.settings.model_path = ""
+        self.models.load(LoadRequest(str(bundled_model_path()), self.settings.device, 1,
+                                     bundled=True))
+
+    def show_about(self) -> None:
+        env = self.models.env
+        torch_line = (f"PyTorch {env.torch_version}; CUDA "
+                      + ("available: " + env.cuda_reason if env.cuda_available
+                         else "unavailable (" + env.cuda_reason + ")")
+                      if env else "PyTorch not loaded yet")
+        info = self.models.info
+        QMessageBox.about(self, "About Forensics App", (
+            f"<h3>Forensics App {__version__}</h3>"
+            "<p>Scores images for being AI-generated with a CNN detector in the style of "
+            "Wang et al. (CVPR 2020). Scores are evidence to weigh, not proof.</p>"
+            f"<p>{torch_line}<br>Qt {PYSIDE_VERSION} (PySide6)<br>"
+            f"Python {platform.python_version()} on {platform.system()}<br>"
+            f"Model: {info.model_id if info else 'none loaded'}</p>"
+            f"<p>Settings: {self.settings_path or user_config_dir()}<br>"
+            f"Logs: {user_log_dir()}</p>"))
+
+    # ------------------------------------------------------------------ misc
+    def _flash(self, message: str) -> None:
+        self.statusBar().showMessage(message, 6000)
+
+    def closeEvent(self, event: QCloseEvent) -> None:
+        self.shutdown()
+        super().closeEvent(event)
+
+    def shutdown(self) -> None:
+        """Save settings and stop every worker thread (waits for them to end)."""
+        if getattr(self, "_shut_down", False):
+            return
+        self._shut_down = True
+        self.settings.geometry = bytes(self.saveGeometry().toBase64()).decode()
+        self.settings.window_state = bytes(self.saveState().toBase64()).decode()
+        if self.settings_path is not None:
+            self.settings.save(self.settings_path)
+        self.queue.shutdown()
+        self.heatmaps.shutdown()
+        self.thumbnails.shutdown()
+        self.models.shutdown()
+        if self.heatmap_viewer is not None:
+            self.heatmap_viewer.close()
+        if self._dialog is not None:
+            self._dialog.close()
+        log.info("main window closed")

@@ -1,0 +1,181 @@
+"""Plain records the GUI passes between threads: jobs, model facts, heatmaps.
+
+No Qt widgets and no torch here; the scan results themselves are the core's
+:class:`~forensics_app.core.results.ScanResult`.
+"""
+
+from __future__ import annotations
+
+import itertools
+import threading
+import time
+from collections.abc import Iterable
+from dataclasses import dataclass, field
+from enum import Enum
+from pathlib import Path
+from typing import Any
+
+_job_ids = itertools.count(1)
+
+
+class JobStatus(Enum):
+    PENDING = "Pending"
+    RUNNING = "Running"
+    DONE = "Done"
+    FAILED = "Failed"
+    CANCELLED = "Cancelled"
+
+    @property
+    def finished(self) -> bool:
+        return self in (JobStatus.DONE, JobStatus.FAILED, JobStatus.CANCELLED)
+
+
+PREPROCESS_CHOICES: dict[str, str] = {
+    "full": "Full image, no resize (paper protocol)",
+    "center-crop": "Centre crop 224 px",
+    "tiles": "Tiles of 512 px",
+}
+
+
+@dataclass(frozen=True)
+class ScanSettings:
+    """What a job asks the engine for; turned into core ``ScanOptions`` in the worker."""
+
+    preprocess_mode: str = "full"
+    tile_size: int = 512
+    crop_size: int = 224
+    batch_size: int = 16
+    workers: int = 2
+
+
+@dataclass
+class ScanJob:
+    """One queued request (a drop, a folder, a selection), scanned as one engine call."""
+
+    sources: list[str]
+    recursive: bool
+    settings: ScanSettings = field(default_factory=ScanSettings)
+    id: int = field(default_factory=lambda: next(_job_ids))
+    status: JobStatus = JobStatus.PENDING
+    total: int | None = None  # known once the worker has discovered the files
+    done: int = 0
+    duplicates: int = 0
+    errors: int = 0
+    message: str = ""
+    started_at: float | None = None
+    finished_at: float | None = None
+
+    @property
+    def title(self) -> str:
+        if len(self.sources) == 1:
+            p = Path(self.sources[0])
+            return p.name or str(p)
+        return f"{len(self.sources)} items"
+
+    @property
+    def elapsed(self) -> float:
+        if self.started_at is None:
+            return 0.0
+        return (self.finished_at or time.monotonic()) - self.started_at
+
+    @property
+    def rate(self) -> float:
+        """Images per second so far."""
+        return self.done / self.elapsed if self.elapsed > 0 and self.done else 0.0
+
+    @property
+    def eta(self) -> float | None:
+        if self.total is None or not self.rate:
+            return None
+        return max(0.0, (self.total - self.done) / self.rate)
+
+    def same_request(self, sources: list[str], recursive: bool) -> bool:
+        return self.sources == sources and self.recursive == recursive
+
+
+class PathRegistry:
+    """Files queued or scanned this session, so a dropped duplicate is skipped.
+
+    Claimed by the scan worker (its thread) and released by the GUI thread, hence the lock.
+    """
+
+    def __init__(self) -> None:
+        self._paths: set[str] = set()
+        self._lock = threading.Lock()
+
+    @staticmethod
+    def key(path: str | Path) -> str:
+        return str(Path(path).absolute())
+
+    def claim(self, paths: Iterable[Path]) -> tuple[list[Path], int]:
+        """Keep the paths not yet seen and mark them seen; return them and the duplicate count."""
+        fresh: list[Path] = []
+        dupes = 0
+        with self._lock:
+            for p in paths:
+                k = self.key(p)
+                if k in self._paths:
+                    dupes += 1
+                else:
+                    self._paths.add(k)
+                    fresh.append(p)
+        return fresh, dupes
+
+    def release(self, paths: Iterable[str | Path]) -> None:
+        with self._lock:
+            for p in paths:
+                self._paths.discard(self.key(p))
+
+    def __contains__(self, path: object) -> bool:
+        with self._lock:
+            return isinstance(path, str | Path) and self.key(path) in self._paths
+
+    def __len__(self) -> int:
+        with self._lock:
+            return len(self._paths)
+
+
+@dataclass(frozen=True)
+class EnvInfo:
+    """What the worker learnt once torch was imported."""
+
+    torch_version: str
+    cuda_available: bool
+    cuda_reason: str  # why CUDA is unavailable, or the device name
+    cpu_threads: int
+
+
+@dataclass(frozen=True)
+class ModelInfo:
+    """Facts about the loaded checkpoint, shown in the status bar and the Model dialog."""
+
+    path: str
+    sha256: str
+    model_id: str
+    kind: str
+    arch: dict[str, Any]
+    meta: dict[str, Any]
+    threshold: float
+    band: float
+    fake_index: int
+    device: str
+    bundled: bool
+
+    @property
+    def file_name(self) -> str:
+        return Path(self.path).name
+
+
+@dataclass
+class HeatmapData:
+    """Grad-CAM of one scanned file, computed in a worker; images are RGB(A) uint8 arrays."""
+
+    key: tuple[str, str, str]  # (sha256, model_id, preprocessing)
+    path: str
+    image: Any  # np.ndarray (H, W, 3): the image as scored
+    heat: Any  # np.ndarray (H, W) float32 in [0, 1]
+    heat_rgba: Any  # np.ndarray (H, W, 4): colour-mapped heat, transparent where not analysed
+    tile_boxes: list[tuple[int, int, int, int]] = field(default_factory=list)
+    tile_probs: list[float] = field(default_factory=list)
+    notes: list[str] = field(default_factory=list)
+    elapsed_s: float = 0.0

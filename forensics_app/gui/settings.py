@@ -1,0 +1,76 @@
+"""Persistent user settings: a small JSON file in the platformdirs user config directory."""
+
+from __future__ import annotations
+
+import dataclasses
+import json
+import logging
+import os
+import tempfile
+from dataclasses import dataclass
+from pathlib import Path
+
+from forensics_app.paths import user_config_dir
+
+log = logging.getLogger(__name__)
+
+SETTINGS_FILE = "settings.json"
+
+
+def default_settings_path() -> Path:
+    return user_config_dir() / SETTINGS_FILE
+
+
+@dataclass
+class AppSettings:
+    geometry: str = ""  # base64 of QMainWindow.saveGeometry()
+    window_state: str = ""  # base64 of QMainWindow.saveState() (docks, toolbar)
+    last_folder: str = ""
+    recursive: bool = True
+    device: str = "auto"  # auto | cpu | cuda
+    threshold: float | None = None  # None: the checkpoint's own
+    band: float | None = None
+    model_path: str = ""  # "": the bundled model
+    fake_index: int = 1
+    preprocess_mode: str = "full"
+    heatmap_opacity: float = 0.5
+
+    @classmethod
+    def load(cls, path: Path) -> AppSettings:
+        """Read settings; a missing, unreadable or partly invalid file falls back to defaults."""
+        try:
+            raw = json.loads(Path(path).read_text(encoding="utf-8"))
+        except FileNotFoundError:
+            return cls()
+        except (OSError, ValueError) as exc:
+            log.warning("ignoring unreadable settings %s: %s", path, exc)
+            return cls()
+        if not isinstance(raw, dict):
+            return cls()
+        settings = cls()
+        for f in dataclasses.fields(cls):
+            if f.name not in raw:
+                continue
+            value, default = raw[f.name], getattr(settings, f.name)
+            if default is None or value is None or isinstance(value, type(default)) or (
+                    isinstance(default, float) and isinstance(value, int)):
+                setattr(settings, f.name, value)
+        if settings.device not in ("auto", "cpu", "cuda"):
+            settings.device = "auto"
+        for name in ("threshold", "band"):
+            value = getattr(settings, name)
+            if value is not None and not (isinstance(value, int | float) and 0 <= value <= 1):
+                setattr(settings, name, None)
+        return settings
+
+    def save(self, path: Path) -> None:
+        path = Path(path)
+        path.parent.mkdir(parents=True, exist_ok=True)
+        fd, tmp = tempfile.mkstemp(prefix=".settings.", dir=path.parent)
+        try:
+            with os.fdopen(fd, "w", encoding="utf-8") as fh:
+                json.dump(dataclasses.asdict(self), fh, indent=2)
+            os.replace(tmp, path)
+        except OSError as exc:
+            Path(tmp).unlink(missing_ok=True)
+            log.warning("could not save settings to %s: %s", path, exc)

@@ -1,0 +1,364 @@
+"""The results table: a ``QAbstractTableModel`` over core ``ScanResult`` records.
+
+Columns are declared once (:class:`Column` plus the :data:`COLUMNS` table); display text,
+sort keys and tooltips all come from there. Views, exports and clipboard copies read the
+records (:meth:`ResultsTableModel.record`), never cell text. The threshold and inconclusive
+band live here: changing them re-judges every record through the core's ``with_threshold``.
+"""
+
+from __future__ import annotations
+
+from collections import Counter
+from collections.abc import Callable, Iterable, Sequence
+from dataclasses import dataclass
+from enum import IntEnum
+from typing import Any
+
+from PySide6.QtCore import (
+    QAbstractTableModel,
+    QModelIndex,
+    QObject,
+    QPersistentModelIndex,
+    QRect,
+    QSortFilterProxyModel,
+    Qt,
+    Signal,
+)
+from PySide6.QtGui import QBrush, QColor, QFont, QPainter, QPalette
+from PySide6.QtWidgets import QApplication, QStyle, QStyledItemDelegate, QStyleOptionViewItem
+
+from forensics_app.core.results import ScanResult, Verdict
+from forensics_app.gui.records import ScanSettings
+
+RecordRole = Qt.ItemDataRole.UserRole + 1  # the ScanResult of the row
+ProbRole = Qt.ItemDataRole.UserRole + 2  # P(generated) as float, or None
+
+_LEFT = Qt.AlignmentFlag.AlignLeft | Qt.AlignmentFlag.AlignVCenter
+_RIGHT = Qt.AlignmentFlag.AlignRight | Qt.AlignmentFlag.AlignVCenter
+_CENTER = Qt.AlignmentFlag.AlignCenter
+
+# (background, text) per verdict: soft fills, dark text, readable on light themes.
+VERDICT_COLOURS: dict[Verdict, tuple[str, str]] = {
+    Verdict.AI_GENERATED: ("#fbe3e1", "#a3261b"),
+    Verdict.REAL: ("#e3f2e5", "#1e6b2b"),
+    Verdict.INCONCLUSIVE: ("#fdf1d6", "#7a5600"),
+    Verdict.ERROR: ("#ececec", "#555555"),
+}
+BAR_COLOURS: dict[Verdict, str] = {
+    Verdict.AI_GENERATED: "#d9534f",
+    Verdict.REAL: "#4caf50",
+    Verdict.INCONCLUSIVE: "#e0a526",
+    Verdict.ERROR: "#9e9e9e",
+}
+
+
+class Column(IntEnum):
+    THUMBNAIL = 0
+    FILE = 1
+    VERDICT = 2
+    PROB = 3
+    DIMENSIONS = 4
+    FORMAT = 5
+    SIZE = 6
+    SHA256 = 7
+    TIME = 8
+    ERROR = 9
+
+
+def _none_last(value: Any) -> tuple[int, Any]:
+    return (1, 0) if value is None else (0, value)
+
+
+def human_size(n: int | None) -> str:
+    if n is None:
+        return ""
+    size = float(n)
+    for unit in ("B", "KB", "MB", "GB"):
+        if size < 1024 or unit == "GB":
+            return f"{int(size)} {unit}" if unit == "B" else f"{size:.1f} {unit}"
+        size /= 1024
+    return ""
+
+
+def _dimensions(r: ScanResult) -> str:
+    return f"{r.width} × {r.height}" if r.width and r.height else ""
+
+
+def _problem(r: ScanResult) -> str:
+    return r.error or "; ".join(r.notes)
+
+
+@dataclass(frozen=True)
+class ColumnSpec:
+    title: str
+    text: Callable[[ScanResult], str]
+    sort_key: Callable[[ScanResult], Any]
+    tooltip: Callable[[ScanResult], str | None] = lambda r: None
+    align: Qt.AlignmentFlag = _LEFT
+    width: int = 100
+    header_tip: str = ""
+
+
+COLUMNS: dict[Column, ColumnSpec] = {
+    Column.THUMBNAIL: ColumnSpec("", lambda r: "", lambda r: r.index, width=60,
+                                 header_tip="Preview"),
+    Column.FILE: ColumnSpec("File", lambda r: r.file_name, lambda r: r.file_name.casefold(),
+                            tooltip=lambda r: r.path, width=200),
+    Column.VERDICT: ColumnSpec("Verdict", lambda r: r.verdict.value,
+                               lambda r: list(Verdict).index(r.verdict), align=_CENTER, width=110,
+                               tooltip=lambda r: (f"threshold {r.threshold:.2f}, inconclusive "
+                                                  f"band ±{r.inconclusive_band:.2f}")),
+    Column.PROB: ColumnSpec("P(generated)",
+                            lambda r: "" if r.prob_fake is None else f"{r.prob_fake:.3f}",
+                            lambda r: _none_last(r.prob_fake), width=150,
+                            tooltip=lambda r: (None if not r.tile_probs else
+                                               f"mean of {len(r.tile_probs)} tile scores"),
+                            header_tip="Probability the image is AI-generated (0–1)"),
+    Column.DIMENSIONS: ColumnSpec("Dimensions", _dimensions,
+                                  lambda r: _none_last((r.width or 0) * (r.height or 0) or None),
+                                  align=_RIGHT, width=100),
+    Column.FORMAT: ColumnSpec("Format", lambda r: r.format or "", lambda r: r.format or "",
+                              tooltip=lambda r: f"mode {r.mode}" if r.mode else None, width=64),
+    Column.SIZE: ColumnSpec("Size", lambda r: human_size(r.bytes), lambda r: _none_last(r.bytes),
+                            align=_RIGHT, width=76),
+    Column.SHA256: ColumnSpec("SHA-256", lambda r: f"{r.sha256[:12]}…" if r.sha256 else "",
+                              lambda r: r.sha256 or "", tooltip=lambda r: r.sha256, width=120,
+                              header_tip="SHA-256 of the file's bytes (hover for the full hash)"),
+    Column.TIME: ColumnSpec("Scan time", lambda r: f"{r.elapsed_ms:.0f} ms",
+                            lambda r: r.elapsed_ms, align=_RIGHT, width=80),
+    Column.ERROR: ColumnSpec("Error / notes", _problem, _problem, tooltip=lambda r: _problem(r) or None,
+                             width=260),
+}
+
+
+class ResultsTableModel(QAbstractTableModel):
+    """Rows in scan order; each row is a ScanResult plus the settings it was scanned with."""
+
+    counts_changed = Signal()
+
+    def __init__(self, parent: QObject | None = None, threshold: float = 0.5, band: float = 0.05):
+        super().__init__(parent)
+        self._records: list[ScanResult] = []
+        self._settings: list[ScanSettings] = []
+        self._row_of_path: dict[str, int] = {}
+        self._counts: Counter[Verdict] = Counter()
+        self.threshold, self.band = threshold, band
+        self.thumbnails = None  # a ThumbnailCache, set by the window
+        self._bold = QFont()
+        self._bold.setBold(True)
+        self._colours = {v: (QBrush(QColor(bg)), QBrush(QColor(fg)))
+                         for v, (bg, fg) in VERDICT_COLOURS.items()}
+
+    # -- Qt model interface
+    def rowCount(self, parent: QModelIndex | QPersistentModelIndex = QModelIndex()) -> int:  # noqa: B008
+        return 0 if parent.isValid() else len(self._records)
+
+    def columnCount(self, parent: QModelIndex | QPersistentModelIndex = QModelIndex()) -> int:  # noqa: B008
+        return 0 if parent.isValid() else len(COLUMNS)
+
+    def headerData(self, section: int, orientation: Qt.Orientation,
+                   role: int = Qt.ItemDataRole.DisplayRole) -> Any:
+        if orientation != Qt.Orientation.Horizontal or not 0 <= section < len(COLUMNS):
+            return None
+        spec = COLUMNS[Column(section)]
+        if role == Qt.ItemDataRole.DisplayRole:
+            return spec.title
+        if role == Qt.ItemDataRole.ToolTipRole:
+            return spec.header_tip or None
+        return None
+
+    def data(self, index: QModelIndex | QPersistentModelIndex,
+             role: int = Qt.ItemDataRole.DisplayRole) -> Any:
+        if not index.isValid() or not 0 <= index.row() < len(self._records):
+            return None
+        r = self._records[index.row()]
+        col = Column(index.column())
+        spec = COLUMNS[col]
+        if role == Qt.ItemDataRole.DisplayRole:
+            return spec.text(r)
+        if role == Qt.ItemDataRole.ToolTipRole:
+            return spec.tooltip(r)
+        if role == Qt.ItemDataRole.TextAlignmentRole:
+            return int(spec.align)
+        if role == RecordRole:
+            return r
+        if role == ProbRole:
+            return r.prob_fake
+        if col is Column.VERDICT:
+            if role == Qt.ItemDataRole.BackgroundRole:
+                return self._colours[r.verdict][0]
+            if role == Qt.ItemDataRole.ForegroundRole:
+                return self._colours[r.verdict][1]
+            if role == Qt.ItemDataRole.FontRole:
+                return self._bold
+        if col is Column.ERROR and role == Qt.ItemDataRole.ForegroundRole and r.error:
+            return self._colours[Verdict.AI_GENERATED][1]
+        if (col is Column.THUMBNAIL and role == Qt.ItemDataRole.DecorationRole
+                and self.thumbnails is not None and r.ok):
+            return self.thumbnails.pixmap(r.path)
+        return None
+
+    def flags(self, index: QModelIndex | QPersistentModelIndex) -> Qt.ItemFlag:
+        if not index.isValid():
+            return Qt.ItemFlag.NoItemFlags
+        return Qt.ItemFlag.ItemIsEnabled | Qt.ItemFlag.ItemIsSelectable | Qt.ItemFlag.ItemNeverHasChildren
+
+    # -- records
+    def record(self, row: int) -> ScanResult:
+        return self._records[row]
+
+    def settings_for(self, row: int) -> ScanSettings:
+        return self._settings[row]
+
+    def records(self) -> list[ScanResult]:
+        """All rows in the order they were scanned, judged at the current threshold."""
+        return list(self._records)
+
+    def row_of_path(self, path: str) -> int | None:
+        return self._row_of_path.get(path)
+
+    def counts(self) -> Counter[Verdict]:
+        return Counter(self._counts)
+
+    def add_results(self, results: Sequence[ScanResult], settings: ScanSettings) -> None:
+        fresh = [self._judged(r) for r in results]
+        if not fresh:
+            return
+        first = len(self._records)
+        self.beginInsertRows(QModelIndex(), first, first + len(fresh) - 1)
+        for i, r in enumerate(fresh):
+            self._row_of_path[r.path] = first + i
+            self._counts[r.verdict] += 1
+        self._records.extend(fresh)
+        self._settings.extend([settings] * len(fresh))
+        self.endInsertRows()
+        self.counts_changed.emit()
+
+    def remove_rows(self, rows: Iterable[int]) -> list[ScanResult]:
+        """Remove rows (source-model numbers); returns the removed records."""
+        removed = []
+        for row in sorted(set(rows), reverse=True):
+            self.beginRemoveRows(QModelIndex(), row, row)
+            removed.append(self._records.pop(row))
+            self._settings.pop(row)
+            self.endRemoveRows()
+        self._reindex()
+        return removed
+
+    def clear(self) -> list[ScanResult]:
+        removed = self._records
+        self.beginResetModel()
+        self._records, self._settings = [], []
+        self.endResetModel()
+        self._reindex()
+        return removed
+
+    def set_threshold(self, threshold: float, band: float) -> None:
+        """Re-judge every row live; the scores themselves do not change."""
+        if (threshold, band) == (self.threshold, self.band):
+            return
+        self.threshold, self.band = threshold, band
+        self._records = [self._judged(r) for r in self._records]
+        self._counts = Counter(r.verdict for r in self._records)
+        if self._records:
+            self.dataChanged.emit(self.index(0, Column.VERDICT),
+                                  self.index(len(self._records) - 1, Column.PROB))
+        self.counts_changed.emit()
+
+    def thumbnail_ready(self, path: str) -> None:
+        row = self._row_of_path.get(path)
+        if row is not None:
+            idx = self.index(row, Column.THUMBNAIL)
+            self.dataChanged.emit(idx, idx, [Qt.ItemDataRole.DecorationRole])
+
+    def _judged(self, r: ScanResult) -> ScanResult:
+        if (r.threshold, r.inconclusive_band) == (self.threshold, self.band):
+            return r
+        return r.with_threshold(self.threshold, self.band)
+
+    def _reindex(self) -> None:
+        self._row_of_path = {r.path: i for i, r in enumerate(self._records)}
+        self._counts = Counter(r.verdict for r in self._records)
+        self.counts_changed.emit()
+
+
+class ResultsFilterProxy(QSortFilterProxyModel):
+    """Sort by each column's declared key; filter by verdict and by text."""
+
+    def __init__(self, parent: QObject | None = None):
+        super().__init__(parent)
+        self._verdicts: frozenset[Verdict] | None = None
+        self._text = ""
+
+    def set_verdicts(self, verdicts: Iterable[Verdict] | None) -> None:
+        self._refilter("_verdicts", None if verdicts is None else frozenset(verdicts))
+
+    def set_text(self, text: str) -> None:
+        self._refilter("_text", text.strip().casefold())
+
+    def _refilter(self, attr: str, value: Any) -> None:
+        if not hasattr(self, "beginFilterChange"):  # Qt < 6.9
+            setattr(self, attr, value)
+            self.invalidateFilter()
+            return
+        self.beginFilterChange()
+        setattr(self, attr, value)
+        self.endFilterChange(QSortFilterProxyModel.Direction.Rows)
+
+    def filterAcceptsRow(self, source_row: int,
+                         source_parent: QModelIndex | QPersistentModelIndex) -> bool:
+        r = self.sourceModel().record(source_row)
+        if self._verdicts is not None and r.verdict not in self._verdicts:
+            return False
+        if self._text:
+            hay = f"{r.path}\n{r.sha256 or ''}\n{r.error or ''}".casefold()
+            return self._text in hay
+        return True
+
+    def lessThan(self, left: QModelIndex | QPersistentModelIndex,
+                 right: QModelIndex | QPersistentModelIndex) -> bool:
+        spec = COLUMNS[Column(left.column())]
+        model = self.sourceModel()
+        a, b = model.record(left.row()), model.record(right.row())
+        ka, kb = spec.sort_key(a), spec.sort_key(b)
+        return left.row() < right.row() if ka == kb else ka < kb
+
+    def visible_records(self) -> list[ScanResult]:
+        src = self.sourceModel()
+        return [src.record(self.mapToSource(self.index(i, 0)).row()) for i in range(self.rowCount())]
+
+
+class ProbabilityDelegate(QStyledItemDelegate):
+    """P(generated) as a bar (coloured by verdict, with a threshold tick) and a number."""
+
+    def paint(self, painter: QPainter, option: QStyleOptionViewItem,
+              index: QModelIndex | QPersistentModelIndex) -> None:
+        opt = QStyleOptionViewItem(option)
+        self.initStyleOption(opt, index)
+        style = opt.widget.style() if opt.widget else QApplication.style()
+        opt.text = ""
+        style.drawControl(QStyle.ControlElement.CE_ItemViewItem, opt, painter, opt.widget)
+        record: ScanResult | None = index.data(RecordRole)
+        if record is None or record.prob_fake is None:
+            return
+        rect = opt.rect.adjusted(6, 0, -6, 0)
+        text_w = opt.fontMetrics.horizontalAdvance("0.000") + 8
+        bar = QRect(rect.left(), rect.center().y() - 5, max(10, rect.width() - text_w), 10)
+        painter.save()
+        painter.setRenderHint(QPainter.RenderHint.Antialiasing, True)
+        painter.setPen(Qt.PenStyle.NoPen)
+        painter.setBrush(QColor("#e6e6e6"))
+        painter.drawRoundedRect(bar, 3, 3)
+        filled = QRect(bar)
+        filled.setWidth(max(1, round(bar.width() * record.prob_fake)))
+        painter.setBrush(QColor(BAR_COLOURS[record.verdict]))
+        painter.drawRoundedRect(filled, 3, 3)
+        tick_x = bar.left() + round(bar.width() * record.threshold)
+        painter.setPen(QColor("#333333"))
+        painter.drawLine(tick_x, bar.top() - 2, tick_x, bar.bottom() + 2)
+        selected = bool(opt.state & QStyle.StateFlag.State_Selected)
+        painter.setPen(opt.palette.color(
+            QPalette.ColorRole.HighlightedText if selected else QPalette.ColorRole.Text))
+        text_rect = QRect(bar.right() + 6, rect.top(), text_w, rect.height())
+        painter.drawText(text_rect, int(_LEFT), f"{record.prob_fake:.3f}")
+        painter.restore()

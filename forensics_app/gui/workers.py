@@ -1,0 +1,376 @@
+"""The one worker pattern of the GUI: a ``QObject`` moved to a ``QThread``.
+
+Every background task (loading the model, scanning a job, Grad-CAM, thumbnails) subclasses
+:class:`Worker` and implements :meth:`Worker.work`. ``run`` is the single place where
+exceptions are caught and turned into signals; cancellation is its own exception type
+(:class:`WorkCancelled`) and is requested through a thread-safe flag checked by the work
+(the core's ``should_cancel`` callable), never by ``QThread.terminate``.
+
+:func:`start_worker` owns the thread's lifetime and records it in a registry so tests can
+fail when a thread outlives them.
+"""
+
+from __future__ import annotations
+
+import logging
+import threading
+import time
+from dataclasses import dataclass
+from pathlib import Path
+from typing import Any
+
+from PySide6.QtCore import QObject, Qt, QThread, Signal, Slot
+from PySide6.QtGui import QImage
+
+from forensics_app.gui.records import (
+    EnvInfo,
+    HeatmapData,
+    ModelInfo,
+    PathRegistry,
+    ScanJob,
+    ScanSettings,
+)
+
+log = logging.getLogger(__name__)
+
+_live_threads: set[QThread] = set()
+_live_lock = threading.Lock()
+
+
+class WorkCancelled(Exception):
+    """Raised by :meth:`Worker.work` when the cancel flag was seen; carries partial output."""
+
+    def __init__(self, partial: Any = None):
+        super().__init__("cancelled")
+        self.partial = partial
+
+
+class Worker(QObject):
+    """Base class: subclasses implement :meth:`work`, which runs in the worker thread."""
+
+    started = Signal()
+    progress = Signal(int, int)
+    result = Signal(object)
+    error = Signal(str)
+    cancelled = Signal(object)
+    finished = Signal()
+
+    def __init__(self) -> None:
+        super().__init__()
+        self._cancel = threading.Event()
+
+    def cancel(self) -> None:
+        """Ask the work to stop at its next check; callable from any thread."""
+        self._cancel.set()
+
+    def is_cancelled(self) -> bool:
+        return self._cancel.is_set()
+
+    def check_cancelled(self, partial: Any = None) -> None:
+        if self._cancel.is_set():
+            raise WorkCancelled(partial)
+
+    def work(self) -> Any:  # pragma: no cover - abstract
+        raise NotImplementedError
+
+    @Slot()
+    def run(self) -> None:
+        self.started.emit()
+        t0 = time.perf_counter()
+        try:
+            value = self.work()
+        except WorkCancelled as exc:
+            log.info("%s cancelled after %.2f s", type(self).__name__, time.perf_counter() - t0)
+            self.cancelled.emit(exc.partial)
+        except Exception as exc:  # noqa: BLE001 -- the one place worker errors are caught
+            log.exception("%s failed", type(self).__name__)
+            self.error.emit(describe_exception(exc))
+        else:
+            self.result.emit(value)
+        finally:
+            self.finished.emit()
+
+
+def describe_exception(exc: BaseException) -> str:
+    """A message for the analyst: the core's own errors already say what went wrong."""
+    name = type(exc).__name__
+    if name in ("CheckpointError", "NoBundledModelError", "ImageLoadError"):
+        return str(exc)
+    return f"{name}: {exc}"
+
+
+def start_worker(worker: Worker, name: str) -> QThread:
+    """Move ``worker`` to a new thread and start it; the thread quits when the work ends.
+
+    The caller keeps references to both objects until ``thread.finished`` and then calls
+    :func:`release_thread`, so Python never deletes a running thread.
+    """
+    thread = QThread()
+    thread.setObjectName(name)
+    worker.moveToThread(thread)
+    thread.started.connect(worker.run)
+    # Direct: quit() is thread-safe, and a queued call would never arrive while the GUI
+    # thread is blocked in release_thread() during shutdown.
+    worker.finished.connect(thread.quit, Qt.ConnectionType.DirectConnection)
+    with _live_lock:
+        _live_threads.add(thread)
+    thread.start()
+    return thread
+
+
+def release_thread(thread: QThread, timeout_ms: int = 10_000) -> bool:
+    """Wait for a thread whose work has finished and forget it; False if it would not stop."""
+    stopped = thread.wait(timeout_ms)
+    if stopped:
+        with _live_lock:
+            _live_threads.discard(thread)
+    return stopped
+
+
+def live_threads() -> list[QThread]:
+    """Threads started by :func:`start_worker` that are still running (for tests)."""
+    with _live_lock:
+        threads = list(_live_threads)
+    return [t for t in threads if t.isRunning()]
+
+
+class Throttle:
+    """True at most once per ``interval`` seconds: keeps signal traffic to the GUI bounded."""
+
+    def __init__(self, interval: float):
+        self.interval = interval
+        self._last = 0.0
+
+    def ready(self) -> bool:
+        now = time.monotonic()
+        if now - self._last >= self.interval:
+            self._last = now
+            return True
+        return False
+
+
+# --------------------------------------------------------------------------- concrete workers
+# Heavy modules (torch, the core engine, PIL) are imported inside ``work`` so that importing
+# the GUI never imports torch: they load in the worker thread, after the window is shown.
+
+
+def probe_environment() -> EnvInfo:
+    import torch
+
+    if torch.version.cuda is None and getattr(torch.version, "hip", None) is None:
+        ok, reason = False, "this PyTorch build has no CUDA support"
+    elif not torch.cuda.is_available():
+        ok, reason = False, "no CUDA device or driver was found"
+    else:
+        ok, reason = True, torch.cuda.get_device_name(0)
+    return EnvInfo(torch.__version__, ok, reason, torch.get_num_threads())
+
+
+class ModelLoadWorker(Worker):
+    """Imports torch, reports the environment, then loads a checkpoint onto a device."""
+
+    environment = Signal(object)  # EnvInfo
+
+    def __init__(self, path: str | None, device: str = "auto", fake_index: int = 1,
+                 bundled: bool = False, threads: int | None = None):
+        super().__init__()
+        self.path, self.device, self.fake_index = path, device, fake_index
+        self.bundled, self.threads = bundled, threads
+
+    def work(self) -> tuple[Any, ModelInfo] | None:
+        self.environment.emit(probe_environment())
+        if self.path is None:
+            return None
+        from forensics_app.core.detector import Detector
+
+        det = Detector.from_checkpoint(self.path, device=self.device,
+                                       fake_index=self.fake_index, threads=self.threads)
+        ck = det.checkpoint
+        info = ModelInfo(
+            path=ck.path, sha256=ck.sha256, model_id=ck.model_id, kind=ck.kind,
+            arch=dict(ck.arch), meta=dict(ck.meta), threshold=ck.threshold,
+            band=ck.inconclusive_band, fake_index=ck.fake_index,
+            device=det.device_description, bundled=self.bundled,
+        )
+        log.info("loaded %s (%s) on %s", info.model_id, info.kind, info.device)
+        return det, info
+
+
+class ScanWorker(Worker):
+    """Runs one :class:`ScanJob` through ``core.scan``: discover, skip duplicates, score.
+
+    Rows go to the GUI in batches (``rows``) at most every ``emit_interval`` seconds so a
+    fast scan cannot flood the event loop.
+    """
+
+    discovered = Signal(int, int)  # files to scan, duplicates skipped
+    rows = Signal(object)  # list[ScanResult]
+
+    def __init__(self, job: ScanJob, detector: Any, registry: PathRegistry,
+                 threshold: float | None, band: float | None, emit_interval: float = 0.1):
+        super().__init__()
+        self.sources = list(job.sources)
+        self.recursive = job.recursive
+        self.settings = job.settings
+        self.detector, self.registry = detector, registry
+        self.threshold, self.band = threshold, band
+        self._buffer: list = []
+        self._row_throttle = Throttle(emit_interval)
+        self._progress_throttle = Throttle(emit_interval)
+        self._claimed: list[Path] = []
+        self._finished: set[str] = set()
+
+    def work(self) -> list:
+        from forensics_app.core.preprocess import PreprocessConfig
+        from forensics_app.core.scan import ScanCancelled, ScanOptions, discover_files, scan_files
+
+        files = discover_files(self.sources, recursive=self.recursive)
+        self.check_cancelled([])
+        self._claimed, dupes = self.registry.claim(files)
+        self.discovered.emit(len(self._claimed), dupes)
+        s = self.settings
+        options = ScanOptions(
+            preprocess=PreprocessConfig(mode=s.preprocess_mode, crop_size=s.crop_size,
+                                        tile_size=s.tile_size),
+            batch_size=s.batch_size, threshold=self.threshold,
+            inconclusive_band=self.band, workers=s.workers,
+        )
+        try:
+            return scan_files(self._claimed, self.detector, options, progress=self._on_progress,
+                              should_cancel=self.is_cancelled, on_result=self._on_result)
+        except ScanCancelled as exc:  # translated, not handled: run() reports it
+            raise WorkCancelled(exc.results) from None
+        finally:
+            self._flush()
+            self.registry.release(p for p in self._claimed if str(p) not in self._finished)
+
+    def _on_result(self, result) -> None:
+        self._finished.add(result.path)
+        self._buffer.append(result)
+        if self._row_throttle.ready():
+            self._flush()
+
+    def _on_progress(self, done: int, total: int) -> None:
+        if done == total or self._progress_throttle.ready():
+            self.progress.emit(done, total)
+
+    def _flush(self) -> None:
+        if self._buffer:
+            rows, self._buffer = self._buffer, []
+            self.rows.emit(rows)
+
+
+@dataclass(frozen=True)
+class HeatmapRequest:
+    path: str
+    sha256: str
+    model_id: str
+    preprocessing: str
+    settings: ScanSettings
+    tile_boxes: tuple[tuple[int, int, int, int], ...] = ()
+    tile_probs: tuple[float, ...] = ()
+
+    @property
+    def key(self) -> tuple[str, str, str]:
+        return (self.sha256, self.model_id, self.preprocessing)
+
+
+class HeatmapWorker(Worker):
+    """Grad-CAM for one file on a private CPU model instance (never the scan's).
+
+    ``result`` is ``(HeatmapData, cam_model)`` so the caller can reuse the model instance.
+    """
+
+    def __init__(self, request: HeatmapRequest, model_path: str, fake_index: int,
+                 cam_model: Any = None):
+        super().__init__()
+        self.request, self.model_path = request, model_path
+        self.fake_index, self.cam_model = fake_index, cam_model
+
+    def work(self) -> tuple[HeatmapData, Any]:
+        import numpy as np
+
+        from forensics_app.core.detector import load_checkpoint
+        from forensics_app.core.gradcam import cam_model_copy, compute_gradcam, overlay
+        from forensics_app.core.loading import load_evidence
+        from forensics_app.core.preprocess import (
+            PreprocessConfig,
+            denormalize,
+            prepare_image,
+            to_normalized_tensor,
+        )
+
+        t0 = time.perf_counter()
+        req = self.request
+        model, fake_index = self.cam_model, self.fake_index
+        if model is None:
+            ckpt = load_checkpoint(self.model_path, fake_index=self.fake_index)
+            model, fake_index = cam_model_copy(ckpt.model), ckpt.fake_index
+        self.check_cancelled()
+        evidence, img, err = load_evidence(req.path)
+        if err is not None:
+            raise err
+        notes: list[str] = []
+        if req.sha256 and evidence.sha256 != req.sha256:
+            notes.append("The file changed since it was scanned (SHA-256 differs); this map "
+                         "describes the file as it is now.")
+        s = req.settings
+        prepared = prepare_image(img, PreprocessConfig(
+            mode=s.preprocess_mode, crop_size=s.crop_size, tile_size=s.tile_size))
+        notes.extend(prepared.notes)
+        width, height = prepared.scored_size
+        canvas = np.zeros((height, width), dtype=np.float32)
+        analysed = np.zeros((height, width), dtype=bool)
+        for tensor, (x, y, w, h) in zip(prepared.tensors, prepared.boxes, strict=True):
+            self.check_cancelled()
+            canvas[y : y + h, x : x + w] = compute_gradcam(model, tensor, fake_index)
+            analysed[y : y + h, x : x + w] = True
+        if len(prepared.tensors) == 1 and prepared.boxes[0] == (0, 0, width, height):
+            # Exactly the pixels the network saw (this includes any recorded up-scaling).
+            full = prepared.tensors[0]
+        else:
+            full = to_normalized_tensor(img)
+            if len(prepared.tensors) > 1:
+                notes.append("Grad-CAM computed per tile; each tile's map is scaled on its own.")
+            else:
+                notes.append("Only the highlighted crop was analysed.")
+        image = (denormalize(full) * 255.0).round().astype(np.uint8)
+        heat_rgb = overlay(full, canvas, opacity=1.0)  # the colour map alone
+        alpha = np.where(analysed, 255, 0).astype(np.uint8)[..., None]
+        data = HeatmapData(
+            key=req.key, path=req.path, image=np.ascontiguousarray(image), heat=canvas,
+            heat_rgba=np.ascontiguousarray(np.concatenate([heat_rgb, alpha], axis=2)),
+            tile_boxes=list(req.tile_boxes), tile_probs=list(req.tile_probs), notes=notes,
+            elapsed_s=time.perf_counter() - t0,
+        )
+        return data, model
+
+
+class ThumbnailWorker(Worker):
+    """Small previews for the table, decoded off the GUI thread (QImage is thread-safe)."""
+
+    thumbnail = Signal(str, QImage)
+
+    def __init__(self, paths: list[str], size: int):
+        super().__init__()
+        self.paths, self.size = paths, size
+
+    def work(self) -> int:
+        from PIL import Image, ImageOps
+
+        unreadable = (OSError, ValueError, SyntaxError, Image.DecompressionBombError)
+        for path in self.paths:
+            self.check_cancelled()
+            qimg = QImage()
+            try:
+                with Image.open(path) as im:
+                    im.draft("RGB", (self.size * 2, self.size * 2))
+                    im = ImageOps.exif_transpose(im) or im
+                    im.thumbnail((self.size, self.size))
+                    im = im.convert("RGB")
+                    qimg = QImage(im.tobytes(), im.width, im.height, 3 * im.width,
+                                  QImage.Format.Format_RGB888).copy()
+            except unreadable as exc:  # a preview only: the row already reports the file
+                log.debug("no thumbnail for %s: %s", path, exc)
+            self.thumbnail.emit(path, qimg)
+        return len(self.paths)
