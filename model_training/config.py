@@ -27,6 +27,10 @@ FORENSYNTHS_CLASSES = (
 )
 
 
+_SCALAR_TYPES = {"float": float, "int": int, "int | None": int, "str": str,
+                 "str | None": str}
+
+
 @dataclass
 class TrainConfig:
     """Everything a training run depends on; the defaults are the paper's code defaults."""
@@ -89,6 +93,14 @@ class TrainConfig:
     progress_bar: bool = True
 
     def __post_init__(self) -> None:
+        # YAML 1.1 reads "1e-4" as a string: coerce scalars to the declared types.
+        for f in dataclasses.fields(self):
+            value = getattr(self, f.name)
+            kind = _SCALAR_TYPES.get(str(f.type))
+            if kind is not None and value is not None and not isinstance(value, bool):
+                setattr(self, f.name, kind(value))
+            elif kind is not None and isinstance(value, bool) and kind is not bool:
+                raise ValueError(f"{f.name} must be a number, not {value!r}")
         self.blur_sig = tuple(float(v) for v in self.blur_sig)  # type: ignore[assignment]
         self.jpg_qual = tuple(int(v) for v in self.jpg_qual)  # type: ignore[assignment]
         self.jpg_method = tuple(str(v) for v in self.jpg_method)
