@@ -49,8 +49,7 @@ class FakeDataConfig:
     test_fraction: float = 0.1
     downscale: int = 2
     autoencoders: list[str] = field(
-        default_factory=lambda: ["nearest:2", "transposed:2", "bilinear:2", "pixelshuffle:2",
-                                 "transposed:4"]
+        default_factory=lambda: ["nearest:2", "transposed:2", "bilinear:2", "pixelshuffle:2"]
     )
     ae_steps: int = 200
     ae_batch: int = 12
@@ -59,6 +58,9 @@ class FakeDataConfig:
     x4plus_count: int = 300
     x4plus_crop: int = 128
     max_reals: int | None = None
+    # Each training real gets fakes from this many generators (rotating, so every generator
+    # sees every kind of photo); held-out `test` reals get all of them; `calib` reals none.
+    fakes_per_real: int = 2
     # Reals whose stored (shrunk) size is below this are skipped: they cannot give a crop.
     min_side: int = 96
 
@@ -138,6 +140,14 @@ def generate(cfg: FakeDataConfig) -> Path:
     timings: dict[str, float] = {}
 
     train_arrays = [np.asarray(reals[i]) for i in ids if splits[i] == "train"]
+    generators = [f"ae-{s.replace(':', '-x')}" for s in cfg.autoencoders] + [
+        f"realesrgan-{g}" for g in cfg.realesrgan]
+
+    def ids_for(name: str) -> list[str]:
+        g = generators.index(name)
+        k = min(cfg.fakes_per_real, len(generators))
+        return [i for n, i in enumerate(ids) if splits[i] == "test" or (
+            splits[i] == "train" and (g - n) % len(generators) < k)]
     for spec in cfg.autoencoders:
         up, factor = spec.split(":")
         name = f"ae-{up}-x{factor}"
@@ -151,7 +161,7 @@ def generate(cfg: FakeDataConfig) -> Path:
                                    batch=cfg.ae_batch, seed=cfg.seed, log=log.info)
             weights.parent.mkdir(parents=True, exist_ok=True)
             save_autoencoder(ae, weights, up)
-        for i in ids:
+        for i in ids_for(name):
             rel_fake = f"fake/{name}/{splits[i]}/{i}.png"
             _save_png(reconstruct(ae, reals[i], int(factor)), out / rel_fake)
             pairs.append({"generator": name, "split": splits[i],
@@ -163,7 +173,7 @@ def generate(cfg: FakeDataConfig) -> Path:
         name = f"realesrgan-{gname}"
         t0 = time.perf_counter()
         net = load_realesrgan(gname)
-        for i in ids:
+        for i in ids_for(name):
             rel_fake = f"fake/{name}/{splits[i]}/{i}.png"
             _save_png(resynthesize(net, reals[i]), out / rel_fake)
             pairs.append({"generator": name, "split": splits[i],
@@ -176,7 +186,7 @@ def generate(cfg: FakeDataConfig) -> Path:
         t0 = time.perf_counter()
         net = load_realesrgan("x4plus")
         rng = random.Random(cfg.seed)
-        chosen = [i for i in ids if min(reals[i].size) >= c]
+        chosen = [i for i in ids if splits[i] != "calib" and min(reals[i].size) >= c]
         rng.shuffle(chosen)
         # Keep the held-out splits represented in proportion.
         for n, i in enumerate(chosen[: cfg.x4plus_count]):
