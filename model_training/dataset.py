@@ -14,7 +14,6 @@ from __future__ import annotations
 
 import hashlib
 import logging
-import math
 import os
 import random
 from collections.abc import Iterator, Sequence
@@ -322,8 +321,3 @@ def build_datasets(cfg) -> tuple[ImageFileDataset, ImageFileDataset]:
             raise ValueError(f"{name} data needs both real and fake images, got {counts}")
     return train, val
 
-
-def steps_per_epoch(loader: DataLoader) -> int:
-    n = len(loader.sampler) if loader.sampler is not None else len(loader.dataset)
-    bs = loader.batch_size or 1
-    return n // bs if loader.drop_last else math.ceil(n / bs)

@@ -270,7 +270,8 @@ def score_images(
 
     def run_group(shape: tuple[int, ...]) -> None:
         entries = groups.pop(shape)
-        probs = predict(torch.stack([t for _, _, t in entries]))
+        with torch.inference_mode():
+            probs = np.asarray(predict(torch.stack([t for _, _, t in entries])), dtype=np.float64)
         for (i, tile, _), p in zip(entries, probs, strict=True):
             tiles = tile_probs[i]
             tiles[tile] = float(p)

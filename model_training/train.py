@@ -542,8 +542,10 @@ def fit(
 # --------------------------------------------------------------------------- CLI
 
 
-def setup_logging(out_dir: Path | None = None, rank: int = 0, quiet: bool = False) -> None:
-    """Console logging (rank 0) plus ``train.log`` in the run folder."""
+def setup_logging(out_dir: Path | None = None, rank: int = 0,
+                  quiet: bool = False) -> logging.Handler | None:
+    """Console logging (rank 0) plus ``train.log`` in the run folder (handler returned so
+    the caller can close it)."""
     root = logging.getLogger()
     root.setLevel(logging.INFO)
     fmt = logging.Formatter("%(asctime)s %(levelname)s %(name)s: %(message)s", "%H:%M:%S")
@@ -558,6 +560,8 @@ def setup_logging(out_dir: Path | None = None, rank: int = 0, quiet: bool = Fals
         handler = logging.FileHandler(out_dir / "train.log", encoding="utf-8")
         handler.setFormatter(fmt)
         root.addHandler(handler)
+        return handler
+    return None
 
 
 def build_parser() -> argparse.ArgumentParser:
@@ -607,19 +611,31 @@ def config_from_args(args: argparse.Namespace) -> TrainConfig:
 def main(argv: list[str] | None = None) -> int:
     args = build_parser().parse_args(argv)
     cfg = config_from_args(args)
+    dist_ctx, device = init_distributed(cfg.device)
+    out_dir = cfg.resolved_out_dir()
+    handler = setup_logging(out_dir, dist_ctx.rank, args.quiet)
+    try:
+        return _train(cfg, args, dist_ctx, device, out_dir)
+    finally:
+        if handler is not None:
+            logging.getLogger().removeHandler(handler)
+            handler.close()
+        if dist_ctx.distributed:
+            import torch.distributed as dist
+
+            dist.destroy_process_group()
+
+
+def _train(cfg: TrainConfig, args: argparse.Namespace, dist_ctx: DistContext,
+           device: torch.device, out_dir: Path) -> int:
     from model_training.dataset import build_datasets, build_loader, manifest_sha256
     from model_training.models import build_training_model
 
-    dist_ctx, device = init_distributed(cfg.device)
-    out_dir = cfg.resolved_out_dir()
-    setup_logging(out_dir, dist_ctx.rank, args.quiet)
     if dist_ctx.world_size > 1 and cfg.batch_size % dist_ctx.world_size:
         raise SystemExit(f"batch_size {cfg.batch_size} is not divisible by {dist_ctx.world_size}")
     log.info("run %s on %s (%d process%s) -> %s", cfg.name, device, dist_ctx.world_size,
              "" if dist_ctx.world_size == 1 else "es", out_dir)
     seed_everything(cfg.seed)
-    if device.type == "cpu" and cfg.workers:
-        torch.set_num_threads(max(1, (os.cpu_count() or 1)))
     train_ds, val_ds = build_datasets(cfg)
     per_rank = cfg.batch_size // dist_ctx.world_size
     pin = device.type == "cuda"
@@ -644,8 +660,4 @@ def main(argv: list[str] | None = None) -> int:
         log.info("done: best epoch %s, val acc %.2f%%, AP %.2f%% -> %s", summary["best_epoch"],
                  100 * (summary["best_val_acc"] or 0), 100 * (summary["best_val_ap"] or 0),
                  summary["best_path"])
-    if dist_ctx.distributed:
-        import torch.distributed as dist
-
-        dist.destroy_process_group()
     return 0
