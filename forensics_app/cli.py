@@ -87,12 +87,13 @@ def main(argv: list[str] | None = None) -> int:
     bar = tqdm(total=len(files), unit="img", file=sys.stderr, disable=args.quiet)
     t0 = time.perf_counter()
     interrupted = False
+    finished = []  # rows as they complete, so Ctrl-C still leaves a report of them
     try:
         results = scan_files(files, detector, options,
-                             progress=lambda done, total: bar.update(done - bar.n))
+                             progress=lambda done, total: bar.update(done - bar.n),
+                             on_result=finished.append)
     except KeyboardInterrupt:
-        # scan_files cannot hand back partial rows on Ctrl-C; report what was lost.
-        interrupted, results = True, []
+        interrupted, results = True, sorted(finished, key=lambda r: r.index)
     except ScanCancelled as exc:
         interrupted, results = True, exc.results
     finally:

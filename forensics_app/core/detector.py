@@ -17,7 +17,6 @@ from __future__ import annotations
 import hashlib
 import os
 import pickle
-import zipfile
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
@@ -77,7 +76,9 @@ class LoadedCheckpoint:
         return float(self.meta.get("inconclusive_band", DEFAULT_BAND))
 
 
-def _strip_prefix(state: dict[str, Any]) -> dict[str, torch.Tensor]:
+def _strip_prefix(state: Any) -> dict[str, torch.Tensor]:
+    if not isinstance(state, dict):
+        raise ValueError(f"weights are a {type(state).__name__}, expected a dict of tensors")
     out = {}
     for k, v in state.items():
         if not isinstance(v, torch.Tensor):
@@ -121,20 +122,35 @@ def _classify(obj: Any) -> tuple[str, dict[str, torch.Tensor], dict[str, Any]]:
     return kind, state, {}
 
 
+def _unpickling_detail(message: str) -> str:
+    """The informative line of torch's weights-only refusal (not its advice to disable it)."""
+    boilerplate = ("Weights only load failed", "In PyTorch", "Re-running", "Check the documentation",
+                   "Please file an issue")
+    for line in message.splitlines():
+        line = line.strip()
+        if line and not line.startswith(boilerplate):
+            return line.removeprefix("WeightsUnpickler error:").strip() or line
+    return "unreadable pickle data"
+
+
 def load_checkpoint(path: Path | str, fake_index: int = 1) -> LoadedCheckpoint:
     """Load any supported checkpoint into an fp32 model in eval mode, on the CPU."""
     path = Path(path)
     if not path.is_file():
         raise CheckpointError(f"{path}: checkpoint file not found")
+    if path.stat().st_size == 0:
+        raise CheckpointError(f"{path}: empty file (0 bytes), not a checkpoint")
     try:
         obj = torch.load(path, map_location="cpu", weights_only=True)
     except pickle.UnpicklingError as exc:
-        first = str(exc).strip().splitlines()[0] if str(exc).strip() else type(exc).__name__
-        raise CheckpointError(
-            f"{path}: refused -- not a weights-only checkpoint (it would need to run pickled "
-            f"code, or is not a checkpoint at all): {first[:300]}"
-        ) from None
-    except (RuntimeError, EOFError, OSError, ValueError, zipfile.BadZipFile) as exc:
+        detail = _unpickling_detail(str(exc))
+        if "GLOBAL" in detail:
+            raise CheckpointError(
+                f"{path}: refused -- it holds pickled code or objects, not just weights, and "
+                f"loading it could run that code: {detail[:300]}"
+            ) from None
+        raise CheckpointError(f"{path}: not a PyTorch checkpoint ({detail[:300]})") from None
+    except Exception as exc:  # noqa: BLE001 -- arbitrary bytes make torch.load raise anything
         raise CheckpointError(
             f"{path}: not a PyTorch checkpoint ({type(exc).__name__}: {str(exc)[:200]})"
         ) from None

@@ -7,7 +7,7 @@ Centre-crop, tiling and up-scaling of tiny images are explicit choices recorded 
 from __future__ import annotations
 
 from dataclasses import dataclass, field
-from enum import Enum
+from enum import StrEnum
 
 import numpy as np
 import torch
@@ -20,7 +20,7 @@ _MEAN = torch.tensor(IMAGENET_MEAN).view(3, 1, 1)
 _STD = torch.tensor(IMAGENET_STD).view(3, 1, 1)
 
 
-class PreprocessMode(str, Enum):
+class PreprocessMode(StrEnum):
     FULL = "full"
     CENTER_CROP = "center-crop"
     TILES = "tiles"

@@ -4,11 +4,11 @@ from __future__ import annotations
 
 import dataclasses
 from dataclasses import dataclass, field
-from enum import Enum
+from enum import StrEnum
 from pathlib import Path
 
 
-class Verdict(str, Enum):
+class Verdict(StrEnum):
     AI_GENERATED = "AI-generated"
     REAL = "Real"
     INCONCLUSIVE = "Inconclusive"
