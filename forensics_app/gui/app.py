@@ -9,6 +9,7 @@ from __future__ import annotations
 import argparse
 import logging
 import logging.handlers
+import os
 import sys
 from pathlib import Path
 
@@ -53,6 +54,15 @@ def configure_logging(log_dir: Path | None = None) -> Path | None:
     return path
 
 
+def default_torch_threads() -> int:
+    """Intra-op threads for the detector: all cores but one, which stays with the GUI.
+
+    The scan also decodes images on its own threads; leaving a core free keeps the event
+    loop responsive on small machines (see benchmarks/gui_responsiveness.py).
+    """
+    return max(1, (os.cpu_count() or 2) - 1)
+
+
 def create_window(args: argparse.Namespace):
     """The main window as ``run_app`` builds it (also used by benchmarks and screenshots)."""
     from forensics_app.gui.main_window import MainWindow
@@ -64,19 +74,28 @@ def create_window(args: argparse.Namespace):
         settings_path=None if args.no_save else settings_path,
         model_path=str(args.model) if args.model else None,
         device=args.device,
+        threads=default_torch_threads(),
     )
     if args.paths:
         window.scan_paths([str(p) for p in args.paths])
     return window
 
 
-def run_app(argv: list[str] | None = None) -> int:
-    args = build_parser().parse_args(sys.argv[1:] if argv is None else argv)
+def make_application():
+    """The QApplication as the app configures it (names used by Qt, consistent style)."""
     from PySide6.QtWidgets import QApplication
 
-    app = QApplication.instance() or QApplication([sys.argv[0], *([] if argv is None else [])])
+    app = QApplication.instance() or QApplication(sys.argv[:1])
     app.setApplicationName(APP_NAME)
+    app.setApplicationDisplayName("Forensics App")
     app.setApplicationVersion(__version__)
+    app.setStyle("Fusion")
+    return app
+
+
+def run_app(argv: list[str] | None = None) -> int:
+    args = build_parser().parse_args(sys.argv[1:] if argv is None else argv)
+    app = make_application()
     log_path = configure_logging()
     logging.getLogger(__name__).info("starting %s %s (log %s)", APP_NAME, __version__, log_path)
     window = create_window(args)

@@ -14,7 +14,17 @@ from collections import OrderedDict
 from typing import Any
 
 from PySide6.QtCore import QObject, QPointF, QRectF, Qt, QThread, Signal, Slot
-from PySide6.QtGui import QBrush, QColor, QFont, QImage, QPainter, QPen, QPixmap, QWheelEvent
+from PySide6.QtGui import (
+    QBrush,
+    QColor,
+    QFont,
+    QImage,
+    QLinearGradient,
+    QPainter,
+    QPen,
+    QPixmap,
+    QWheelEvent,
+)
 from PySide6.QtWidgets import (
     QCheckBox,
     QFileDialog,
@@ -206,6 +216,27 @@ class ViewLinker:
             self._sync_from(self.views[0])
 
 
+class ColourScale(QWidget):
+    """The Grad-CAM colour map (OpenCV's JET, as the overlay uses), low to high."""
+
+    STOPS = ((0.0, "#00007f"), (0.125, "#0000ff"), (0.375, "#00ffff"), (0.625, "#ffff00"),
+             (0.875, "#ff0000"), (1.0, "#7f0000"))
+
+    def __init__(self, parent: QWidget | None = None):
+        super().__init__(parent)
+        self.setFixedSize(110, 14)
+        self.setToolTip("Grad-CAM colour scale: blue = little influence, red = most raised "
+                        "the score (relative within this image)")
+
+    def paintEvent(self, _event) -> None:
+        painter = QPainter(self)
+        grad = QLinearGradient(0, 0, self.width(), 0)
+        for pos, colour in self.STOPS:
+            grad.setColorAt(pos, QColor(colour))
+        painter.fillRect(self.rect(), grad)
+        painter.end()
+
+
 def tile_colour(prob: float) -> QColor:
     """Green (low P(generated)) through yellow to red (high)."""
     return QColor.fromHsvF(max(0.0, min(1.0, 1.0 - prob)) / 3.0, 0.85, 0.95, 0.45)
@@ -267,6 +298,10 @@ class HeatmapViewer(QWidget):
         controls.addWidget(QLabel("Overlay opacity"))
         controls.addWidget(self.opacity)
         controls.addWidget(self.opacity_label)
+        controls.addSpacing(12)
+        controls.addWidget(QLabel("low"))
+        controls.addWidget(ColourScale())
+        controls.addWidget(QLabel("high"))
         controls.addSpacing(16)
         controls.addWidget(QLabel("Zoom"))
         for text, tip, slot in (("−", "Zoom out (or mouse wheel)", lambda: self.cam_view.zoom_by(0.8)),
@@ -353,7 +388,11 @@ class HeatmapViewer(QWidget):
 
     def _set_enabled(self, on: bool) -> None:
         self.save_button.setEnabled(on)
-        self.tiles_box.setEnabled(on and bool(self.data and self.data.tile_probs))
+        tiled = on and bool(self.data and self.data.tile_probs)
+        self.tiles_box.setEnabled(tiled)
+        self.tiles_box.setToolTip(
+            "Colour each tile the engine scored by its own P(generated)" if tiled else
+            "This image was scored whole, not in tiles (see Scan → Preprocessing)")
 
     def _build_tiles(self, data: HeatmapData | None) -> None:
         scene = self.cam_view.scene()

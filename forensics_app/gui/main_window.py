@@ -88,7 +88,7 @@ VERDICT_FILTERS: list[tuple[str, frozenset[Verdict] | None]] = [
     ("AI-generated or inconclusive", frozenset({Verdict.AI_GENERATED, Verdict.INCONCLUSIVE})),
     ("Errors", frozenset({Verdict.ERROR})),
 ]
-THUMB_SIZE = 44
+THUMB_SIZE = 36
 
 
 class _ExposeWatcher(QObject):
@@ -278,8 +278,8 @@ class MainWindow(QMainWindow):
         self.queue_dock.setObjectName("queue")
         self.queue_dock.setWidget(self.queue_view)
         self.addDockWidget(Qt.DockWidgetArea.BottomDockWidgetArea, self.queue_dock)
-        self.resizeDocks([self.browser_dock], [280], Qt.Orientation.Horizontal)
-        self.resizeDocks([self.queue_dock], [150], Qt.Orientation.Vertical)
+        self.resizeDocks([self.browser_dock], [250], Qt.Orientation.Horizontal)
+        self.resizeDocks([self.queue_dock], [110], Qt.Orientation.Vertical)
 
     def _build_toolbar(self) -> None:
         tb = self.addToolBar("Main")
@@ -372,6 +372,7 @@ class MainWindow(QMainWindow):
         self.models.model_ready.connect(self._on_model_ready)
         self.models.model_failed.connect(self._on_model_failed)
         self.models.environment_ready.connect(self._on_environment)
+        self.models.load_finished.connect(self._refresh_model_state)
         self.queue.rows_ready.connect(self._on_rows)
         self.queue.job_updated.connect(self._on_job_updated)
         self.queue.job_finished.connect(self._on_job_finished)

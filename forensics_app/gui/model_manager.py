@@ -31,6 +31,7 @@ class ModelManager(QObject):
     model_ready = Signal(object)  # ModelInfo
     model_failed = Signal(str)
     environment_ready = Signal(object)  # EnvInfo
+    load_finished = Signal()  # whatever the outcome; is_loading is False again
 
     def __init__(self, threads: int | None = None, parent: QObject | None = None):
         super().__init__(parent)
@@ -98,6 +99,8 @@ class ModelManager(QObject):
         pending, self._pending = self._pending, None
         if pending is not None:
             self.load(pending)
+        else:
+            self.load_finished.emit()
 
     def shutdown(self) -> None:
         self._pending = None

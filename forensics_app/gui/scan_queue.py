@@ -161,7 +161,7 @@ class ScanQueue(QObject):
                  parent: QObject | None = None):
         super().__init__(parent)
         self.models = models
-        self.registry = registry or PathRegistry()
+        self.registry = registry if registry is not None else PathRegistry()
         self.model = JobListModel(self)
         self.threshold: float | None = None
         self.band: float | None = None

@@ -100,34 +100,34 @@ class ColumnSpec:
 
 
 COLUMNS: dict[Column, ColumnSpec] = {
-    Column.THUMBNAIL: ColumnSpec("", lambda r: "", lambda r: r.index, width=60,
+    Column.THUMBNAIL: ColumnSpec("", lambda r: "", lambda r: r.index, width=46,
                                  header_tip="Preview"),
     Column.FILE: ColumnSpec("File", lambda r: r.file_name, lambda r: r.file_name.casefold(),
-                            tooltip=lambda r: r.path, width=200),
+                            tooltip=lambda r: r.path, width=240),
     Column.VERDICT: ColumnSpec("Verdict", lambda r: r.verdict.value,
-                               lambda r: list(Verdict).index(r.verdict), align=_CENTER, width=110,
+                               lambda r: list(Verdict).index(r.verdict), align=_CENTER, width=104,
                                tooltip=lambda r: (f"threshold {r.threshold:.2f}, inconclusive "
                                                   f"band ±{r.inconclusive_band:.2f}")),
     Column.PROB: ColumnSpec("P(generated)",
                             lambda r: "" if r.prob_fake is None else f"{r.prob_fake:.3f}",
-                            lambda r: _none_last(r.prob_fake), width=150,
+                            lambda r: _none_last(r.prob_fake), width=140,
                             tooltip=lambda r: (None if not r.tile_probs else
                                                f"mean of {len(r.tile_probs)} tile scores"),
                             header_tip="Probability the image is AI-generated (0–1)"),
     Column.DIMENSIONS: ColumnSpec("Dimensions", _dimensions,
                                   lambda r: _none_last((r.width or 0) * (r.height or 0) or None),
-                                  align=_RIGHT, width=100),
+                                  align=_RIGHT, width=88),
     Column.FORMAT: ColumnSpec("Format", lambda r: r.format or "", lambda r: r.format or "",
-                              tooltip=lambda r: f"mode {r.mode}" if r.mode else None, width=64),
+                              tooltip=lambda r: f"mode {r.mode}" if r.mode else None, width=60),
     Column.SIZE: ColumnSpec("Size", lambda r: human_size(r.bytes), lambda r: _none_last(r.bytes),
-                            align=_RIGHT, width=76),
+                            align=_RIGHT, width=70),
     Column.SHA256: ColumnSpec("SHA-256", lambda r: f"{r.sha256[:12]}…" if r.sha256 else "",
-                              lambda r: r.sha256 or "", tooltip=lambda r: r.sha256, width=120,
+                              lambda r: r.sha256 or "", tooltip=lambda r: r.sha256, width=108,
                               header_tip="SHA-256 of the file's bytes (hover for the full hash)"),
     Column.TIME: ColumnSpec("Scan time", lambda r: f"{r.elapsed_ms:.0f} ms",
-                            lambda r: r.elapsed_ms, align=_RIGHT, width=80),
+                            lambda r: r.elapsed_ms, align=_RIGHT, width=74),
     Column.ERROR: ColumnSpec("Error / notes", _problem, _problem, tooltip=lambda r: _problem(r) or None,
-                             width=260),
+                             width=140),
 }
 
 
