@@ -9,6 +9,7 @@ raw fp32. Verified against the ncnn runtime in tests/training/test_fakes.py.
 
 from __future__ import annotations
 
+import operator
 from dataclasses import dataclass
 from pathlib import Path
 
@@ -134,13 +135,11 @@ class NcnnGraph(nn.Module):
                     blobs[top] = ins[0]
                 continue
             elif t == "Convolution":
-                k = int(p[1])
                 out = F.conv2d(
                     ins[0], self.weights[layer.name + "_w"],
                     self.weights[layer.name + "_b"] if layer.name + "_b" in self.weights else None,
                     stride=int(p.get(3, 1)), padding=int(p.get(4, 0)), dilation=int(p.get(2, 1)),
                 )
-                del k
                 out = self._activate(out, p)
             elif t == "PReLU":
                 out = F.prelu(ins[0], self.weights[layer.name + "_s"])
@@ -154,7 +153,7 @@ class NcnnGraph(nn.Module):
             elif t == "BinaryOp":
                 op = int(p.get(0, 0))
                 a, b = ins if len(ins) == 2 else (ins[0], float(p.get(2, 0.0)))
-                out = {0: lambda: a + b, 1: lambda: a - b, 2: lambda: a * b}[op]()
+                out = {0: operator.add, 1: operator.sub, 2: operator.mul}[op](a, b)
             elif t == "Interp":
                 mode = {1: "nearest", 2: "bilinear", 3: "bicubic"}[int(p.get(0, 1))]
                 hs, ws = float(p.get(1, 1.0)), float(p.get(2, 1.0))

@@ -1,0 +1,285 @@
+"""One command that rebuilds the checkpoint the app bundles.
+
+    python -m model_training.bundled --out runs/bundled [--install]
+
+1. regenerates the content-aligned fakes from ``train/real`` (model_training.fakes; cached);
+2. trains the detector on paired real/fake crops with the paper's blur+JPEG augmentation
+   (resumable: rerunning the command continues from ``<out>/last.pt``);
+3. picks the decision threshold on held-out real photos (the ``calib`` split, original files
+   as an analyst would scan them) at a target false-positive rate;
+4. evaluates on every dev_test set and on the held-out ``test`` split (paper protocol: full
+   image, no resize), with the random/majority/smoothness baselines;
+5. exports the fp16 checkpoint in the app's format with its model card, and with
+   ``--install`` copies both to ``resources/models/``.
+
+Same command on CPU or GPU (``--device``); seeds fixed.
+"""
+
+from __future__ import annotations
+
+import argparse
+import dataclasses
+import json
+import logging
+import math
+import shutil
+import sys
+import time
+from dataclasses import dataclass, field
+from pathlib import Path
+from typing import Any
+
+import numpy as np
+import torch
+from torch.utils.data import DataLoader
+
+from forensics_app import __version__
+from forensics_app.core.architectures import build_model
+from forensics_app.core.detector import Detector
+from forensics_app.paths import resources_dir
+from model_training.augment import AugmentConfig
+from model_training.checkpoint import atomic_torch_save, atomic_write_text, load_torch_file
+from model_training.evaluate import (
+    TestSet,
+    baseline_rows,
+    markdown_table,
+    score_folder_sets,
+    summarize,
+)
+from model_training.export import calibrate, export_checkpoint, write_model_card
+from model_training.fakes.cues import audit_pairs
+from model_training.fakes.engine import FakeDataConfig, generate, load_manifest, manifest_digest
+from model_training.paired import PairedCrops, collate_pairs, select_pairs
+from model_training.train import seed_everything, train_one_epoch
+
+log = logging.getLogger("model_training.bundled")
+
+REPO = Path(__file__).resolve().parent.parent
+DEFAULT_SHARED = REPO.parent / "shared" / "data"
+
+
+@dataclass
+class BundledRecipe:
+    real_root: str = str(DEFAULT_SHARED / "train" / "real")
+    dev_test: str = str(DEFAULT_SHARED / "dev_test")
+    seed: int = 0
+    arch: dict[str, Any] = field(default_factory=lambda: {
+        "name": "resnet50", "num_outputs": 1, "input_transform": "npr", "stages": 2})
+    crop: int = 96
+    batch_pairs: int = 16  # 32 images a step: 16 reals and their 16 fakes
+    steps: int = 1500
+    lr: float = 2e-4
+    weight_decay: float = 1e-4
+    warmup_fraction: float = 0.1
+    blur_prob: float = 0.5
+    jpg_prob: float = 0.5
+    generators: list[str] | None = None  # None: every generator of the fake engine
+    target_fpr: float = 0.05
+    inconclusive_band: float = 0.1
+    device: str = "auto"
+    threads: int | None = None
+    loader_workers: int = 1
+    checkpoint_every: int = 100
+    fakes: dict[str, Any] = field(default_factory=dict)  # FakeDataConfig overrides
+
+
+def _pairs_as_testsets(root: Path, pairs: list[dict]) -> list[TestSet]:
+    by_gen: dict[str, list[dict]] = {}
+    for p in pairs:
+        by_gen.setdefault(p["generator"], []).append(p)
+    return [TestSet(f"heldout/{g}", tuple(str(root / p["real"]) for p in ps),
+                    tuple(str(root / p["fake"]) for p in ps)) for g, ps in sorted(by_gen.items())]
+
+
+def train_detector(recipe: BundledRecipe, root: Path, out: Path, device: torch.device
+                   ) -> tuple[torch.nn.Module, dict[str, Any]]:
+    manifest = load_manifest(root)
+    pairs = select_pairs(manifest, ["train"], recipe.generators)
+    dataset = PairedCrops(root, pairs, crop=recipe.crop,
+                          augment=AugmentConfig(blur_prob=recipe.blur_prob, jpg_prob=recipe.jpg_prob))
+    model = build_model(recipe.arch).to(device)
+    opt = torch.optim.AdamW(model.parameters(), lr=recipe.lr, weight_decay=recipe.weight_decay)
+    sched = torch.optim.lr_scheduler.OneCycleLR(opt, max_lr=recipe.lr, total_steps=recipe.steps,
+                                                pct_start=recipe.warmup_fraction)
+    state_path = out / "last.pt"
+    step, history, seconds = 0, [], 0.0
+    if state_path.is_file():
+        state = load_torch_file(state_path)
+        model.load_state_dict(state["model"])
+        opt.load_state_dict(state["optimizer"])
+        step, history, seconds = state["step"], state["history"], state["seconds"]
+        if state["recipe"]["steps"] == recipe.steps:
+            sched.load_state_dict(state["scheduler"])
+        else:  # a longer/shorter run: re-plan the schedule and fast-forward it to ``step``
+            for _ in range(min(step, recipe.steps)):
+                sched.step()
+        torch.set_rng_state(state["rng"])
+        log.info("resumed from %s at step %d", state_path, step)
+
+    def save() -> None:
+        atomic_torch_save({"model": model.state_dict(), "optimizer": opt.state_dict(),
+                           "scheduler": sched.state_dict(), "step": step, "history": history,
+                           "seconds": seconds, "rng": torch.get_rng_state(),
+                           "recipe": dataclasses.asdict(recipe)}, state_path)
+
+    losses: list[float] = []  # per step
+    epoch_sum = 0.0  # train_one_epoch's running loss_sum restarts every epoch
+
+    def on_step(_s: int, global_step: int, totals: dict[str, float]) -> None:
+        nonlocal step, epoch_sum
+        step = global_step
+        sched.step()
+        losses.append((totals["loss_sum"] - epoch_sum) / (2 * recipe.batch_pairs))
+        epoch_sum = totals["loss_sum"]
+        if step % 25 == 0:
+            log.info("step %d/%d lr %.2e loss(last 25) %.4f", step, recipe.steps,
+                     sched.get_last_lr()[0], float(np.mean(losses[-25:])))
+        if step % recipe.checkpoint_every == 0:
+            history.append({"step": step, "loss": round(float(np.mean(losses[-25:])), 4)})
+            save()
+
+    gen = torch.Generator().manual_seed(recipe.seed)
+    epoch = 0
+    while step < recipe.steps:
+        epoch_sum = 0.0
+        loader = DataLoader(dataset, batch_size=recipe.batch_pairs, shuffle=True, drop_last=True,
+                            num_workers=recipe.loader_workers, collate_fn=collate_pairs,
+                            generator=gen, persistent_workers=False)
+        t0 = time.perf_counter()
+        stats = train_one_epoch(model, loader, opt, device, log_every=0,
+                                max_steps=recipe.steps - step, global_step=step, epoch=epoch,
+                                on_step=on_step, channels_last=device.type == "cpu")
+        seconds += time.perf_counter() - t0
+        step = stats["global_step"]
+        epoch += 1
+        save()
+    model.eval()
+    info = {"steps": step, "seconds": round(seconds), "history": history,
+            "pairs": len(pairs), "epochs": epoch}
+    return model, info
+
+
+def _shift_calibration(threshold_raw: float) -> dict[str, Any]:
+    """Shift logits so the chosen operating point maps to P = 0.5 in the app."""
+    t = min(max(threshold_raw, 1e-6), 1 - 1e-6)
+    return {"type": "platt", "a": 1.0, "b": -math.log(t / (1 - t))}
+
+
+def run(recipe: BundledRecipe, out: Path, install: bool = False) -> Path:
+    out.mkdir(parents=True, exist_ok=True)
+    seed_everything(recipe.seed)
+    if recipe.threads:
+        torch.set_num_threads(recipe.threads)
+    device = torch.device("cuda" if recipe.device in ("auto", "cuda") and torch.cuda.is_available()
+                          else "cpu")
+    atomic_write_text(out / "recipe.json", json.dumps(dataclasses.asdict(recipe), indent=2))
+    t_all = time.perf_counter()
+
+    fcfg = FakeDataConfig(real_roots=[recipe.real_root], seed=recipe.seed, **recipe.fakes)
+    t0 = time.perf_counter()
+    root = generate(fcfg)
+    fakes_s = time.perf_counter() - t0
+    manifest = load_manifest(root)
+
+    model, train_info = train_detector(recipe, root, out, device)
+    model = model.float().cpu().eval()
+
+    # Threshold on held-out real photos as analysts scan them: the original files.
+    src_root = Path(recipe.real_root)
+    calib_files = [str(src_root / s["source"]) for s in manifest["sources"]
+                   if s["split"] == "calib"]
+    test_files = [str(src_root / s["source"]) for s in manifest["sources"] if s["split"] == "test"]
+    raw_sets = score_folder_sets(model, [TestSet("calib-originals", tuple(calib_files), ())],
+                                 with_smoothness=False)
+    real_probs = raw_sets[0].scores
+    real_logits = np.log(np.clip(real_probs, 1e-7, 1)) - np.log(np.clip(1 - real_probs, 1e-7, 1))
+    cal = calibrate(real_logits, None, method="fpr", target_fpr=recipe.target_fpr, platt=False)
+    calibration = _shift_calibration(cal["threshold"])
+    meta = {
+        "version": f"{__version__}+{time.strftime('%Y%m%d')}",
+        "threshold": 0.5,
+        "inconclusive_band": recipe.inconclusive_band,
+        "calibration": calibration,
+        "calibration_report": {**cal["report"], "raw_threshold": cal["threshold"],
+                               "on": f"{len(calib_files)} held-out real photos (original files)"},
+        "training": {
+            "recipe": "model_training.bundled", "config": dataclasses.asdict(recipe),
+            "init": {"from": "scratch", "why": "no ImageNet weights reachable"},
+            "data": {"reals": recipe.real_root, "fake_manifest_sha256": manifest_digest(root),
+                     "pairs": train_info["pairs"], "generators": sorted(
+                         {p["generator"] for p in manifest["pairs"]})},
+            "training_time": f"{train_info['seconds']} s on {device.type}",
+            "steps": train_info["steps"], "loss_history": train_info["history"],
+            "command": "python -m model_training.bundled --out runs/bundled --install",
+        },
+    }
+    ckpt = export_checkpoint(model, recipe.arch, out / "detector.pt", meta)
+    detector = Detector.from_checkpoint(ckpt, device="cpu")
+
+    # Evaluation: dev_test (never used above) and the held-out test split.
+    heldout_sets = _pairs_as_testsets(root, select_pairs(manifest, ["test"]))
+    sets = score_folder_sets(detector, recipe.dev_test) + score_folder_sets(detector, heldout_sets)
+    test_real = score_folder_sets(detector, [TestSet("heldout/original-real-photos",
+                                                     tuple(test_files), ())], with_smoothness=False)
+    rows = summarize(sets, threshold=0.5)
+    base = baseline_rows(sets, seed=recipe.seed)
+    fpr_test = float(np.mean(test_real[0].scores >= 0.5))
+    cues = audit_pairs(root, select_pairs(manifest, ["test"]))
+    results = {"rows": rows, "baselines": base, "heldout_original_fpr": fpr_test,
+               "calib_fpr": cal["report"]["fpr_at_threshold"], "cue_auc": cues,
+               "train": train_info, "fakes_seconds": round(fakes_s),
+               "total_seconds": round(time.perf_counter() - t_all)}
+    atomic_write_text(out / "results.json", json.dumps(results, indent=2, default=float))
+    dev_rows = [r for r in rows if not r["set"].startswith("heldout/")]
+    smooth = [r for r in base if r["method"] == "smoothness"]
+    card = write_model_card(
+        out / "MODEL_CARD.md", {**meta, "architecture": recipe.arch, "weights_dtype": "float16"},
+        {"dev_test (paper protocol: full image, no resize)": dev_rows,
+         "Held-out training photos vs their fakes (never trained on)": [
+             r for r in rows if r["set"].startswith("heldout/")],
+         "Baseline: smoothness cue (-mean |Laplacian|)": smooth},
+        checkpoint=ckpt, title="Bundled detector: model card",
+        sections={"False positives on held-out real photos": (
+            f"At the shipped threshold, {100 * fpr_test:.1f}% of {len(test_files)} held-out real "
+            f"photos (original files, never used for training or for picking the threshold) "
+            f"are called AI-generated; on the {len(calib_files)} calibration photos "
+            f"{100 * cal['report']['fpr_at_threshold']:.1f}% (target {100 * recipe.target_fpr:.0f}%)."),
+            "Trivial-cue audit of the training pairs (ROC AUC, 0.5 = no separation)":
+                markdown_table([{"generator": g, **v} for g, v in cues.items()],
+                               ["generator", *next(iter(cues.values())).keys()])},
+    )
+    if install:
+        dest = resources_dir() / "models"
+        dest.mkdir(parents=True, exist_ok=True)
+        shutil.copy2(ckpt, dest / "detector.pt")
+        shutil.copy2(card, dest / "MODEL_CARD.generated.md")
+        log.info("installed into %s", dest)
+    log.info("done in %.0f s: dev_test mAP %.1f", time.perf_counter() - t_all,
+             100 * float(np.mean([r["ap"] for r in dev_rows])))
+    return ckpt
+
+
+def main(argv: list[str] | None = None) -> int:
+    p = argparse.ArgumentParser(prog="python -m model_training.bundled", description=__doc__,
+                                formatter_class=argparse.RawDescriptionHelpFormatter)
+    p.add_argument("--out", type=Path, default=Path("runs/bundled"))
+    p.add_argument("--recipe", type=Path, help="JSON file overriding BundledRecipe fields")
+    p.add_argument("--steps", type=int)
+    p.add_argument("--device", choices=("auto", "cpu", "cuda"))
+    p.add_argument("--install", action="store_true", help="copy the result into resources/models")
+    args = p.parse_args(argv)
+    logging.basicConfig(level=logging.INFO, format="%(asctime)s %(name)s %(message)s",
+                        stream=sys.stderr)
+    recipe = BundledRecipe()
+    if args.recipe:
+        recipe = dataclasses.replace(recipe, **json.loads(args.recipe.read_text()))
+    if args.steps:
+        recipe.steps = args.steps
+    if args.device:
+        recipe.device = args.device
+    run(recipe, args.out, install=args.install)
+    return 0
+
+
+if __name__ == "__main__":
+    sys.exit(main())
