@@ -47,7 +47,11 @@ from model_training.dataset import (
     list_image_files,
     load_rgb,
 )
-from model_training.metrics import binary_summary, equal_error_threshold
+from model_training.metrics import (
+    binary_summary,
+    equal_error_threshold,
+    expected_calibration_error,
+)
 
 log = logging.getLogger(__name__)
 
@@ -362,6 +366,8 @@ def summarize(set_scores: Sequence[SetScores], threshold: float = 0.5,
         labels, values = ss.valid(which)
         row = {"set": ss.name, **binary_summary(labels, values, threshold),
                "n_errors": len(ss.errors)}
+        if which == "scores" and labels.size:  # scores are probabilities: calibration error
+            row["ece"] = expected_calibration_error(labels, values)
         rows.append(row)
     return rows
 
@@ -463,8 +469,9 @@ def with_mean_row(rows: Sequence[dict[str, Any]], label: str = "mean") -> list[d
     if not rows:
         return rows
     mean: dict[str, Any] = {"set": label}
-    for key in ("ap", "acc", "real_acc", "fake_acc"):
-        mean[key] = float(np.nanmean([r[key] for r in rows]))
+    for key in ("ap", "acc", "real_acc", "fake_acc", "ece"):
+        if all(key in r for r in rows):
+            mean[key] = float(np.nanmean([r[key] for r in rows]))
     for key in ("n_real", "n_fake"):
         mean[key] = int(sum(r[key] for r in rows))
     return rows + [mean]
@@ -474,8 +481,9 @@ def markdown_table(rows: Sequence[dict[str, Any]], columns: Sequence[str] = METR
     """Rows as a Markdown table; AP and accuracies in percent."""
     headers = {"set": "set", "method": "method", "ap": "AP", "acc": "acc", "real_acc": "real acc",
                "fake_acc": "fake acc", "n_real": "n real", "n_fake": "n fake",
-               "threshold": "threshold", "perturbation": "perturbation", "level": "level"}
-    pct = {"ap", "acc", "real_acc", "fake_acc"}
+               "threshold": "threshold", "perturbation": "perturbation", "level": "level",
+               "ece": "ECE"}
+    pct = {"ap", "acc", "real_acc", "fake_acc", "ece"}
     lines = ["| " + " | ".join(headers.get(c, c) for c in columns) + " |",
              "|" + "|".join(":--" if c in ("set", "method") else "--:" for c in columns) + "|"]
     for r in rows:
@@ -560,8 +568,8 @@ def write_report(
     md = [f"# Evaluation\n\nModel: {model_desc or '(none: baselines only)'}  \n"
           f"Protocol: {protocol}  \nThreshold: {threshold:.4g}\n"]
     if rows:
-        md += ["\n## Per set (AP and accuracies in %)\n\n",
-               markdown_table(with_mean_row(rows))]
+        md += ["\n## Per set (AP, accuracies and expected calibration error in %)\n\n",
+               markdown_table(with_mean_row(rows), METRIC_COLUMNS + ("ece",))]
         write_csv(rows, out_dir / "results.csv")
     if base:
         md += ["\n## AP against baselines (%)\n\n", baseline_table(rows, base),

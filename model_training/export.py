@@ -220,7 +220,7 @@ def write_model_card(
     ``evaluate_sets``; rendered with a mean row). ``sections`` adds free text (intended use,
     lever studies...) after the tables.
     """
-    from model_training.evaluate import markdown_table, with_mean_row
+    from model_training.evaluate import METRIC_COLUMNS, markdown_table, with_mean_row
 
     training = meta.get("training") or {}
     config = training.get("config") or {}
@@ -259,8 +259,11 @@ def write_model_card(
         if isinstance(table, str):
             lines.append(table)
         else:
-            lines.append("AP and accuracies in %.\n")
-            lines.append(markdown_table(with_mean_row(list(table))))
+            rows = list(table)
+            columns = METRIC_COLUMNS + (("ece",) if rows and all("ece" in r for r in rows)
+                                        else ())
+            lines.append("AP, accuracies and expected calibration error (ECE) in %.\n")
+            lines.append(markdown_table(with_mean_row(rows), columns))
     for heading, text in (sections or {}).items():
         lines.append(f"## {heading}\n\n{text.strip()}\n")
     return atomic_write_text(Path(path), "\n".join(lines).rstrip() + "\n")
@@ -290,6 +293,9 @@ def build_parser() -> argparse.ArgumentParser:
     p.add_argument("--test-root", type=Path, help="evaluate the exported file on this root")
     p.add_argument("--eval-out", type=Path, help="evaluation folder (default: <out>_eval)")
     p.add_argument("--card", type=Path, help="model card path (default: MODEL_CARD.md beside)")
+    p.add_argument("--card-notes", type=Path, action="append", default=[],
+                   help="Markdown file appended to the card as a section (repeatable; its "
+                        "first '# ' line is the heading)")
     p.add_argument("--workers", type=int, default=2)
     p.add_argument("--batch-size", type=int, default=16)
     return p
@@ -345,7 +351,15 @@ def main(argv: list[str] | None = None) -> int:
         tables[f"Evaluation on {args.test_root.name}"] = rows
     card = args.card or args.out.with_name("MODEL_CARD.md")
     stored = load_checkpoint(args.out).meta
-    write_model_card(card, stored, tables, checkpoint=args.out)
+    sections = {}
+    for note in args.card_notes:
+        text = note.read_text(encoding="utf-8")
+        first, _, rest = text.partition("\n")
+        if first.startswith("# "):
+            sections[first[2:].strip()] = rest
+        else:
+            sections[note.stem.replace("_", " ")] = text
+    write_model_card(card, stored, tables, checkpoint=args.out, sections=sections)
     print(json.dumps({"checkpoint": str(args.out), "card": str(card), "threshold": threshold},
                      indent=2))
     return 0

@@ -41,8 +41,11 @@ def plot_training_curves(history: Sequence[dict[str, Any]], path: Path | str) ->
     axes[1].set_title("val accuracy (%)")
     axes[2].plot(epochs, [100 * v for v in series("val_ap")], "o-", color="C2")
     axes[2].set_title("val AP (%)")
+    from matplotlib.ticker import MaxNLocator
+
     for ax in axes:
         ax.set_xlabel("epoch")
+        ax.xaxis.set_major_locator(MaxNLocator(integer=True))
         ax.grid(alpha=0.3)
         for h in history:
             if h.get("action") == "decay":

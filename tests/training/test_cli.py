@@ -30,7 +30,10 @@ def test_train_evaluate_export(data_root, test_root, tmp_path, capsys):
     assert "training checkpoint" in (tmp_path / "eval" / "results.md").read_text()
 
     out = tmp_path / "export" / "model.pt"
+    notes = tmp_path / "levers.md"
+    notes.write_text("# What each lever did\n\n| lever | mean AP |\n|--|--|\n| crop 112 | 1 |\n")
     assert main(["export", "--checkpoint", str(run / "best.pt"), "--out", str(out),
+                 "--card-notes", str(notes),
                  "--calib-real", str(data_root / "val/cat/0_real"),
                  "--calib-fake", str(data_root / "val/cat/1_fake"), "--target-fpr", "0.2",
                  "--test-root", str(test_root), "--version", "0.0-test"]) == 0
@@ -44,5 +47,7 @@ def test_train_evaluate_export(data_root, test_root, tmp_path, capsys):
     assert [r["set"] for r in meta["metrics"]["per_set"]] == ["flat", "multi"]
     card = (tmp_path / "export" / "MODEL_CARD.md").read_text()
     assert "| flat |" in card and "manifest_sha256" in card
+    assert "## What each lever did" in card and "| crop 112 | 1 |" in card
+    assert "ECE" in card and 0 <= meta["metrics"]["per_set"][0]["ece"] <= 1
     assert (tmp_path / "export" / "model_eval" / "results.md").is_file()
     capsys.readouterr()
