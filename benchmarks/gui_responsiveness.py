@@ -129,10 +129,23 @@ def main() -> int:
         scan_samples, scan_s = probe.stop(), time.perf_counter() - t0
         n = window.results.rowCount()
 
+        cam = []  # first Grad-CAM (imports pytorch-grad-cam, copies the model), then another
+        for row in (0, 1):
+            probe.start()
+            t0 = time.perf_counter()
+            window.select_source_row(row)
+            window.show_heatmap()
+            while window.heatmap_viewer.data is None or window.heatmaps.busy:
+                app.processEvents()
+                time.sleep(0.001)
+            cam.append((probe.stop(), time.perf_counter() - t0))
+
         print(f"{n} images of {args.size}x{args.size} px, model {window.models.info.model_id}, "
               f"{window.models.info.device}, {os.cpu_count()} CPUs")
         report("torch + model load (background)", load_samples, load_s)
         p99 = report(f"scan ({n / scan_s:.1f} images/s)", scan_samples, scan_s)
+        report("first heatmap (loads grad-cam)", *cam[0])
+        report("next heatmap", *cam[1])
         print(f"scan p99 stall {p99:.1f} ms (target <= {TARGET_P99_MS:.0f} ms)")
         window.close()
     return 0 if p99 <= TARGET_P99_MS else 1

@@ -4,7 +4,7 @@
         [--model CHECKPOINT] [--images FOLDER] [--out docs/screenshots]
 
 Opens the main window as ``forensics-app`` does, scans a folder of sample images, selects a
-row, opens the heatmap viewer and grabs both windows. Without ``--model`` it uses the bundled
+row, opens the heatmap viewer and the Model dialog, and grabs each window. Without ``--model`` it uses the bundled
 checkpoint, or a random-weight stand-in when none is bundled yet (its scores mean nothing).
 Without ``--images`` it gathers a few real and generated images per generator from
 ../shared/data/dev_test into a temporary folder (nothing is copied into the repository),
@@ -127,7 +127,12 @@ def main() -> int:
         viewer.linker.fit()
         settle(app, 0.8)
         viewer.grab().save(str(args.out / "heatmap.png"))
-        print(f"wrote {args.out / 'main_window.png'} and {args.out / 'heatmap.png'} "
+        viewer.hide()
+        dialog = window.show_model_dialog()
+        dialog.move(160, 60)
+        settle(app, 0.8)
+        dialog.grab().save(str(args.out / "model_dialog.png"))
+        print(f"wrote main_window.png, heatmap.png and model_dialog.png to {args.out} "
               f"({len(records)} rows, model {window.models.info.model_id})")
         window.close()
     return 0

@@ -100,4 +100,17 @@ def run_app(argv: list[str] | None = None) -> int:
     logging.getLogger(__name__).info("starting %s %s (log %s)", APP_NAME, __version__, log_path)
     window = create_window(args)
     window.show()
+    _close_on_sigint(app)
     return app.exec()
+
+
+def _close_on_sigint(app) -> None:
+    """Ctrl+C in the terminal closes the window properly (settings saved, workers stopped)."""
+    import signal
+
+    from PySide6.QtCore import QTimer
+
+    signal.signal(signal.SIGINT, lambda *_: app.closeAllWindows())
+    timer = QTimer(app)  # lets the interpreter run its signal handlers while Qt waits
+    timer.timeout.connect(lambda: None)
+    timer.start(250)

@@ -69,9 +69,11 @@ class HeatmapService(QObject):
     failed = Signal(object, str)  # HeatmapRequest, message
     computing = Signal(object)  # HeatmapRequest
 
-    def __init__(self, models: ModelManager, capacity: int = 12, parent: QObject | None = None):
+    def __init__(self, models: ModelManager, capacity: int = 16,
+                 budget_bytes: int = 768 * 2**20, parent: QObject | None = None):
+        """Keep at most ``capacity`` maps and about ``budget_bytes`` of pixels (big images)."""
         super().__init__(parent)
-        self.models, self.capacity = models, capacity
+        self.models, self.capacity, self.budget_bytes = models, capacity, budget_bytes
         self._cache: OrderedDict[tuple[str, str, str], HeatmapData] = OrderedDict()
         self._cam_model: tuple[str, Any] | None = None  # (model_id, model instance)
         self._worker: HeatmapWorker | None = None
@@ -83,6 +85,10 @@ class HeatmapService(QObject):
     @property
     def busy(self) -> bool:
         return self._thread is not None
+
+    def cache_bytes(self) -> int:
+        return sum(d.image.nbytes + d.heat.nbytes + d.heat_rgba.nbytes
+                   for d in self._cache.values())
 
     def cached(self, key: tuple[str, str, str]) -> HeatmapData | None:
         return self._cache.get(key)
@@ -122,7 +128,8 @@ class HeatmapService(QObject):
         self.computed += 1
         self._cam_model = (self._running.model_id, model)
         self._cache[data.key] = data
-        while len(self._cache) > self.capacity:
+        while len(self._cache) > 1 and (len(self._cache) > self.capacity
+                                        or self.cache_bytes() > self.budget_bytes):
             self._cache.popitem(last=False)
         self.ready.emit(data)
 

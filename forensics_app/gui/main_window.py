@@ -101,7 +101,7 @@ class _ExposeWatcher(QObject):
     def eventFilter(self, obj: QObject, event: QEvent) -> bool:
         if event.type() == QEvent.Type.Expose and obj.isExposed():
             obj.removeEventFilter(self)
-            QTimer.singleShot(0, self.callback)
+            QTimer.singleShot(0, self, self.callback)
         return False
 
 
@@ -248,7 +248,7 @@ class MainWindow(QMainWindow):
         header.setSectionResizeMode(Column.THUMBNAIL, QHeaderView.ResizeMode.Fixed)
         self.table.setContextMenuPolicy(Qt.ContextMenuPolicy.CustomContextMenu)
         self.table.customContextMenuRequested.connect(self._table_menu)
-        self.table.doubleClicked.connect(lambda _i: self.show_heatmap())
+        self.table.activated.connect(lambda _i: self.show_heatmap())  # double-click or Enter
         self.table.setDragEnabled(False)
 
         self.empty_hint = QLabel(
@@ -411,7 +411,7 @@ class MainWindow(QMainWindow):
         if not self._started and self.windowHandle() is not None:
             self._expose_watcher = _ExposeWatcher(self.start)
             self.windowHandle().installEventFilter(self._expose_watcher)
-            QTimer.singleShot(1000, self.start)  # in case no expose event ever comes
+            QTimer.singleShot(1000, self, self.start)  # in case no expose event ever comes
 
     @Slot()
     def start(self) -> None:

@@ -79,7 +79,7 @@ def model_markdown(info: ModelInfo | None, env: EnvInfo | None, error: str | Non
     else:
         lines += [
             "## Loaded model", "",
-            "| | |", "|---|---|",
+            "| Property | Value |", "|---|---|",
             f"| File | {info.file_name}{' (bundled)' if info.bundled else ''} |",
             f"| Location | `{info.path}` |",
             f"| SHA-256 | `{info.sha256}` |",

@@ -75,6 +75,8 @@ class Worker(QObject):
 
     @Slot()
     def run(self) -> None:
+        # Name the Python side of the thread so log lines say which worker wrote them.
+        threading.current_thread().name = QThread.currentThread().objectName() or type(self).__name__
         self.started.emit()
         t0 = time.perf_counter()
         try:

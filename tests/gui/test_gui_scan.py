@@ -9,7 +9,6 @@ import sys
 
 import pytest
 from gui_helpers import drop, wait_idle
-from helpers import make_images
 from PySide6.QtWidgets import QApplication, QFileDialog
 
 from forensics_app.core.export import COLUMNS, write_csv
@@ -18,6 +17,7 @@ from forensics_app.core.scan import discover_files, scan_files
 from forensics_app.gui.records import JobStatus
 from forensics_app.gui.table_model import Column
 from forensics_app.gui.workers import live_threads
+from helpers import make_images
 
 
 @pytest.fixture

@@ -3,10 +3,10 @@
 from __future__ import annotations
 
 import json
+import shutil
 
 import pytest
 from gui_helpers import drop, wait_idle
-from helpers import make_images, save_tiny_checkpoint
 from PySide6.QtGui import QImage
 from PySide6.QtWidgets import QLabel
 
@@ -17,6 +17,7 @@ from forensics_app.gui import model_dialog as model_dialog_module
 from forensics_app.gui.records import JobStatus, ScanSettings
 from forensics_app.gui.settings import AppSettings
 from forensics_app.gui.table_model import ResultsFilterProxy, ResultsTableModel
+from helpers import make_images, save_tiny_checkpoint
 
 HEATMAP_TIMEOUT_MS = 60_000
 
@@ -125,6 +126,28 @@ def test_missing_bundled_model_is_explained_and_load_model_works(
     text = dialog.text.toPlainText()
     assert window.models.info.sha256 in text and "tiny.pt" in text
     assert window.settings.model_path == str(tiny_checkpoint)
+
+
+def test_bundled_model_and_card_used_when_present(make_window, qtbot, tmp_path, tiny_checkpoint,
+                                                  monkeypatch):
+    models = tmp_path / "resources" / "models"
+    models.mkdir(parents=True)
+    bundled = models / "detector.pt"
+    shutil.copyfile(tiny_checkpoint, bundled)
+    card = models / "MODEL_CARD.md"
+    card.write_text("# Detector model card\n\nTrained on ProGAN (test card).\n\n"
+                    "| test set | AP |\n|---|---|\n| dev | 0.99 |\n")
+    for module in (main_window_module, model_dialog_module):
+        monkeypatch.setattr(module, "bundled_model_path", lambda: bundled)
+    monkeypatch.setattr(model_dialog_module, "model_card_path", lambda: card)
+    window = make_window(model_path=None)
+    qtbot.waitUntil(lambda: window.models.info is not None, timeout=60_000)
+    assert window.models.info.bundled and window.models.info.path == str(bundled)
+    assert not window.banner.isVisible()
+    dialog = window.show_model_dialog()
+    text = dialog.text.toPlainText()
+    assert "Trained on ProGAN (test card)" in text and window.models.info.sha256 in text
+    assert dialog.bundled_button.isEnabled()
 
 
 def test_unusable_checkpoint_reports_error(make_window, qtbot, tmp_path):
