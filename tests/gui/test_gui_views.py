@@ -97,6 +97,22 @@ def test_heatmap_offers_tile_scores(make_window, qtbot, tmp_path):
     assert not viewer.overlay_image().isNull()
 
 
+def test_heatmap_on_npr_two_stage_model_and_odd_size(make_window, qtbot, tmp_path):
+    """The bundled model's layout (NPR input, two stages); odd sizes lose a row in NPR."""
+    arch = {"name": "resnet50", "num_outputs": 1, "input_transform": "npr", "stages": 2}
+    ckpt = save_tiny_checkpoint(tmp_path / "npr.pt", arch=arch)
+    folder = tmp_path / "odd"
+    make_images(folder, 1, size=(101, 77))
+    window = make_window(model_path=ckpt)
+    window.scan_paths([str(folder)])
+    wait_idle(qtbot, window)
+    window.select_source_row(0)
+    with qtbot.waitSignal(window.heatmaps.ready, timeout=HEATMAP_TIMEOUT_MS) as blocker:
+        window.show_heatmap()
+    assert blocker.args[0].heat.shape == (77, 101)
+    assert "input transform npr" in window.show_model_dialog().text.toPlainText()
+
+
 def test_missing_bundled_model_is_explained_and_load_model_works(
         make_window, qtbot, tmp_path, tiny_checkpoint, monkeypatch):
     missing = tmp_path / "resources" / "models" / "detector.pt"
