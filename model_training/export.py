@@ -165,6 +165,19 @@ def calibrate(
     return {"threshold": float(threshold), "calibration": calibration, "report": report}
 
 
+def real_fake_dirs(root: Path | str) -> tuple[list[Path], list[Path]]:
+    """The 0_real and 1_fake folders of a ForenSynths-style root (flat or per class)."""
+    from model_training.dataset import FAKE_DIR, REAL_DIR, is_real_fake_folder
+
+    root = Path(root)
+    if is_real_fake_folder(root):
+        return [root / REAL_DIR], [root / FAKE_DIR]
+    classes = sorted(d for d in root.iterdir() if d.is_dir() and is_real_fake_folder(d))
+    if not classes:
+        raise FileNotFoundError(f"{root}: no 0_real/1_fake folders")
+    return [d / REAL_DIR for d in classes], [d / FAKE_DIR for d in classes]
+
+
 def logits_for_folders(model: nn.Module, real_dirs: Sequence[Path | str],
                        fake_dirs: Sequence[Path | str] = (), **score_kwargs: Any
                        ) -> tuple[np.ndarray, np.ndarray]:
@@ -285,6 +298,9 @@ def build_parser() -> argparse.ArgumentParser:
                    help="folder of held-out real images (repeatable)")
     p.add_argument("--calib-fake", type=Path, action="append", default=[],
                    help="folder of held-out generated images (repeatable)")
+    p.add_argument("--calib-root", type=Path, action="append", default=[],
+                   help="ForenSynths-style folder (0_real/1_fake, or <class>/0_real|1_fake) "
+                        "of held-out images, e.g. the val split (repeatable)")
     p.add_argument("--threshold-method", choices=("fpr", "eer", "fixed"), default="fpr")
     p.add_argument("--target-fpr", type=float, default=0.05)
     p.add_argument("--no-platt", action="store_true", help="store no Platt calibration")
@@ -321,12 +337,17 @@ def main(argv: list[str] | None = None) -> int:
     score_kwargs = {"preprocess": preprocess, "workers": args.workers,
                     "batch_size": args.batch_size}
     threshold, calibration, report = 0.5, None, {"method": "default 0.5 (no calibration data)"}
-    if args.calib_real:
-        real, fake = logits_for_folders(net, args.calib_real, args.calib_fake, **score_kwargs)
+    calib_real, calib_fake = list(args.calib_real), list(args.calib_fake)
+    for root in args.calib_root:
+        real_dirs, fake_dirs = real_fake_dirs(root)
+        calib_real += real_dirs
+        calib_fake += fake_dirs
+    if calib_real:
+        real, fake = logits_for_folders(net, calib_real, calib_fake, **score_kwargs)
         result = calibrate(real, fake, method=args.threshold_method, target_fpr=args.target_fpr,
                            platt=not args.no_platt)
         threshold, calibration, report = result["threshold"], result["calibration"], result["report"]
-        report["folders"] = [str(p) for p in args.calib_real + args.calib_fake]
+        report["folders"] = [str(p) for p in args.calib_root + args.calib_real + args.calib_fake]
     training = {
         "config": ckpt.get("config", {}), "init": (ckpt.get("meta") or {}).get("init", {}),
         "data": (ckpt.get("meta") or {}).get("data", {}), "best_epoch": ckpt.get("epoch"),

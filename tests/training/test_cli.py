@@ -34,13 +34,13 @@ def test_train_evaluate_export(data_root, test_root, tmp_path, capsys):
     notes.write_text("# What each lever did\n\n| lever | mean AP |\n|--|--|\n| crop 112 | 1 |\n")
     assert main(["export", "--checkpoint", str(run / "best.pt"), "--out", str(out),
                  "--card-notes", str(notes),
-                 "--calib-real", str(data_root / "val/cat/0_real"),
-                 "--calib-fake", str(data_root / "val/cat/1_fake"), "--target-fpr", "0.2",
+                 "--calib-root", str(data_root / "val"), "--target-fpr", "0.2",
                  "--test-root", str(test_root), "--version", "0.0-test"]) == 0
     ckpt = load_checkpoint(out)
     meta = ckpt.meta
     assert meta["version"] == "0.0-test" and meta["calibration"]["type"] == "platt"
     assert meta["calibration_report"]["fpr_at_threshold"] <= 0.2
+    assert meta["calibration_report"]["n_real"] == meta["calibration_report"]["n_fake"] == 12
     assert meta["training"]["config"]["name"] == "tiny"
     assert meta["training"]["data"]["train"]["n"] == 48
     assert len(meta["training"]["data"]["train"]["manifest_sha256"]) == 64
