@@ -6,6 +6,7 @@ Centre-crop, tiling and up-scaling of tiny images are explicit choices recorded 
 
 from __future__ import annotations
 
+import math
 from dataclasses import dataclass, field
 from enum import StrEnum
 
@@ -89,11 +90,26 @@ def tile_boxes(width: int, height: int, tile: int) -> list[tuple[int, int, int, 
     return [(x, y, tw, th) for y in starts(height) for x in starts(width)]
 
 
-def _upscale_if_small(img: Image.Image, min_side: int, notes: list[str]) -> Image.Image:
+def _upscale_if_small(
+    img: Image.Image, min_side: int, max_pixels: int, notes: list[str]
+) -> Image.Image:
     w, h = img.size
     if min(w, h) >= min_side:
         return img
     scale = min_side / min(w, h)
+    # A sliver (say 60000x1) is small on disk; scaled to the minimum side it would be billions
+    # of pixels. Never scale past the full-image pixel budget.
+    budget_scale = math.sqrt(max_pixels / (w * h))
+    if scale > budget_scale:
+        scale = budget_scale
+        new = (max(1, math.floor(w * scale)), max(1, math.floor(h * scale)))
+        if scale <= 1.0 or new == (w, h):
+            notes.append(f"{w}x{h} is below the {min_side}px minimum but too elongated to "
+                         "upscale within the pixel budget; scored as is")
+            return img
+        notes.append(f"upscaled {w}x{h} -> {new[0]}x{new[1]} (below {min_side}px minimum; "
+                     f"capped by the {max_pixels:,}-pixel budget)")
+        return img.resize(new, Image.BICUBIC)
     new = (max(min_side, round(w * scale)), max(min_side, round(h * scale)))
     notes.append(f"upscaled {w}x{h} -> {new[0]}x{new[1]} (below {min_side}px minimum)")
     return img.resize(new, Image.BICUBIC)
@@ -102,7 +118,7 @@ def _upscale_if_small(img: Image.Image, min_side: int, notes: list[str]) -> Imag
 def prepare_image(img: Image.Image, cfg: PreprocessConfig) -> PreparedImage:
     """Turn a decoded RGB image into network input(s) according to the preset."""
     notes: list[str] = []
-    img = _upscale_if_small(img, cfg.min_side, notes)
+    img = _upscale_if_small(img, cfg.min_side, cfg.max_full_pixels, notes)
     w, h = img.size
     mode = cfg.mode
     if mode is PreprocessMode.CENTER_CROP:
@@ -118,7 +134,7 @@ def prepare_image(img: Image.Image, cfg: PreprocessConfig) -> PreparedImage:
         return PreparedImage([to_normalized_tensor(img)], [(0, 0, w, h)], "full", notes, (w, h))
     if mode is PreprocessMode.FULL:
         notes.append(f"{w}x{h} exceeds the {cfg.max_full_pixels:,}-pixel full-image budget; tiled")
-    full = to_normalized_tensor(img)
+    # Tile by cropping the 8-bit image, so no float copy of the whole image is ever made.
     boxes = tile_boxes(w, h, cfg.tile_size)
-    tensors = [full[:, y : y + bh, x : x + bw].contiguous() for x, y, bw, bh in boxes]
+    tensors = [to_normalized_tensor(img.crop((x, y, x + bw, y + bh))) for x, y, bw, bh in boxes]
     return PreparedImage(tensors, boxes, f"tiles-{cfg.tile_size}", notes, (w, h))

@@ -9,11 +9,11 @@ from pathlib import Path
 import numpy as np
 import pytest
 import torch
-from helpers import TINY_ARCH, make_image, save_tiny_checkpoint
 
 from forensics_app.core.architectures import build_model, infer_arch_from_state_dict
 from forensics_app.core.detector import CheckpointError, Detector, load_checkpoint
 from forensics_app.core.preprocess import to_normalized_tensor
+from helpers import TINY_ARCH, make_image, save_tiny_checkpoint
 
 TWO_CLASS_ARCH = {"num_outputs": 2, "stages": 1}
 ONE_LOGIT_ARCH = {"num_outputs": 1, "stages": 1}

@@ -11,10 +11,10 @@ from pathlib import Path
 
 import pytest
 import torch
-from helpers import make_images
 
 from forensics_app import cli
 from forensics_app.cli import EXIT_OK, EXIT_SOME_FAILED, EXIT_USAGE, main
+from helpers import make_images
 
 SCRIPT = Path(sys.executable).parent / "forensics-scan"
 

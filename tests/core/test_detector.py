@@ -5,11 +5,11 @@ from __future__ import annotations
 import numpy as np
 import pytest
 import torch
-from helpers import make_image, save_tiny_checkpoint
 
 from forensics_app.core.architectures import build_model, npr_residual
 from forensics_app.core.detector import Detector, describe_device, resolve_device
 from forensics_app.core.preprocess import to_normalized_tensor
+from helpers import make_image, save_tiny_checkpoint
 
 
 def test_auto_device_falls_back_to_cpu():

@@ -6,7 +6,6 @@ import csv
 import json
 
 import pytest
-from helpers import make_image
 
 from forensics_app import __version__
 from forensics_app.core.export import (
@@ -20,6 +19,7 @@ from forensics_app.core.export import (
 from forensics_app.core.preprocess import PreprocessConfig
 from forensics_app.core.results import ScanResult, Verdict, verdict_for
 from forensics_app.core.scan import ScanOptions, scan_files
+from helpers import make_image
 
 HOSTILE_NAMES = ["=cmd.png", "+SUM(A1).png", "-2+3.png", "@SUM(1).png", "\tTAB.png"]
 

@@ -4,11 +4,11 @@ from __future__ import annotations
 
 import numpy as np
 import torch
-from helpers import make_image
 
 from forensics_app.core.architectures import build_model
 from forensics_app.core.gradcam import cam_model_copy, compute_gradcam, overlay
 from forensics_app.core.preprocess import to_normalized_tensor
+from helpers import make_image
 
 
 def test_gradcam_map_shape_and_range(tiny_detector):

@@ -6,10 +6,10 @@ import io
 
 import numpy as np
 import pytest
-from helpers import make_image
 from PIL import Image
 
 from forensics_app.core.loading import decode_image, load_evidence, to_rgb
+from helpers import make_image
 
 SIZE = (40, 24)  # (width, height)
 

@@ -14,11 +14,11 @@ from pathlib import Path
 
 import numpy as np
 import pytest
-from helpers import make_image, make_images
 
 from forensics_app.core.loading import ImageLoadError, decode_image, load_evidence, sniff_format
 from forensics_app.core.results import Verdict
 from forensics_app.core.scan import discover_files, scan_files
+from helpers import make_image, make_images
 
 
 def _png_header_only(width: int, height: int) -> bytes:

@@ -7,7 +7,6 @@ import math
 import numpy as np
 import pytest
 import torch
-from helpers import make_image, make_images
 
 from forensics_app.core.preprocess import (
     PreprocessConfig,
@@ -24,6 +23,7 @@ from forensics_app.core.scan import (
     scan_files,
     scan_paths,
 )
+from helpers import make_image, make_images
 
 
 @pytest.fixture
