@@ -69,6 +69,8 @@ METRIC_COLUMNS = ("set", "ap", "acc", "real_acc", "fake_acc", "n_real", "n_fake"
 
 @dataclass(frozen=True)
 class TestSet:
+    __test__ = False  # not a pytest test class, whatever imports it
+
     name: str
     real: tuple[str, ...]
     fake: tuple[str, ...]
