@@ -10,7 +10,6 @@ checkpoint, because it changes what the model can learn.
 
 from __future__ import annotations
 
-import hashlib
 import logging
 from pathlib import Path
 from typing import Any
@@ -19,6 +18,7 @@ import torch
 from torch import nn
 
 from forensics_app.core.architectures import ARCH_LAYERS, build_model, resolve_arch
+from forensics_app.core.detector import file_sha256
 from model_training.checkpoint import load_torch_file
 
 log = logging.getLogger(__name__)
@@ -105,14 +105,6 @@ def load_imagenet_weights(model: nn.Module, path: Path) -> None:
                  ", ".join(sorted(skipped_layers)))
 
 
-def _sha256(path: Path) -> str:
-    h = hashlib.sha256()
-    with open(path, "rb") as fh:
-        for chunk in iter(lambda: fh.read(1 << 20), b""):
-            h.update(chunk)
-    return h.hexdigest()
-
-
 def build_training_model(arch: dict[str, Any], pretrained: str = "auto") -> tuple[nn.Module, dict]:
     """The network plus a record of how it was initialised (stored in every checkpoint).
 
@@ -134,6 +126,6 @@ def build_training_model(arch: dict[str, Any], pretrained: str = "auto") -> tupl
     if not path.is_file():
         raise FileNotFoundError(f"pretrained weights {path} not found")
     load_imagenet_weights(model, path)
-    info = {"init": "imagenet", "weights_file": path.name, "weights_sha256": _sha256(path)}
+    info = {"init": "imagenet", "weights_file": path.name, "weights_sha256": file_sha256(path)}
     log.info("initialised %s from ImageNet weights %s", arch["name"], path)
     return model, info
