@@ -15,6 +15,7 @@ from typing import Any
 
 import torch
 from torch import nn
+from torch.nn.utils.fusion import fuse_conv_bn_eval
 from torchvision.models.resnet import BasicBlock, Bottleneck, ResNet
 
 ARCH_LAYERS = {
@@ -85,6 +86,31 @@ def build_model(arch: dict[str, Any] | None = None) -> ForensicResNet:
     model = ForensicResNet(resolve_arch(arch))
     nn.init.normal_(model.fc.weight, 0.0, 0.02)
     nn.init.zeros_(model.fc.bias)
+    return model
+
+
+def fold_batchnorm(model: ForensicResNet) -> ForensicResNet:
+    """Fold each BatchNorm into the convolution before it, in place, for inference.
+
+    Outputs are unchanged up to float rounding, and the ~50 passes over the activations that
+    the BatchNorms cost disappear: 15-25 % of a ResNet-50 forward on a CPU. The folded network
+    has no BatchNorm parameters, so it must not be trained or saved as a checkpoint.
+    """
+    if model.training:
+        raise ValueError("fold_batchnorm needs a model in eval mode")
+
+    def fold(parent: nn.Module, conv: str, bn: str) -> None:
+        if isinstance(getattr(parent, bn, None), nn.BatchNorm2d):
+            setattr(parent, conv, fuse_conv_bn_eval(getattr(parent, conv), getattr(parent, bn)))
+            setattr(parent, bn, nn.Identity())
+
+    fold(model, "conv1", "bn1")
+    for block in [m for m in model.modules() if isinstance(m, BasicBlock | Bottleneck)]:
+        for i in (1, 2, 3):
+            fold(block, f"conv{i}", f"bn{i}")
+        ds = block.downsample
+        if isinstance(ds, nn.Sequential) and len(ds) == 2 and isinstance(ds[1], nn.BatchNorm2d):
+            block.downsample = nn.Sequential(fuse_conv_bn_eval(ds[0], ds[1]))
     return model
 
 

@@ -27,6 +27,7 @@ import torch
 from forensics_app.core.architectures import (
     ForensicResNet,
     build_model,
+    fold_batchnorm,
     infer_arch_from_state_dict,
     resolve_arch,
 )
@@ -201,7 +202,12 @@ def describe_device(device: torch.device) -> str:
 
 @dataclass
 class Detector:
-    """A loaded checkpoint on a device, scoring batches of preprocessed tensors."""
+    """A loaded checkpoint on a device, scoring batches of preprocessed tensors.
+
+    The detector takes over the checkpoint's model and readies it for inference only: moved
+    to the device, channels-last, BatchNorm folded into the convolutions. Grad-CAM and
+    anything else that needs the network as trained should use :func:`load_checkpoint`.
+    """
 
     checkpoint: LoadedCheckpoint
     device: torch.device
@@ -224,6 +230,7 @@ class Detector:
         if dev.type == "cpu":
             torch.set_num_threads(threads or max(1, os.cpu_count() or 1))
         det = cls(ckpt, dev)
+        fold_batchnorm(det.checkpoint.model.eval())
         det.checkpoint.model.to(dev)
         if det.channels_last:
             det.checkpoint.model.to(memory_format=torch.channels_last)

@@ -6,7 +6,7 @@ import numpy as np
 import pytest
 import torch
 
-from forensics_app.core.architectures import build_model, npr_residual
+from forensics_app.core.architectures import build_model, fold_batchnorm, npr_residual
 from forensics_app.core.detector import Detector, describe_device, resolve_device
 from forensics_app.core.preprocess import to_normalized_tensor
 from helpers import make_image, save_tiny_checkpoint
@@ -71,3 +71,40 @@ def test_stage_count_is_validated():
         build_model({"stages": 5})
     with pytest.raises(ValueError, match="unknown architecture"):
         build_model({"name": "vgg16"})
+
+
+@pytest.mark.parametrize("arch", [{"stages": 2}, {"name": "resnet18", "stages": 2}],
+                         ids=["bottleneck", "basic-block"])
+def test_folding_batchnorm_keeps_the_outputs(arch):
+    torch.manual_seed(0)
+    model = build_model(arch)
+    for bn in (m for m in model.modules() if isinstance(m, torch.nn.BatchNorm2d)):
+        bn.running_mean.normal_(0, 0.2)  # trained-looking statistics, not the identity
+        bn.running_var.uniform_(0.5, 2.0)
+        bn.weight.data.uniform_(0.5, 1.5)
+        bn.bias.data.normal_(0, 0.1)
+    model.eval()
+    x = torch.randn(2, 3, 72, 64)
+    with torch.inference_mode():
+        expected = model(x)
+        fold_batchnorm(model)
+        folded = model(x)
+        fold_batchnorm(model)  # idempotent
+        again = model(x)
+    assert not any(isinstance(m, torch.nn.BatchNorm2d) for m in model.modules())
+    torch.testing.assert_close(folded, expected, atol=1e-4, rtol=1e-4)
+    assert torch.equal(folded, again)
+    with pytest.raises(ValueError, match="eval mode"):
+        fold_batchnorm(build_model(arch).train())
+
+
+def test_detector_scores_match_the_checkpoint_network(tiny_checkpoint):
+    from forensics_app.core.detector import load_checkpoint
+
+    trained = load_checkpoint(tiny_checkpoint).model
+    det = Detector.from_checkpoint(tiny_checkpoint, "cpu", threads=1)
+    assert not any(isinstance(m, torch.nn.BatchNorm2d) for m in det.model.modules())
+    x = torch.stack([to_normalized_tensor(make_image((80, 64), s)) for s in range(3)])
+    with torch.inference_mode():
+        expected = torch.sigmoid(trained(x)[:, 0]).double().numpy()
+    np.testing.assert_allclose(det.predict_proba(x), expected, atol=1e-5)
