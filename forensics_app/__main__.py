@@ -12,7 +12,7 @@ def main(argv: list[str] | None = None) -> int:
     if "--self-test" in argv:
         from forensics_app.selftest import run_self_test
 
-        return run_self_test()
+        return run_self_test(argv)
     from forensics_app.gui.app import run_app
 
     return run_app(argv)
