@@ -147,6 +147,32 @@ def measure(runs: dict, rounds: int) -> dict[str, tuple[float, float, np.ndarray
     return {k: (statistics.median(wall[k]), statistics.median(cpu[k]), outputs[k]) for k in runs}
 
 
+def throughput(detector: Detector, files: list[Path], options: ScanOptions,
+               args: argparse.Namespace) -> None:
+    """Measure and print (a), (b), (c) and their ratios."""
+    print(f"\nthroughput: {args.n} JPEG {args.size}x{args.size}, median of {args.repeat} "
+          "interleaved round(s)")
+    runs = {"a": bare_forward(detector, files, args.batch_size),
+            "b": engine(detector, files, options),
+            "c": naive_loop(detector, files)}
+    figures = measure(runs, args.repeat)
+    rate = {k: args.n / wall for k, (wall, _, _) in figures.items()}
+    cpu_rate = {k: args.n / cpu for k, (_, cpu, _) in figures.items()}
+    labels = {"a": "bare forward, pre-made tensors", "b": "engine end to end (scan_files)",
+              "c": "naive per-image loop, batch 1"}
+    print(f"{'':36} {'images/s':>9} {'images/CPU-s':>13}")
+    for k in "abc":
+        print(f"({k}) {labels[k]:<32}{rate[k]:9.2f} {cpu_rate[k]:13.2f}")
+    p = {k: out for k, (_, _, out) in figures.items()}
+    agree = max(np.abs(p["a"] - p["b"]).max(), np.abs(p["b"] - p["c"]).max())
+    print(f"    scores agree across (a)/(b)/(c) within {agree:.1e}")
+    print(f"\n(b)/(a) = {rate['b'] / rate['a']:.2f} wall, {cpu_rate['b'] / cpu_rate['a']:.2f} CPU"
+          "  (target >= 0.9)")
+    print(f"(b)/(c) = {rate['b'] / rate['c']:.2f} wall, {cpu_rate['b'] / cpu_rate['c']:.2f} CPU"
+          "  (target >= 2)")
+    print(f"load average after: {os.getloadavg()[0]:.2f}")
+
+
 def current_rss_mib() -> float | None:
     """Resident set size now (Linux /proc); None where unavailable."""
     try:
@@ -157,6 +183,18 @@ def current_rss_mib() -> float | None:
 
 
 def peak_rss_mib() -> float:
+    """Peak RSS of this process image.
+
+    Linux's VmHWM, not ru_maxrss: after fork + exec, ru_maxrss keeps the *parent's* high-water
+    mark, so every child of a big parent would report the same figure.
+    """
+    try:
+        with open("/proc/self/status") as fh:
+            for line in fh:
+                if line.startswith("VmHWM:"):
+                    return int(line.split()[1]) / 1024
+    except OSError:
+        pass
     peak = resource.getrusage(resource.RUSAGE_SELF).ru_maxrss
     return peak / 2**20 if sys.platform == "darwin" else peak / 1024  # bytes on macOS, else KiB
 
@@ -165,6 +203,7 @@ def rss_child(args: argparse.Namespace) -> None:
     """Subprocess body: scan a folder; print peak RSS and the RSS growth during the scan."""
     detector = Detector.from_checkpoint(args.checkpoint, device=args.device, threads=args.threads)
     files = sorted(Path(args.rss_child).iterdir())
+    peak_loaded = peak_rss_mib()
     before = current_rss_mib()
     during = [before or 0.0]
 
@@ -177,7 +216,8 @@ def rss_child(args: argparse.Namespace) -> None:
                                                       workers=args.workers), progress=sample)
     elapsed = time.perf_counter() - t0
     print(json.dumps({"n": len(results), "ok": sum(r.ok for r in results),
-                      "peak_mib": peak_rss_mib(), "before_mib": before,
+                      "peak_mib": peak_rss_mib(), "peak_loaded_mib": peak_loaded,
+                      "before_mib": before,
                       "growth_mib": max(during) - before if before else None,
                       "seconds": elapsed}))
 
@@ -210,6 +250,7 @@ def main(argv: list[str] | None = None) -> int:
     p.add_argument("--rss-large", type=int, default=5000)
     p.add_argument("--rss-size", type=int, default=64, help="side of the RSS-run images")
     p.add_argument("--skip-rss", action="store_true")
+    p.add_argument("--skip-throughput", action="store_true", help="only the RSS comparison")
     p.add_argument("--rss-child", help=argparse.SUPPRESS)
     p.add_argument("--checkpoint", type=Path, help=argparse.SUPPRESS)
     args = p.parse_args(argv)
@@ -223,36 +264,17 @@ def main(argv: list[str] | None = None) -> int:
         checkpoint = args.model or random_checkpoint(tmp / "random_resnet50.pt",
                                                      {**FULL_RESNET50, "stages": args.stages})
         detector = Detector.from_checkpoint(checkpoint, device=args.device, threads=args.threads)
-        files = write_images(tmp / "throughput", args.n, args.size)
+        files = [] if args.skip_throughput else write_images(tmp / "throughput", args.n, args.size)
         print(f"machine: {platform.processor() or platform.machine()}, {os.cpu_count()} CPUs, "
               f"torch {torch.__version__}, {torch.get_num_threads()} intra-op threads; "
               f"load average {os.getloadavg()[0]:.2f} (other jobs skew the figures)")
         print(f"model: {detector.model_id} ({detector.checkpoint.arch['name']}, "
               f"{detector.checkpoint.arch['stages']} stages) on {detector.device_description}")
-        print(f"images: {args.n} JPEG {args.size}x{args.size}; batch size {args.batch_size}, "
-              f"{args.workers} intake threads, median of {args.repeat} interleaved round(s)\n")
+        print(f"batch size {args.batch_size}, {args.workers} intake threads")
 
         options = ScanOptions(batch_size=args.batch_size, workers=args.workers)
-        runs = {"a": bare_forward(detector, files, args.batch_size),
-                "b": engine(detector, files, options),
-                "c": naive_loop(detector, files)}
-        figures = measure(runs, args.repeat)
-        rate = {k: args.n / wall for k, (wall, _, _) in figures.items()}
-        cpu_rate = {k: args.n / cpu for k, (_, cpu, _) in figures.items()}
-        labels = {"a": "bare forward, pre-made tensors", "b": "engine end to end (scan_files)",
-                  "c": "naive per-image loop, batch 1"}
-        print(f"{'':36} {'images/s':>9} {'images/CPU-s':>13}")
-        for k in "abc":
-            print(f"({k}) {labels[k]:<32}{rate[k]:9.2f} {cpu_rate[k]:13.2f}")
-        p = {k: out for k, (_, _, out) in figures.items()}
-        agree = max(np.abs(p["a"] - p["b"]).max(), np.abs(p["b"] - p["c"]).max())
-        print(f"    scores agree across (a)/(b)/(c) within {agree:.1e}")
-        print(f"\n(b)/(a) = {rate['b'] / rate['a']:.2f} wall, {cpu_rate['b'] / cpu_rate['a']:.2f} CPU"
-              "  (target >= 0.9)")
-        print(f"(b)/(c) = {rate['b'] / rate['c']:.2f} wall, {cpu_rate['b'] / cpu_rate['c']:.2f} CPU"
-              "  (target >= 2)")
-        print(f"load average after: {os.getloadavg()[0]:.2f}")
-
+        if not args.skip_throughput:
+            throughput(detector, files, options, args)
         if not args.skip_rss:
             small = write_images(tmp / "rss_small", args.rss_small, args.rss_size, seed=1)
             large = write_images(tmp / "rss_large", args.rss_large, args.rss_size, seed=2)
@@ -263,7 +285,8 @@ def main(argv: list[str] | None = None) -> int:
                     f"; RSS {r['before_mib']:.0f} MiB before the scan, +{r['growth_mib']:.1f} MiB "
                     "during it")
                 print(f"\npeak RSS scanning {r['n']:>5} files of {args.rss_size}^2: "
-                      f"{r['peak_mib']:7.1f} MiB ({r['n'] / r['seconds']:.0f} images/s{growth})",
+                      f"{r['peak_mib']:7.1f} MiB (peak after loading the model "
+                      f"{r['peak_loaded_mib']:.1f} MiB; {r['n'] / r['seconds']:.0f} images/s{growth})",
                       end="")
             ratio = r_large["peak_mib"] / r_small["peak_mib"]
             print(f"\n\npeak RSS {args.rss_large} / {args.rss_small} files = {ratio:.3f}  "
