@@ -267,7 +267,7 @@ def check_window(model_path: Path, timeout_s: float = WINDOW_TIMEOUT_S) -> dict[
     info: dict[str, Any] = {"ok": False, "platform": os.environ["QT_QPA_PLATFORM"]}
 
     class ExposeWatcher(QObject):
-        def eventFilter(self, obj, event):  # noqa: N802 -- Qt's name
+        def eventFilter(self, obj, event):  # Qt names it so
             if event.type() == QEvent.Type.Expose and obj.isExposed() and "exposed_s" not in info:
                 info["exposed_at"] = time.time()
                 info["exposed_s"] = time.perf_counter() - t0

@@ -63,12 +63,12 @@ from helpers import save_tiny_checkpoint
 save_tiny_checkpoint(Path(sys.argv[1]))
 EOF
   "$PY" scripts/make_selftest_samples.py --model "$FIX/detector.pt" --out "$FIX/samples" >/dev/null
-  SPEC_ARGS+=(--model "$FIX/detector.pt" --samples "$FIX/samples")
+  printf '# Test fixture\n\nRandom weights, made by `build_installer.sh --fixture` to test the\npackaging. This bundle detects nothing.\n' > "$FIX/MODEL_CARD.md"
+  SPEC_ARGS+=(--model "$FIX/detector.pt" --card "$FIX/MODEL_CARD.md" --samples "$FIX/samples")
   SAMPLES=$FIX/samples
 fi
 
 if [ "$BUILD" = 1 ]; then
-  [ -f resources/icons/app.png ] || "$PY" scripts/make_icon.py
   echo "== building $DIST_DIR (cuda=$CUDA) with $("$PY" -m PyInstaller --version) =="
   SECONDS=0
   "$PY" -m PyInstaller build_installer.spec --noconfirm "${CLEAN[@]}" \
