@@ -31,7 +31,7 @@ from typing import Any
 
 import numpy as np
 import torch
-from torch.utils.data import DataLoader
+from torch.utils.data import ConcatDataset, DataLoader, Dataset, Sampler, WeightedRandomSampler
 
 from forensics_app import __version__
 from forensics_app.core.architectures import build_model
@@ -51,6 +51,13 @@ from model_training.fakes.cues import audit_pairs
 from model_training.fakes.engine import FakeDataConfig, generate, load_manifest, manifest_digest
 from model_training.paired import PairedCrops, collate_pairs, select_pairs
 from model_training.train import seed_everything, train_one_epoch
+from model_training.unaligned import (
+    UnalignedConfig,
+    UnalignedPairs,
+    audit_files,
+    audit_loader,
+    list_fakes,
+)
 
 log = logging.getLogger("model_training.bundled")
 
@@ -81,6 +88,9 @@ class BundledRecipe:
     loader_workers: int = 1
     checkpoint_every: int = 100
     fakes: dict[str, Any] = field(default_factory=dict)  # FakeDataConfig overrides
+    # Second source: unaligned real-generator tiles (UnalignedConfig fields); None = off.
+    unaligned: dict[str, Any] | None = None
+    unaligned_fraction: float = 0.5  # share of each batch's pairs drawn from that source
 
 
 CARD_SECTIONS = {
@@ -127,12 +137,66 @@ def _pairs_as_testsets(root: Path, pairs: list[dict]) -> list[TestSet]:
                     tuple(str(root / p["fake"]) for p in ps)) for g, ps in sorted(by_gen.items())]
 
 
+def training_reals(recipe: BundledRecipe, manifest: dict) -> list[Path]:
+    """Original files of the ``train``-split photos (never calib/test, never dev_test)."""
+    src = Path(recipe.real_root)
+    return [src / s["source"] for s in manifest["sources"]
+            if s["split"] == "train" and not s.get("skipped")]
+
+
+def build_training_set(recipe: BundledRecipe, root: Path, manifest: dict, pairs: list[dict],
+                       augment: AugmentConfig) -> tuple[Dataset, Sampler | None]:
+    """Aligned pairs, plus the unaligned generator tiles mixed in at ``unaligned_fraction``."""
+    sources: list[Dataset] = []
+    if pairs:
+        sources.append(PairedCrops(root, pairs, crop=recipe.crop, augment=augment))
+    if recipe.unaligned:
+        ucfg = UnalignedConfig(**recipe.unaligned)
+        sources.append(UnalignedPairs(list_fakes(ucfg, "train"), training_reals(recipe, manifest),
+                                      crop=recipe.crop, augment=augment,
+                                      norm_q=tuple(ucfg.norm_q)))
+    if not sources:
+        raise ValueError("the recipe selects no training data")
+    if len(sources) == 1:
+        return sources[0], None
+    a, u = len(sources[0]), len(sources[1])
+    f = recipe.unaligned_fraction
+    weights = torch.cat([torch.full((a,), (1 - f) / a), torch.full((u,), f / u)])
+    sampler = WeightedRandomSampler(weights, num_samples=a + u, replacement=True,
+                                    generator=torch.Generator().manual_seed(recipe.seed))
+    return ConcatDataset(sources), sampler
+
+
+def audit_training_inputs(recipe: BundledRecipe, root: Path, manifest: dict,
+                          n: int = 150) -> dict[str, dict[str, float]]:
+    """Cue AUCs of each training source, as stored and after the loader's processing."""
+    augment = AugmentConfig(blur_prob=recipe.blur_prob, jpg_prob=recipe.jpg_prob)
+    out: dict[str, dict[str, float]] = {}
+    pairs = select_pairs(manifest, ["train"], recipe.generators)
+    if pairs:
+        out["aligned pairs, loader output"] = audit_loader(
+            PairedCrops(root, pairs, crop=recipe.crop, augment=augment), n=n, seed=recipe.seed)
+    if recipe.unaligned:
+        ucfg = UnalignedConfig(**recipe.unaligned)
+        reals = training_reals(recipe, manifest)
+        for d in ucfg.fake_dirs:
+            one = dataclasses.replace(ucfg, fake_dirs=[d])
+            fakes = list_fakes(one, "train")
+            name = Path(d).name
+            out[f"{name} vs photos, files as stored"] = audit_files(reals, fakes, n=n,
+                                                                   seed=recipe.seed)
+            ds = UnalignedPairs(fakes, reals, crop=recipe.crop, augment=augment,
+                                norm_q=tuple(ucfg.norm_q))
+            out[f"{name} vs photos, loader output"] = audit_loader(ds, n=n, seed=recipe.seed)
+    return out
+
+
 def train_detector(recipe: BundledRecipe, root: Path, out: Path, device: torch.device
                    ) -> tuple[torch.nn.Module, dict[str, Any]]:
     manifest = load_manifest(root)
     pairs = select_pairs(manifest, ["train"], recipe.generators)
-    dataset = PairedCrops(root, pairs, crop=recipe.crop,
-                          augment=AugmentConfig(blur_prob=recipe.blur_prob, jpg_prob=recipe.jpg_prob))
+    augment = AugmentConfig(blur_prob=recipe.blur_prob, jpg_prob=recipe.jpg_prob)
+    dataset, sampler = build_training_set(recipe, root, manifest, pairs, augment)
     model = build_model(recipe.arch).to(device)
     opt = torch.optim.AdamW(model.parameters(), lr=recipe.lr, weight_decay=recipe.weight_decay)
     sched = torch.optim.lr_scheduler.OneCycleLR(opt, max_lr=recipe.lr, total_steps=recipe.steps,
@@ -178,7 +242,8 @@ def train_detector(recipe: BundledRecipe, root: Path, out: Path, device: torch.d
     epoch = 0
     while step < recipe.steps:
         epoch_sum = 0.0
-        loader = DataLoader(dataset, batch_size=recipe.batch_pairs, shuffle=True, drop_last=True,
+        loader = DataLoader(dataset, batch_size=recipe.batch_pairs, shuffle=sampler is None,
+                            sampler=sampler, drop_last=True,
                             num_workers=recipe.loader_workers, collate_fn=collate_pairs,
                             generator=gen, persistent_workers=False)
         t0 = time.perf_counter()
@@ -261,8 +326,10 @@ def run(recipe: BundledRecipe, out: Path, install: bool = False) -> Path:
     base = baseline_rows(sets, seed=recipe.seed)
     fpr_test = float(np.mean(test_real[0].scores >= 0.5))
     cues = audit_pairs(root, select_pairs(manifest, ["test"]))
+    loader_cues = audit_training_inputs(recipe, root, manifest)
     results = {"rows": rows, "baselines": base, "heldout_original_fpr": fpr_test,
                "calib_fpr": cal["report"]["fpr_at_threshold"], "cue_auc": cues,
+               "loader_cue_auc": loader_cues,
                "train": train_info, "fakes_seconds": round(fakes_s),
                "total_seconds": round(time.perf_counter() - t_all)}
     atomic_write_text(out / "results.json", json.dumps(results, indent=2, default=float))
@@ -282,7 +349,11 @@ def run(recipe: BundledRecipe, out: Path, install: bool = False) -> Path:
             f"{100 * cal['report']['fpr_at_threshold']:.1f}% (target {100 * recipe.target_fpr:.0f}%)."),
             "Trivial-cue audit of the training pairs (ROC AUC, 0.5 = no separation)":
                 markdown_table([{"generator": g, **v} for g, v in cues.items()],
-                               ["generator", *next(iter(cues.values())).keys()])},
+                               ["generator", *next(iter(cues.values())).keys()]),
+            "Trivial-cue audit of the training inputs (ROC AUC; files as stored vs what the "
+            "loader feeds)": markdown_table(
+                [{"source": g, **v} for g, v in loader_cues.items()],
+                ["source", *next(iter(loader_cues.values())).keys()])},
     )
     if install:
         dest = resources_dir() / "models"

@@ -49,7 +49,8 @@ class PairedCrops(Dataset):
         # torch's RNG is seeded per DataLoader worker and epoch: reproducible, never repeated.
         return random.Random(int(torch.randint(0, 2**62, (1,)).item()))
 
-    def __getitem__(self, index: int) -> tuple[torch.Tensor, torch.Tensor]:
+    def images(self, index: int) -> tuple[Image.Image, Image.Image]:
+        """The (real, fake) pair exactly as the network will see it, before normalisation."""
         pair = self.pairs[index]
         rng = self._rng(index)
         with Image.open(self.root / pair["real"]) as r, Image.open(self.root / pair["fake"]) as f:
@@ -65,8 +66,12 @@ class PairedCrops(Dataset):
             real = real.transpose(Image.FLIP_LEFT_RIGHT)
             fake = fake.transpose(Image.FLIP_LEFT_RIGHT)
         params = draw_params(self.augment, rng)
-        tensors = [to_normalized_tensor(apply_params(im, params)) for im in (real, fake)]
-        return torch.stack(tensors), torch.tensor([0.0, 1.0])
+        return apply_params(real, params), apply_params(fake, params)
+
+    def __getitem__(self, index: int) -> tuple[torch.Tensor, torch.Tensor]:
+        real, fake = self.images(index)
+        return (torch.stack([to_normalized_tensor(real), to_normalized_tensor(fake)]),
+                torch.tensor([0.0, 1.0]))
 
 
 def collate_pairs(batch: list[tuple[torch.Tensor, torch.Tensor]]) -> tuple[torch.Tensor, torch.Tensor]:

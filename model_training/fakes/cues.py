@@ -7,6 +7,7 @@ smoothness cue (-mean |Laplacian|). The model card prints this table.
 
 from __future__ import annotations
 
+import io
 from pathlib import Path
 
 import numpy as np
@@ -25,20 +26,30 @@ def jpeg_grid_strength(gray: np.ndarray) -> float:
     return float(border / inner)
 
 
-def cue_values(path: Path) -> dict[str, float]:
-    with Image.open(path) as im:
-        rgb = im.convert("RGB")
+def image_cue_values(rgb: Image.Image, file_size: float | None = None) -> dict[str, float]:
+    """The trivial cues of one decoded image; ``file_size`` defaults to its lossless PNG size."""
+    rgb = rgb.convert("RGB")
+    if file_size is None:
+        buf = io.BytesIO()
+        rgb.save(buf, format="PNG", compress_level=6)
+        file_size = float(buf.tell())
     arr = np.asarray(rgb, dtype=np.float32)
     gray = np.asarray(rgb.convert("L"), dtype=np.float32)
     hsv = np.asarray(rgb.convert("HSV"), dtype=np.float32)
     return {
-        "file_size": float(path.stat().st_size),
+        "file_size": float(file_size) / (rgb.width * rgb.height),
         "mean_luma": float(gray.mean()),
         "mean_saturation": float(hsv[..., 1].mean()),
         "mean_rgb_sum": float(arr.mean()),
+        "std_luma": float(gray.std()),
         "jpeg_grid": jpeg_grid_strength(gray),
         "smoothness": smoothness_score(rgb),
     }
+
+
+def cue_values(path: Path) -> dict[str, float]:
+    with Image.open(path) as im:
+        return image_cue_values(im, float(path.stat().st_size))
 
 
 def audit_pairs(root: Path | str, pairs: list[dict], max_pairs: int = 100) -> dict[str, dict[str, float]]:

@@ -33,6 +33,7 @@ from model_training.fakes.autoencoder import (
     train_autoencoder,
 )
 from model_training.fakes.realesrgan import load_realesrgan, resynthesize
+from model_training.fakes.taef2 import load_taef2, reconstruct_image
 
 log = logging.getLogger(__name__)
 
@@ -54,6 +55,9 @@ class FakeDataConfig:
     ae_steps: int = 200
     ae_batch: int = 12
     realesrgan: list[str] = field(default_factory=lambda: ["animevideov3"])
+    # TAEF2 (FLUX.2 VAE latent space) encode -> decode at the photo's pixel grid.
+    taef2: bool = False
+    taef2_dir: str | None = None  # default: ../shared/data/models/taef2
     # RRDBNet x4plus is slow on CPU: applied to one `x4plus_crop` crop of this many reals.
     x4plus_count: int = 120
     x4plus_crop: int = 96
@@ -67,6 +71,7 @@ class FakeDataConfig:
     def key(self, sources: list[str]) -> str:
         cfg = asdict(self)
         cfg.pop("cache_dir")
+        cfg.pop("taef2_dir")
         cfg.pop("real_roots")  # where the photos live does not matter; which photos does
         blob = json.dumps({"cfg": cfg, "sources": sources}, sort_keys=True).encode()
         return hashlib.sha256(blob).hexdigest()[:16]
@@ -142,7 +147,7 @@ def generate(cfg: FakeDataConfig) -> Path:
 
     train_arrays = [np.asarray(reals[i]) for i in ids if splits[i] == "train"]
     generators = [f"ae-{s.replace(':', '-x')}" for s in cfg.autoencoders] + [
-        f"realesrgan-{g}" for g in cfg.realesrgan]
+        f"realesrgan-{g}" for g in cfg.realesrgan] + (["taef2"] if cfg.taef2 else [])
 
     def ids_for(name: str) -> list[str]:
         g = generators.index(name)
@@ -181,6 +186,23 @@ def generate(cfg: FakeDataConfig) -> Path:
                 _save_png(resynthesize(net, reals[i]), out / rel_fake)
             pairs.append({"generator": name, "split": splits[i],
                           "real": f"real/{splits[i]}/{i}.png", "fake": rel_fake})
+        timings[name] = round(time.perf_counter() - t0, 1)
+        log.info("  %s done in %.0f s", name, timings[name])
+
+    if cfg.taef2:
+        name = "taef2"
+        t0 = time.perf_counter()
+        tae = load_taef2(cfg.taef2_dir)
+        done = 0
+        for i in ids_for(name):
+            rel_fake = f"fake/{name}/{splits[i]}/{i}.png"
+            if not (out / rel_fake).is_file():
+                _save_png(reconstruct_image(tae, reals[i]), out / rel_fake)
+            pairs.append({"generator": name, "split": splits[i],
+                          "real": f"real/{splits[i]}/{i}.png", "fake": rel_fake})
+            done += 1
+            if done % 200 == 0:
+                log.info("  taef2 %d pairs (%.0f s)", done, time.perf_counter() - t0)
         timings[name] = round(time.perf_counter() - t0, 1)
         log.info("  %s done in %.0f s", name, timings[name])
 
