@@ -13,6 +13,13 @@ from collections import Counter
 from pathlib import Path
 
 from forensics_app import __version__
+from forensics_app.case_cli import (
+    ScanRecording,
+    TerminateAsInterrupt,
+    add_case_arguments,
+    check_case_arguments,
+    run_case_command,
+)
 
 EXIT_OK, EXIT_SOME_FAILED, EXIT_USAGE = 0, 1, 2
 
@@ -22,7 +29,7 @@ def build_parser() -> argparse.ArgumentParser:
         prog="forensics-scan",
         description="Score images for being AI-generated (ResNet-50 detector, Wang et al. 2020).",
     )
-    p.add_argument("paths", nargs="+", type=Path, help="image files and/or folders")
+    p.add_argument("paths", nargs="*", type=Path, help="image files and/or folders")
     p.add_argument("-r", "--recursive", action="store_true", help="descend into sub-folders")
     p.add_argument("--csv", type=Path, help="write a CSV report here")
     p.add_argument("--jsonl", type=Path, help="write a JSON Lines report here")
@@ -40,6 +47,7 @@ def build_parser() -> argparse.ArgumentParser:
     p.add_argument("--workers", type=int, default=2, help="decode threads")
     p.add_argument("-q", "--quiet", action="store_true", help="no progress bar, no per-file lines")
     p.add_argument("--version", action="version", version=f"%(prog)s {__version__}")
+    add_case_arguments(p)
     return p
 
 
@@ -52,12 +60,15 @@ def main(argv: list[str] | None = None) -> int:
         value = getattr(args, name)
         if value is not None and not 0.0 <= value <= 1.0:
             parser.error(f"--{name} must be between 0 and 1")
+    check_case_arguments(parser, args)
+    if args.case and not args.paths:
+        return run_case_command(args)
 
     # Heavy imports after argument parsing so --help is instant.
     from tqdm import tqdm
 
+    from forensics_app.core.case import CaseError
     from forensics_app.core.detector import CheckpointError, Detector
-    from forensics_app.core.export import write_csv, write_jsonl
     from forensics_app.core.preprocess import PreprocessConfig
     from forensics_app.core.scan import ScanCancelled, ScanOptions, discover_files, scan_files
     from forensics_app.paths import bundled_model_path
@@ -84,32 +95,54 @@ def main(argv: list[str] | None = None) -> int:
         batch_size=args.batch_size, threshold=args.threshold,
         inconclusive_band=args.band, workers=args.workers,
     )
+    extra = {"command": "forensics-scan", "device": detector.device_description,
+             "preprocessing": args.mode}
+    # Rows go to the case and the streamed CSV/JSONL per batch, so a kill keeps them.
+    recording = ScanRecording(args, detector, extra)
+    try:
+        files = recording.start(files, {"mode": args.mode, "tile_size": args.tile_size,
+                                        "batch_size": args.batch_size,
+                                        "threshold": options.threshold,
+                                        "inconclusive_band": options.inconclusive_band,
+                                        "fake_index": args.fake_index})
+    except (CaseError, OSError) as exc:
+        recording.finish("failed", str(exc))
+        print(f"forensics-scan: {exc}", file=sys.stderr)
+        return EXIT_USAGE
     bar = tqdm(total=len(files), unit="img", file=sys.stderr, disable=args.quiet)
     t0 = time.perf_counter()
-    interrupted = False
+    interrupted, status, failure = False, "finished", ""
     finished = []  # rows as they complete, so Ctrl-C still leaves a report of them
+
+    def on_result(r) -> None:
+        finished.append(r)
+        recording.on_result(r)
+
     try:
-        results = scan_files(files, detector, options,
-                             progress=lambda done, total: bar.update(done - bar.n),
-                             on_result=finished.append)
+        with TerminateAsInterrupt():
+            results = scan_files(files, detector, options,
+                                 progress=lambda done, total: bar.update(done - bar.n),
+                                 on_result=on_result)
     except KeyboardInterrupt:
-        interrupted, results = True, sorted(finished, key=lambda r: r.index)
+        interrupted, status = True, "interrupted"
+        results = sorted(finished, key=lambda r: r.index)
     except ScanCancelled as exc:
-        interrupted, results = True, exc.results
+        interrupted, status, results = True, "cancelled", exc.results
+    except CaseError as exc:  # the case could not store a batch (disk full, I/O error)
+        interrupted, status, failure = True, "failed", str(exc)
+        results = sorted(finished, key=lambda r: r.index)
     finally:
         bar.close()
+    problems = recording.finish(status, failure)
     elapsed = time.perf_counter() - t0
 
     if not args.quiet:
         for r in results:
             score = f"{r.prob_fake:.3f}" if r.prob_fake is not None else "  -  "
             print(f"{r.verdict.value:<13} {score}  {r.path}" + (f"  [{r.error}]" if r.error else ""))
-    extra = {"command": "forensics-scan", "device": detector.device_description,
-             "preprocessing": args.mode}
-    if args.csv:
-        write_csv(args.csv, results, extra)
-    if args.jsonl:
-        write_jsonl(args.jsonl, results, extra)
+    for problem in dict.fromkeys([failure, *problems]):
+        if problem:
+            print(f"forensics-scan: {problem}", file=sys.stderr)
 
     counts = Counter(r.verdict.value for r in results)
     n_ok = sum(r.ok for r in results)
@@ -120,6 +153,14 @@ def main(argv: list[str] | None = None) -> int:
         f"{detector.device_description} with {detector.model_id} -- {summary}",
         file=sys.stderr,
     )
+    if args.case:
+        print(f"case {args.case}: {len(results)} new rows, {recording.n_skipped} files already "
+              "scored with this model (skipped)", file=sys.stderr)
+        if args.report and not interrupted:
+            from forensics_app.case_cli import write_report
+
+            if write_report(args.case, args.report, quiet=args.quiet):
+                return EXIT_SOME_FAILED
     if interrupted:
         print("forensics-scan: interrupted; report holds the finished files only", file=sys.stderr)
         return EXIT_SOME_FAILED

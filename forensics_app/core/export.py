@@ -120,18 +120,81 @@ def write_csv(path: Path | str, results: Iterable[ScanResult], extra: dict | Non
     return Path(path)
 
 
+def jsonl_row(r: ScanResult) -> dict[str, Any]:
+    """One JSON Lines record: the CSV's fields plus per-tile scores, notes as a list."""
+    row = result_to_row(r)
+    row["notes"] = list(r.notes)
+    row["tile_probs"] = r.tile_probs
+    row["tile_boxes"] = [list(b) for b in r.tile_boxes]
+    return row
+
+
 def write_jsonl(path: Path | str, results: Iterable[ScanResult], extra: dict | None = None) -> Path:
     """JSON Lines with the CSV's fields plus per-tile scores, and the same side-car."""
     results = list(results)
 
     def write(fh) -> None:
         for r in results:
-            row = result_to_row(r)
-            row["notes"] = list(r.notes)
-            row["tile_probs"] = r.tile_probs
-            row["tile_boxes"] = [list(b) for b in r.tile_boxes]
-            fh.write(json.dumps(row, ensure_ascii=False) + "\n")
+            fh.write(json.dumps(jsonl_row(r), ensure_ascii=False) + "\n")
 
     _atomic_write(Path(path), write)
     _write_sidecar(Path(path), results, extra)
     return Path(path)
+
+
+class StreamedReport:
+    """A CSV or JSON Lines report written as results arrive, so a killed scan keeps its rows.
+
+    Each :meth:`write` appends a batch and flushes it to the operating system, so the file
+    is well formed after every batch (a ``kill -9`` loses only rows not yet handed over).
+    The side-car is written at the start with ``"completed": false`` and rewritten by
+    :meth:`close` with the outcome. Rows appear in the order they finish.
+    """
+
+    def __init__(self, path: Path | str, kind: str | None = None, extra: dict | None = None):
+        self.path = Path(path)
+        self.kind = kind or ("jsonl" if self.path.suffix.lower() in (".jsonl", ".json")
+                             else "csv")
+        if self.kind not in ("csv", "jsonl"):
+            raise ValueError(f"unknown report kind {self.kind!r}")
+        self.extra = dict(extra or {})
+        self.n_rows = 0
+        self._models: set[str] = set()
+        self._errors = 0
+        self._created = datetime.now(UTC).isoformat(timespec="seconds")
+        self.path.parent.mkdir(parents=True, exist_ok=True)
+        self._fh = open(self.path, "w", encoding="utf-8", newline="")  # noqa: SIM115
+        self._csv = None
+        if self.kind == "csv":
+            self._csv = csv.DictWriter(self._fh, fieldnames=COLUMNS)
+            self._csv.writeheader()
+            self._fh.flush()
+        self._sidecar(completed=False, status="running")
+
+    def write(self, results: Iterable[ScanResult]) -> None:
+        for r in results:
+            if self._csv is not None:
+                self._csv.writerow({k: escape_cell(v) for k, v in result_to_row(r).items()})
+            else:
+                self._fh.write(json.dumps(jsonl_row(r), ensure_ascii=False) + "\n")
+            self.n_rows += 1
+            self._errors += 0 if r.ok else 1
+            if r.model_id:
+                self._models.add(r.model_id)
+        self._fh.flush()
+
+    __call__ = write  # usable directly as a batch sink
+
+    def close(self, completed: bool, status: str | None = None) -> Path:
+        if not self._fh.closed:
+            self._fh.flush()
+            self._fh.close()
+        self._sidecar(completed, status or ("completed" if completed else "interrupted"))
+        return self.path
+
+    def _sidecar(self, completed: bool, status: str) -> None:
+        meta = report_metadata([], self.extra)
+        meta.update(report=self.path.name, created_utc=self._created, model_ids=sorted(self._models), n_files=self.n_rows,
+                    n_errors=self._errors, completed=completed, status=status,
+                    updated_utc=datetime.now(UTC).isoformat(timespec="seconds"))
+        _atomic_write(sidecar_path(self.path), lambda fh: json.dump(meta, fh, indent=2))

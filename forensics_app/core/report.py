@@ -1,0 +1,567 @@
+"""The case report, built from the case's stored records (never from table cells).
+
+:func:`build_report` gathers everything a reader needs into a :class:`ReportData`: the case
+summary, counts per verdict, every file (thumbnail, name, SHA-256, verdict, P(generated),
+provenance when the record has one), a page per flagged image with its Grad-CAM overlay, the
+model card's intended use and limits, the method and what the threshold means, the audit log
+and the result of verifying both hash chains. :func:`render_html` turns it into one
+self-contained HTML file (images as data URIs, no network, no script). The PDF renderer lives
+outside the engine (``forensics_app.reports``) because it uses the GUI toolkit's text layout.
+
+Thumbnails and overlays are made from the evidence files as they are now; a file that is
+gone or whose SHA-256 no longer matches the stored one is shown without an image, and says so.
+"""
+
+from __future__ import annotations
+
+import base64
+import html
+import io
+import json
+import logging
+import re
+from collections import Counter
+from collections.abc import Callable
+from dataclasses import dataclass, field
+from datetime import UTC, datetime
+from pathlib import Path
+from typing import Any
+
+from forensics_app import __version__
+from forensics_app.core.case import AuditEntry, Case, ModelRecord, ScanRecord, VerifyReport
+from forensics_app.core.results import ScanResult, Verdict
+
+log = logging.getLogger(__name__)
+
+THUMB_PX = 72
+FLAGGED_PX = 560
+DEFAULT_MAX_FLAGGED = 60
+VERDICT_COLOURS = {
+    Verdict.AI_GENERATED: "#a3261b", Verdict.REAL: "#1e6b2b",
+    Verdict.INCONCLUSIVE: "#7a5600", Verdict.ERROR: "#555555",
+}
+
+METHOD_TEXT = (
+    "Each image is scored by a convolutional detector in the style of Wang et al., "
+    "<i>CNN-generated images are surprisingly easy to spot… for now</i> (CVPR 2020): a "
+    "ResNet-50-family network with one output whose sigmoid is P(generated). The paper's test "
+    "protocol is used unless a scan's settings say otherwise: the whole image, not resized, "
+    "ImageNet normalisation; very large images are scored in tiles whose logits are averaged, "
+    "very small ones are up-scaled, and either is recorded in the row's notes. Every file is "
+    "read once, read-only; its SHA-256 describes exactly the bytes analysed.",
+    "The Grad-CAM overlay shows the regions that most raised the “generated” score. It is "
+    "<b>not</b> a map of manipulated areas and does not localise edits.",
+)
+
+
+def threshold_text(threshold: float, band: float) -> str:
+    return (
+        f"A file is called <b>AI-generated</b> when P(generated) ≥ {threshold + band:.2f} "
+        f"(threshold {threshold:.2f} + band {band:.2f}), <b>Real</b> when it is below "
+        f"{threshold - band:.2f}, and <b>Inconclusive</b> in between. The threshold was chosen "
+        "by the model's authors for few false alarms on real photos; it is an operating point, "
+        "not a probability that the image is fake. A “Real” verdict means no trace of the "
+        "generators this model knows was found — not proof of authenticity.")
+
+
+@dataclass
+class FlaggedPage:
+    result: ScanResult
+    image: bytes | None = None  # JPEG of the image as scored (scaled down)
+    overlay: bytes | None = None  # JPEG of the Grad-CAM overlay
+    note: str = ""
+
+
+@dataclass
+class ReportData:
+    case_name: str
+    case_id: str
+    case_folder: str
+    created_utc: str
+    generated_utc: str
+    threshold: float | None
+    band: float | None
+    rows: list[ScanResult]
+    thumbnails: dict[int, bytes]
+    thumb_notes: dict[int, str]
+    flagged: list[FlaggedPage]
+    n_flagged: int
+    models: list[ModelRecord]
+    scans: list[ScanRecord]
+    audit: list[AuditEntry]
+    verify: VerifyReport
+    model_card: dict[str, str] = field(default_factory=dict)  # section title -> markdown
+    app_version: str = __version__
+
+    @property
+    def counts(self) -> Counter[str]:
+        return Counter(r.verdict.value for r in self.rows)
+
+    @property
+    def has_provenance(self) -> bool:
+        return any(provenance_summary(r) for r in self.rows)
+
+
+def provenance_summary(r: ScanResult) -> str:
+    """The provenance summary of a record when it has one (records from before it: '')."""
+    value = getattr(r, "provenance", None)
+    if not value:
+        return ""
+    if isinstance(value, dict):
+        value = value.get("summary") or json.dumps(value, ensure_ascii=False)
+    return str(value)
+
+
+# ----------------------------------------------------------------------------- images
+def _jpeg(img: Any, max_px: int) -> bytes:
+    from PIL import Image
+
+    if not isinstance(img, Image.Image):
+        img = Image.fromarray(img)
+    img = img.convert("RGB")
+    img.thumbnail((max_px, max_px), Image.LANCZOS)
+    buf = io.BytesIO()
+    img.save(buf, format="JPEG", quality=85)
+    return buf.getvalue()
+
+
+def _load_current(r: ScanResult) -> tuple[Any, str]:
+    """The image as it is now, or None and why not."""
+    from forensics_app.core.loading import ImageLoadError, load_evidence
+
+    try:
+        evidence, img, err = load_evidence(r.path)
+    except ImageLoadError as exc:
+        return None, f"image unavailable: {exc.reason}"
+    if err is not None or img is None:
+        return None, "image unavailable: it could not be decoded"
+    if r.sha256 and evidence.sha256 != r.sha256:
+        return None, "image not shown: the file changed since it was scanned (SHA-256 differs)"
+    return img, ""
+
+
+class _CamSource:
+    """Grad-CAM models for the checkpoints the case used, loaded on first need."""
+
+    def __init__(self, models: dict[str, ModelRecord]):
+        self.models = models
+        self._cache: dict[str, tuple[Any, int] | str] = {}
+
+    def get(self, model_id: str) -> tuple[Any, int] | str:
+        if model_id not in self._cache:
+            self._cache[model_id] = self._load(model_id)
+        return self._cache[model_id]
+
+    def _load(self, model_id: str) -> tuple[Any, int] | str:
+        from forensics_app.core.detector import CheckpointError, load_checkpoint
+        from forensics_app.core.gradcam import cam_model_copy
+
+        rec = self.models.get(model_id)
+        if rec is None or not rec.path or not Path(rec.path).is_file():
+            return "Grad-CAM unavailable: the checkpoint this scan used is not at its recorded path"
+        try:
+            ck = load_checkpoint(rec.path, fake_index=int(rec.meta.get("fake_index", 1))
+                                 if isinstance(rec.meta, dict) else 1)
+        except CheckpointError as exc:
+            return f"Grad-CAM unavailable: {exc}"
+        if rec.sha256 and ck.sha256 != rec.sha256:
+            return "Grad-CAM unavailable: the checkpoint at the recorded path has changed"
+        return cam_model_copy(ck.model), ck.fake_index
+
+
+def _preprocess_for(r: ScanResult, scan: ScanRecord | None) -> Any:
+    from forensics_app.core.preprocess import PreprocessConfig
+
+    s = scan.settings if scan is not None else {}
+    mode = s.get("mode") or s.get("preprocess_mode") or "full"
+    kwargs: dict[str, Any] = {"mode": mode}
+    if s.get("tile_size"):
+        kwargs["tile_size"] = int(s["tile_size"])
+    if s.get("crop_size"):
+        kwargs["crop_size"] = int(s["crop_size"])
+    try:
+        return PreprocessConfig(**kwargs)
+    except (TypeError, ValueError):
+        return PreprocessConfig()
+
+
+def _flagged_page(r: ScanResult, scan: ScanRecord | None, cams: _CamSource,
+                  gradcam: bool) -> FlaggedPage:
+    import numpy as np
+
+    img, why = _load_current(r)
+    page = FlaggedPage(r)
+    if img is None:
+        page.note = why
+        return page
+    if not gradcam:
+        page.image = _jpeg(img, FLAGGED_PX)
+        page.note = "Grad-CAM not computed for this report"
+        return page
+    cam = cams.get(r.model_id)
+    if isinstance(cam, str):
+        page.image, page.note = _jpeg(img, FLAGGED_PX), cam
+        return page
+    model, fake_index = cam
+    from forensics_app.core.gradcam import compute_gradcam, overlay
+    from forensics_app.core.preprocess import denormalize, prepare_image, to_normalized_tensor
+
+    try:
+        prepared = prepare_image(img, _preprocess_for(r, scan))
+        width, height = prepared.scored_size
+        canvas = np.zeros((height, width), dtype=np.float32)
+        tensors = prepared.tensors
+        for tensor, (x, y, w, h) in zip(tensors, prepared.boxes, strict=True):
+            canvas[y : y + h, x : x + w] = compute_gradcam(model, tensor, fake_index)
+        if len(tensors) == 1 and prepared.boxes[0] == (0, 0, width, height):
+            full = tensors[0]
+        else:
+            full = to_normalized_tensor(prepared.source if prepared.source is not None else img)
+            if tuple(full.shape[-2:]) != (height, width):
+                full = to_normalized_tensor(img)
+            page.note = ("Grad-CAM computed per tile; each tile's map is scaled on its own"
+                         if len(tensors) > 1 else "only the highlighted crop was analysed")
+        if tuple(full.shape[-2:]) == canvas.shape:
+            page.image = _jpeg((denormalize(full) * 255).round().astype(np.uint8), FLAGGED_PX)
+            page.overlay = _jpeg(overlay(full, canvas, opacity=0.5), FLAGGED_PX)
+        else:
+            page.image = _jpeg(img, FLAGGED_PX)
+            page.note = "Grad-CAM overlay unavailable for this image's preprocessing"
+    except Exception as exc:  # noqa: BLE001 -- one image must not stop the report
+        log.warning("Grad-CAM for %s failed: %s", r.path, exc)
+        page.image, page.note = _jpeg(img, FLAGGED_PX), f"Grad-CAM failed: {exc}"
+    return page
+
+
+# ----------------------------------------------------------------------------- model card
+def model_card_sections(path: Path | None) -> dict[str, str]:
+    """'Intended use' and 'Decision threshold…' sections of a MODEL_CARD.md, as markdown."""
+    if path is None or not Path(path).is_file():
+        return {}
+    text = Path(path).read_text(encoding="utf-8")
+    sections: dict[str, str] = {}
+    for m in re.finditer(r"^## (.+?)\n(.*?)(?=^## |\Z)", text, re.M | re.S):
+        title = m.group(1).strip()
+        if title.lower().startswith(("intended use", "decision threshold", "targets")):
+            sections[title] = m.group(2).strip()
+    return sections
+
+
+def _card_for(models: list[ModelRecord]) -> Path | None:
+    from forensics_app.paths import bundled_model_path, model_card_path
+
+    for rec in models:
+        candidate = Path(rec.path).with_name("MODEL_CARD.md") if rec.path else None
+        if candidate is not None and candidate.is_file():
+            return candidate
+    try:
+        from forensics_app.core.detector import file_sha256
+
+        bundled = bundled_model_path()
+        if bundled.is_file() and any(r.sha256 == file_sha256(bundled) for r in models):
+            return model_card_path()
+    except OSError:
+        pass
+    return None
+
+
+# ----------------------------------------------------------------------------- building
+def build_report(case: Case, threshold: float | None = None, band: float | None = None,
+                 gradcam: bool = True, max_flagged: int = DEFAULT_MAX_FLAGGED,
+                 model_card: Path | None = None, thumbnails: bool = True) -> ReportData:
+    """Everything the report shows, from the case's stored records.
+
+    ``threshold``/``band``: re-judge every row at this operating point (as the GUI's toolbar
+    does); None keeps the verdict stored with each row.
+    """
+    rows_with_scan = case.result_rows()
+    scans = {s.scan_id: s for s in case.scans()}
+    models = case.models()
+    rows: list[ScanResult] = []
+    row_scan: list[ScanRecord | None] = []
+    for _seq, scan_id, r in rows_with_scan:
+        if threshold is not None:
+            r = r.with_threshold(threshold, band if band is not None else r.inconclusive_band)
+        rows.append(r)
+        row_scan.append(scans.get(scan_id))
+    thumbs: dict[int, bytes] = {}
+    thumb_notes: dict[int, str] = {}
+    if thumbnails:
+        for i, r in enumerate(rows):
+            if not r.sha256:
+                continue
+            img, why = _load_current(r)
+            if img is None:
+                thumb_notes[i] = why
+            else:
+                thumbs[i] = _jpeg(img, THUMB_PX * 2)
+    flagged_rows = [i for i, r in enumerate(rows) if r.verdict is Verdict.AI_GENERATED]
+    cams = _CamSource(models)
+    flagged = [_flagged_page(rows[i], row_scan[i], cams, gradcam)
+               for i in flagged_rows[:max_flagged]]
+    card = model_card if model_card is not None else _card_for(list(models.values()))
+    return ReportData(
+        case_name=case.name, case_id=case.case_id, case_folder=str(case.folder.absolute()),
+        created_utc=case.info("created_utc") or "",
+        generated_utc=datetime.now(UTC).isoformat(timespec="seconds"),
+        threshold=threshold, band=band, rows=rows, thumbnails=thumbs, thumb_notes=thumb_notes,
+        flagged=flagged, n_flagged=len(flagged_rows), models=list(models.values()),
+        scans=list(scans.values()), audit=case.audit_entries(), verify=case.verify(),
+        model_card=model_card_sections(card),
+    )
+
+
+# ----------------------------------------------------------------------------- HTML
+def _e(value: Any) -> str:
+    return html.escape("" if value is None else str(value), quote=True)
+
+
+def markdown_to_html(md: str) -> str:
+    """The little markdown a model card section uses: paragraphs, bullets, bold, code."""
+    def inline(text: str) -> str:
+        text = _e(text)
+        text = re.sub(r"\*\*(.+?)\*\*", r"<b>\1</b>", text)
+        text = re.sub(r"`(.+?)`", r"<code>\1</code>", text)
+        return re.sub(r"(?<![\w*])\*(?!\s)(.+?)(?<!\s)\*(?![\w*])", r"<i>\1</i>", text)
+
+    out: list[str] = []
+    para: list[str] = []
+    items: list[str] = []
+
+    def close() -> None:
+        if para:
+            out.append(f"<p>{inline(' '.join(para))}</p>")
+            para.clear()
+        if items:
+            out.append("<ul>" + "".join(f"<li>{inline(i)}</li>" for i in items) + "</ul>")
+            items.clear()
+
+    for line in md.splitlines():
+        s = line.strip()
+        if not s:
+            close()
+        elif s.startswith(("- ", "* ")):
+            if para:
+                close()
+            items.append(s[2:])
+        elif s.startswith("|"):
+            continue  # tables are summarised elsewhere in the report
+        elif items and line.startswith("  "):
+            items[-1] += " " + s
+        else:
+            if items:
+                close()
+            para.append(s)
+    close()
+    return "\n".join(out)
+
+
+def _pct(p: float | None) -> str:
+    return "–" if p is None else f"{p:.3f}"
+
+
+def _short(params: dict[str, Any], limit: int = 260) -> str:
+    text = ", ".join(f"{k}={json.dumps(v, ensure_ascii=False, default=str)}"
+                     for k, v in params.items())
+    return text if len(text) <= limit else text[: limit - 1] + "…"
+
+
+CSS = """
+body { font-family: "DejaVu Sans", "Segoe UI", Helvetica, Arial, sans-serif; color: #1d1d1f;
+       margin: 28px auto; max-width: 1060px; font-size: 13px; line-height: 1.4; }
+h1 { font-size: 22px; margin: 0 0 4px; } h2 { font-size: 17px; margin: 26px 0 8px;
+  border-bottom: 2px solid #d7dbe0; padding-bottom: 3px; } h3 { font-size: 14px; margin: 14px 0 6px; }
+.sub { color: #666; margin: 0 0 14px; }
+table { border-collapse: collapse; width: 100%; }
+th, td { text-align: left; padding: 4px 6px; border-bottom: 1px solid #e3e6ea; vertical-align: middle; }
+th { background: #f1f3f6; font-weight: 600; }
+td.num, th.num { text-align: right; font-variant-numeric: tabular-nums; }
+.hash { font-family: "DejaVu Sans Mono", Consolas, monospace; font-size: 10.5px; word-break: break-all; }
+.verdict { font-weight: 600; }
+.box { border: 1px solid #d7dbe0; border-radius: 6px; padding: 8px 12px; margin: 8px 0; }
+.ok { background: #eef8f0; border-color: #9fd3aa; } .bad { background: #fdeeee; border-color: #e6a1a1; }
+.warn { background: #fff6de; border-color: #e8c766; }
+.counts td { border: none; padding: 2px 14px 2px 0; }
+img.thumb { width: 60px; height: 60px; object-fit: contain; background: #f4f4f4; display: block; }
+.page { page-break-before: always; break-before: page; margin-top: 28px; }
+.pair { display: flex; gap: 14px; flex-wrap: wrap; } .pair figure { margin: 0; flex: 1 1 45%; }
+.pair img { max-width: 100%; border: 1px solid #ccc; } figcaption { color: #555; font-size: 12px; }
+.small { font-size: 11px; color: #555; } code { font-size: 11.5px; }
+@media print { body { margin: 0; max-width: none; } }
+"""
+
+
+def render_html(data: ReportData, image_src: Callable[[str, bytes], str] | None = None,
+                qt: bool = False) -> str:
+    """One self-contained HTML document.
+
+    ``image_src(key, jpeg)`` returns the ``src`` of an image: a data URI by default; the PDF
+    renderer passes its own (resource names) and ``qt=True`` for the subset of HTML its text
+    layout understands (no flexbox, attribute-level table styling).
+    """
+    def data_uri(_key: str, jpeg: bytes) -> str:
+        return "data:image/jpeg;base64," + base64.b64encode(jpeg).decode("ascii")
+
+    src = image_src or data_uri
+    counts = data.counts
+    v = data.verify
+    parts: list[str] = []
+    add = parts.append
+    table_attrs = ' border="0" cellspacing="0" cellpadding="4" width="100%"' if qt else ""
+
+    add("<!DOCTYPE html><html lang='en'><head><meta charset='utf-8'>")
+    add(f"<title>Case report — {_e(data.case_name)}</title>")
+    add("<meta http-equiv='Content-Security-Policy' content=\"default-src 'none'; "
+        "img-src data:; style-src 'unsafe-inline'\">")
+    add(f"<style>{CSS}</style></head><body>")
+    add(f"<h1>Case report: {_e(data.case_name)}</h1>")
+    add(f"<p class='sub'>Forensics App {_e(data.app_version)} · generated {_e(data.generated_utc)}"
+        f" UTC · case created {_e(data.created_utc)} · case id <span class='hash'>"
+        f"{_e(data.case_id)}</span><br>Case folder: {_e(data.case_folder)}</p>")
+
+    # -- integrity
+    if v.ok:
+        add(f"<div class='box ok'><b>Integrity: intact.</b> {v.n_audit} audit entries and "
+            f"{v.n_results} stored results verified against their hash chains.<br>"
+            f"<span class='small'>Audit head <span class='hash'>{_e(v.audit_head)}</span> · "
+            f"results head <span class='hash'>{_e(v.results_head)}</span> — keep these to "
+            "prove later that the case was not changed after this report.</span></div>")
+    else:
+        add(f"<div class='box bad'><b>Integrity: BROKEN.</b> First broken entry: "
+            f"{_e(v.first_problem)}"
+            + (f" (and {len(v.problems) - 1} more problems)" if len(v.problems) > 1 else "")
+            + "</div>")
+
+    # -- summary
+    add("<h2>Summary</h2>")
+    add(f"<table class='counts'{' border=0 cellpadding=3' if qt else ''}><tr>")
+    add(f"<td><b>{len(data.rows)}</b> files</td>")
+    for verdict in Verdict:
+        n = counts.get(verdict.value, 0)
+        add(f"<td><span class='verdict' style='color:{VERDICT_COLOURS[verdict]}'>"
+            f"{n} {_e(verdict.value)}</span></td>")
+    add("</tr></table>")
+    if data.threshold is not None:
+        t, b = data.threshold, data.band or 0.0
+        add(f"<p>Verdicts in this report are at threshold {t:.2f} ± {b:.2f} (as set when the "
+            "report was exported); the scores are those stored at scan time.</p>")
+    else:
+        thresholds = sorted({(r.threshold, r.inconclusive_band) for r in data.rows})
+        t, b = thresholds[-1] if thresholds else (0.5, 0.0)
+        desc = ", ".join(f"{x:.2f} ± {y:.2f}" for x, y in thresholds) or "–"
+        add(f"<p>Verdicts are those stored with each row (threshold ± band: {_e(desc)}).</p>")
+    add(f"<p>{threshold_text(t, b)}</p>")
+
+    add("<h3>Models used</h3>")
+    add(f"<table{table_attrs}><tr><th>Model id</th><th>Checkpoint</th><th>SHA-256</th>"
+        "<th>Kind</th></tr>")
+    for m in data.models:
+        add(f"<tr><td>{_e(m.model_id)}</td><td>{_e(m.path)}</td><td class='hash'>{_e(m.sha256)}"
+            f"</td><td>{_e(m.kind)}</td></tr>")
+    add("</table>")
+    add("<h3>Scans</h3>")
+    add(f"<table{table_attrs}><tr><th>#</th><th>Started (UTC)</th><th>Status</th>"
+        "<th class='num'>Files</th><th>Model</th><th>Settings</th><th>Sources</th></tr>")
+    for s in data.scans:
+        n = f"{s.n_done}/{s.n_files}" if s.n_files is not None else str(s.n_done)
+        add(f"<tr><td>{s.scan_id}</td><td>{_e(s.started_utc)}</td><td>{_e(s.status)}</td>"
+            f"<td class='num'>{_e(n)}</td><td>{_e(s.model_id)}</td>"
+            f"<td class='small'>{_e(_short(s.settings, 120))}</td>"
+            f"<td class='small'>{_e('; '.join(s.sources))}</td></tr>")
+    add("</table>")
+
+    # -- every file
+    add("<h2>Files</h2>")
+    prov = data.has_provenance
+    add(f"<table{table_attrs}><tr><th></th><th>File</th><th>SHA-256</th><th>Verdict</th>"
+        "<th class='num'>P(generated)</th>" + ("<th>Provenance</th>" if prov else "")
+        + "<th>Notes</th></tr>")
+    for i, r in enumerate(data.rows):
+        thumb = data.thumbnails.get(i)
+        if thumb is not None:
+            size = " width='60'" if qt else ""
+            cell = f"<img class='thumb'{size} alt='' src='{src(f'thumb{i}', thumb)}'>"
+        else:
+            cell = ""
+        notes = "; ".join(filter(None, [r.error or "", *r.notes, data.thumb_notes.get(i, "")]))
+        colour = VERDICT_COLOURS[r.verdict]
+        add(f"<tr><td>{cell}</td><td>{_e(r.file_name)}<br><span class='small'>{_e(r.path)}"
+            f"</span></td><td class='hash'>{_e(r.sha256 or '')}</td>"
+            f"<td class='verdict' style='color:{colour}'>{_e(r.verdict.value)}</td>"
+            f"<td class='num'>{_pct(r.prob_fake)}</td>"
+            + (f"<td class='small'>{_e(provenance_summary(r))}</td>" if prov else "")
+            + f"<td class='small'>{_e(notes)}</td></tr>")
+    add("</table>")
+
+    # -- flagged pages
+    if data.flagged:
+        shown = len(data.flagged)
+        more = (f" (the first {shown} of {data.n_flagged})" if data.n_flagged > shown else "")
+        add(f"<h2 class='page'>Flagged images{more}</h2>")
+    for n, page in enumerate(data.flagged):
+        r = page.result
+        klass = "page" if n else ""
+        add(f"<div class='{klass}'><h3>{_e(r.file_name)} — <span style='color:"
+            f"{VERDICT_COLOURS[r.verdict]}'>{_e(r.verdict.value)}</span>, P(generated) "
+            f"{_pct(r.prob_fake)}</h3>")
+        add(f"<p class='small'>{_e(r.path)}<br>SHA-256 <span class='hash'>{_e(r.sha256)}"
+            f"</span><br>{_e(r.width)}×{_e(r.height)} {_e(r.format)} · model {_e(r.model_id)}"
+            f" · preprocessing {_e(r.preprocessing)}"
+            + (f" · tiles: {len(r.tile_probs)}" if r.tile_probs else "") + "</p>")
+        if qt:
+            add("<table border='0' cellpadding='4'><tr>")
+            for key, img, cap in ((f"img{n}", page.image, "Image as scored"),
+                                  (f"cam{n}", page.overlay, "Grad-CAM overlay")):
+                if img is not None:
+                    add(f"<td><img width='300' src='{src(key, img)}'><br>"
+                        f"<span class='small'>{cap}</span></td>")
+            add("</tr></table>")
+        else:
+            add("<div class='pair'>")
+            for key, img, cap in ((f"img{n}", page.image, "Image as scored"),
+                                  (f"cam{n}", page.overlay, "Grad-CAM overlay: regions that "
+                                   "most raised the “generated” score")):
+                if img is not None:
+                    add(f"<figure><img alt='{_e(cap)}' src='{src(key, img)}'>"
+                        f"<figcaption>{cap}</figcaption></figure>")
+            add("</div>")
+        if page.note:
+            add(f"<p class='small'><i>{_e(page.note)}</i></p>")
+        if r.notes:
+            add(f"<p class='small'>Notes: {_e('; '.join(r.notes))}</p>")
+        add("</div>")
+
+    # -- method, model card
+    add("<h2 class='page'>Method and limits</h2>")
+    for para in METHOD_TEXT:
+        add(f"<p>{para}</p>")
+    if data.model_card:
+        for title, md in data.model_card.items():
+            add(f"<h3>Model card: {_e(title)}</h3>{markdown_to_html(md)}")
+    else:
+        add("<div class='box warn'>No model card was found for the checkpoint(s) this case "
+            "used: their intended use and limits are not documented here.</div>")
+
+    # -- audit log
+    add("<h2>Audit log</h2>")
+    add(f"<table{table_attrs}><tr><th class='num'>#</th><th>Time (UTC)</th><th>User @ host</th>"
+        "<th>Action</th><th>Parameters</th><th>Entry hash</th></tr>")
+    for a in data.audit:
+        add(f"<tr><td class='num'>{a.seq}</td><td>{_e(a.time_utc)}</td>"
+            f"<td>{_e(a.os_user)} @ {_e(a.host)}</td><td>{_e(a.action)}</td>"
+            f"<td class='small'>{_e(_short(a.params))}</td>"
+            f"<td class='hash'>{_e(a.entry_hash[:16])}…</td></tr>")
+    add("</table>")
+    add("<p class='small'>Each audit entry and each stored result carries the SHA-256 of the one "
+        "before it; <code>forensics-scan --case DIR --verify</code> recomputes both chains.</p>")
+    add("</body></html>")
+    return "\n".join(parts)
+
+
+def write_html(data: ReportData, path: Path | str) -> Path:
+    from forensics_app.core.export import _atomic_write
+
+    path = Path(path)
+    text = render_html(data)
+    _atomic_write(path, lambda fh: fh.write(text))
+    return path

@@ -1,0 +1,117 @@
+"""Case reports in every format: HTML, PDF, CSV, JSON Lines -- the one call CLI and GUI make.
+
+The HTML and the records come from the engine (:mod:`forensics_app.core.report`,
+:mod:`forensics_app.core.export`). The PDF is laid out by Qt's own ``QTextDocument`` and
+written by ``QPdfWriter``: PySide6 is already a dependency of the app, so the PDF needs no
+new package, no browser and no external program, and it renders the same records as the
+HTML (Qt's rich-text subset: tables, images, page breaks). This module lives outside
+``core`` because the engine imports no Qt.
+"""
+
+from __future__ import annotations
+
+import logging
+import os
+from pathlib import Path
+from typing import Any
+
+from forensics_app.core.case import ACTION_REPORT_EXPORTED, Case, CaseError
+from forensics_app.core.report import ReportData, build_report, render_html, write_html
+
+log = logging.getLogger(__name__)
+
+PDF_RESOLUTION = 150
+
+
+def _qt_app() -> Any:
+    """A QGuiApplication for text layout; offscreen when the process has none."""
+    from PySide6.QtGui import QGuiApplication
+
+    app = QGuiApplication.instance()
+    if app is None:
+        os.environ.setdefault("QT_QPA_PLATFORM", "offscreen")
+        app = QGuiApplication([])
+    return app
+
+
+def write_pdf(data: ReportData, path: Path | str) -> Path:
+    """The report as an A4 PDF (Qt rich text), atomically written."""
+    from PySide6.QtCore import QMarginsF, QUrl
+    from PySide6.QtGui import QImage, QPageLayout, QPageSize, QPdfWriter, QTextDocument
+
+    _qt_app()
+    path = Path(path)
+    images: dict[str, bytes] = {}
+
+    def src(key: str, jpeg: bytes) -> str:
+        images[key] = jpeg
+        return f"img://{key}"
+
+    html = render_html(data, image_src=src, qt=True)
+    doc = QTextDocument()
+    for key, jpeg in images.items():
+        img = QImage()
+        img.loadFromData(jpeg, "JPEG")
+        doc.addResource(QTextDocument.ResourceType.ImageResource, QUrl(f"img://{key}"), img)
+    doc.setHtml(html)
+    tmp = path.with_name(f".{path.name}.tmp")
+    path.parent.mkdir(parents=True, exist_ok=True)
+    writer = QPdfWriter(str(tmp))
+    writer.setResolution(PDF_RESOLUTION)
+    writer.setPageSize(QPageSize(QPageSize.PageSizeId.A4))
+    writer.setPageMargins(QMarginsF(12, 12, 12, 12), QPageLayout.Unit.Millimeter)
+    writer.setTitle(f"Case report — {data.case_name}")
+    writer.setCreator(f"Forensics App {data.app_version}")
+    doc.print_(writer)
+    del writer  # finishes the file
+    if not tmp.is_file():
+        raise OSError(f"Qt could not write the PDF {path}")
+    os.replace(tmp, path)
+    return path
+
+
+def export_case_report(case: Case | Path | str, out: Path | str,
+                       threshold: float | None = None, band: float | None = None,
+                       **build_kwargs: Any) -> Path:
+    """Write the case report in the format ``out``'s suffix names and log it in the case.
+
+    ``case`` is an open :class:`Case` (the GUI's) or a case folder; a folder is opened for
+    writing to record the export, or read-only when another instance holds it (the report is
+    written, the export is then not logged).
+    """
+    from forensics_app.core.export import write_csv, write_jsonl
+
+    out = Path(out)
+    kind = out.suffix.lower().lstrip(".")
+    if kind == "htm":
+        kind = "html"
+    if kind not in ("html", "pdf", "csv", "jsonl"):
+        raise ValueError(f"unknown report format {out.suffix!r} (use .html, .pdf, .csv, .jsonl)")
+    owned = not isinstance(case, Case)
+    if owned:
+        try:
+            case = Case.open(case)
+        except CaseError as exc:
+            log.warning("report without audit entry: %s", exc)
+            case = Case.open(case, read_only=True)
+    try:
+        if kind in ("csv", "jsonl"):
+            rows = case.results()
+            if threshold is not None:
+                rows = [r.with_threshold(threshold, band if band is not None
+                                         else r.inconclusive_band) for r in rows]
+            extra = {"command": "case report", "case": str(case.folder), "case_id": case.case_id}
+            (write_csv if kind == "csv" else write_jsonl)(out, rows, extra)
+            n = len(rows)
+        else:
+            data = build_report(case, threshold=threshold, band=band, **build_kwargs)
+            (write_html if kind == "html" else write_pdf)(data, out)
+            n = len(data.rows)
+        if not case.read_only:
+            case.audit(ACTION_REPORT_EXPORTED, {"path": str(out.absolute()), "format": kind,
+                                                "n_rows": n, "threshold": threshold,
+                                                "inconclusive_band": band})
+    finally:
+        if owned:
+            case.close()
+    return out
