@@ -1,0 +1,144 @@
+"""Which files a scan takes in, and the one rule for everything it does not.
+
+* A path **named explicitly** (command line, drop, queue) is always taken in: a folder is
+  expanded, anything else becomes a scored row or an error row that says why (missing, broken
+  link, FIFO, device, not an image...).
+* **Inside a folder**, each entry is either taken in or *skipped with a reason*; nothing is
+  dropped silently. Taken in: regular files (or links to regular files) with an image
+  extension, and regular files without one, which are kept only if the first bytes of their
+  single read are an image (see :func:`forensics_app.core.loading.read_bytes_and_hash`).
+  Skipped: hidden entries (name starting with ``.``; a hidden folder is not entered), FIFOs,
+  sockets and devices, broken or looping links, links to folders (never followed, so a scan
+  cannot loop or leave the tree), sub-folders when not recursive, folders that cannot be
+  listed, and (at intake) files that are not images.
+
+Every skipped entry is a :class:`Skipped` record: counted in the summary and listed in the
+report side-car.
+"""
+
+from __future__ import annotations
+
+import os
+import stat
+from collections.abc import Iterable
+from dataclasses import dataclass, field
+from pathlib import Path
+
+from forensics_app.core.loading import IMAGE_EXTENSIONS
+
+
+@dataclass(frozen=True)
+class Skipped:
+    """An entry found inside a scanned folder and not scanned, with the reason."""
+
+    path: str
+    reason: str
+    kind: str  # short category for counts: hidden, not-regular, link, folder, not-image...
+
+    def record(self) -> dict:
+        from forensics_app.core.safetext import escape_undecodable
+
+        return {"path": escape_undecodable(self.path), "reason": self.reason, "kind": self.kind}
+
+
+@dataclass
+class Discovery:
+    """Result of :func:`discover`: files to take in, which of them to sniff, what was skipped."""
+
+    files: list[Path] = field(default_factory=list)
+    sniff: set[Path] = field(default_factory=set)  # kept only if their bytes are an image
+    skipped: list[Skipped] = field(default_factory=list)
+
+
+_SPECIAL = ((stat.S_ISFIFO, "FIFO (named pipe)"), (stat.S_ISSOCK, "socket"),
+            (stat.S_ISCHR, "character device"), (stat.S_ISBLK, "block device"))
+
+
+def _special_kind(mode: int) -> str:
+    for test, name in _SPECIAL:
+        if test(mode):
+            return name
+    return "not a regular file"
+
+
+def discover(paths: Iterable[Path | str], recursive: bool = False) -> Discovery:
+    """Expand ``paths`` by the rule in the module docstring; no file is opened here."""
+    found = Discovery()
+    seen: set[Path] = set()
+
+    def add(p: Path, sniff: bool) -> None:
+        key = p.absolute()
+        if key not in seen:
+            seen.add(key)
+            found.files.append(p)
+            if sniff:
+                found.sniff.add(p)
+
+    for raw in paths:
+        p = Path(raw)
+        if p.is_dir():
+            entries: list[tuple[Path, bool]] = []
+            _walk(p, recursive, entries, found.skipped)
+            for child, sniff in sorted(entries, key=lambda e: str(e[0])):
+                add(child, sniff)
+        else:
+            add(p, False)
+    found.skipped.sort(key=lambda s: s.path)
+    return found
+
+
+def _walk(folder: Path, recursive: bool, out: list[tuple[Path, bool]],
+          skipped: list[Skipped]) -> None:
+    try:
+        with os.scandir(folder) as it:
+            entries = list(it)
+    except OSError as exc:
+        skipped.append(Skipped(str(folder), f"cannot list folder: {exc.strerror or exc}",
+                               "unlistable-folder"))
+        return
+    for entry in entries:
+        path = Path(folder, entry.name)
+        if entry.name.startswith("."):
+            what = "folder, not entered" if _is_dir_no_follow(entry) else "file"
+            skipped.append(Skipped(str(path), f"hidden (name starts with '.'): {what}", "hidden"))
+            continue
+        try:
+            is_link = entry.is_symlink()
+            st = os.stat(entry.path)  # follows links
+        except OSError as exc:
+            reason = ("broken or looping symbolic link" if entry.is_symlink()
+                      else f"cannot stat: {exc.strerror or exc}")
+            skipped.append(Skipped(str(path), reason, "link" if entry.is_symlink() else "error"))
+            continue
+        if stat.S_ISDIR(st.st_mode):
+            if is_link:
+                skipped.append(Skipped(str(path), "symbolic link to a folder (not followed)",
+                                       "link"))
+            elif recursive:
+                _walk(path, recursive, out, skipped)
+            else:
+                skipped.append(Skipped(str(path), "sub-folder (not entered: not recursive)",
+                                       "folder"))
+        elif stat.S_ISREG(st.st_mode):
+            out.append((path, path.suffix.lower() not in IMAGE_EXTENSIONS))
+        else:
+            kind = _special_kind(st.st_mode)
+            skipped.append(Skipped(str(path), f"{kind}, not a regular file", "not-regular"))
+
+
+def _is_dir_no_follow(entry: os.DirEntry) -> bool:
+    try:
+        return entry.is_dir(follow_symlinks=False)
+    except OSError:
+        return False
+
+
+def skipped_summary(skipped: Iterable[Skipped]) -> str:
+    """``"3 skipped (hidden 2, not-image 1)"``, or ``""`` when nothing was skipped."""
+    counts: dict[str, int] = {}
+    for s in skipped:
+        counts[s.kind] = counts.get(s.kind, 0) + 1
+    if not counts:
+        return ""
+    detail = ", ".join(f"{k} {v}" for k, v in sorted(counts.items()))
+    return f"{sum(counts.values())} skipped ({detail})"

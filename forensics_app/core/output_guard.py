@@ -1,0 +1,120 @@
+"""Check report paths before a scan starts: never write over evidence, fail early.
+
+Two rules, applied to every output the scan will write (each report and its ``.meta.json``
+side-car, a case folder):
+
+* **evidence is never a target**: an output that is one of the input files (same path, or
+  the same file through a link), or that lies inside a folder being scanned, is refused
+  unless ``force`` (``--force-output``) is given;
+* **the output must be writable**: not an existing folder, its parent a folder (or
+  creatable) that this user may write to. This is checked before any file is read, so a
+  mistyped report path costs nothing instead of the whole scan's results.
+
+Only the standard library is imported: the CLI calls this right after parsing arguments.
+"""
+
+from __future__ import annotations
+
+import os
+from collections.abc import Iterable, Mapping
+from pathlib import Path
+
+SIDECAR_SUFFIX = ".meta.json"
+
+
+class OutputPathError(ValueError):
+    """One or more outputs cannot be used; ``problems`` lists them (one message each)."""
+
+    def __init__(self, problems: list[str]):
+        super().__init__("; ".join(problems))
+        self.problems = problems
+
+
+def _same_file(a: Path, b: Path) -> bool:
+    try:
+        return os.path.samefile(a, b)
+    except OSError:
+        return False
+
+
+def _is_within(path: Path, folder: Path) -> bool:
+    try:
+        path.relative_to(folder)
+    except ValueError:
+        return False
+    return True
+
+
+def _resolved(path: Path) -> Path:
+    return Path(os.path.realpath(os.path.abspath(path)))
+
+
+def evidence_conflict(output: Path, inputs: Iterable[Path]) -> str | None:
+    """Why writing ``output`` would touch evidence, or None."""
+    out = _resolved(output)
+    for raw in inputs:
+        src = _resolved(raw)
+        if out == src or (output.exists() and _same_file(output, raw)):
+            return f"{output} is one of the inputs (evidence would be overwritten)"
+        if src.is_dir() and _is_within(out, src):
+            return f"{output} is inside the scanned folder {raw}"
+    return None
+
+
+def writability_problem(output: Path, kind: str = "file") -> str | None:
+    """Why ``output`` cannot be written, or None (checked without writing anything)."""
+    if kind == "file" and output.is_dir():
+        return f"{output} is a folder, not a file name"
+    if kind == "folder" and output.exists() and not output.is_dir():
+        return f"{output} exists and is not a folder"
+    parent = output.parent if kind == "file" else output
+    probe = parent
+    while not probe.exists():
+        if probe.parent == probe:
+            break
+        probe = probe.parent
+    if not probe.is_dir():
+        return f"cannot create {output}: {probe} is not a folder"
+    if not os.access(probe, os.W_OK | os.X_OK):
+        return f"cannot write {output}: no write permission in {probe}"
+    if kind == "file" and output.exists() and not os.access(output, os.W_OK):
+        return f"cannot write {output}: the file is read-only"
+    return None
+
+
+def check_outputs(outputs: Mapping[str, Path | None], inputs: Iterable[Path | str],
+                  force: bool = False, folders: Iterable[str] = ()) -> None:
+    """Raise :class:`OutputPathError` naming every problem with ``outputs``.
+
+    ``outputs`` maps an option name (``"--csv"``) to its path (None: not given); report
+    paths bring their side-car along. Names in ``folders`` are folder outputs (a case).
+    """
+    inputs = [Path(p) for p in inputs]
+    folders = set(folders)
+    problems: list[str] = []
+    targets: list[tuple[str, Path, str]] = []
+    for name, path in outputs.items():
+        if path is None:
+            continue
+        path = Path(path)
+        if name in folders:
+            targets.append((name, path, "folder"))
+        else:
+            targets.append((name, path, "file"))
+            targets.append((f"{name} side-car", Path(f"{path}{SIDECAR_SUFFIX}"), "file"))
+    seen: dict[Path, str] = {}
+    for name, path, kind in targets:
+        key = _resolved(path)
+        if key in seen:
+            problems.append(f"{name} and {seen[key]} name the same file {path}")
+            continue
+        seen[key] = name
+        conflict = evidence_conflict(path, inputs)
+        if conflict and not force:
+            problems.append(f"{name}: {conflict}; refusing to write there "
+                            "(choose another path, or --force-output)")
+        writable = writability_problem(path, kind)
+        if writable:
+            problems.append(f"{name}: {writable}")
+    if problems:
+        raise OutputPathError(problems)
