@@ -39,9 +39,13 @@ from forensics_app.core.detector import Detector
 from forensics_app.paths import resources_dir
 from model_training.augment import AugmentConfig
 from model_training.checkpoint import atomic_torch_save, atomic_write_text, load_torch_file
+from model_training.content_probe import run_probe
 from model_training.evaluate import (
     TestSet,
     baseline_rows,
+    discover_sets,
+    downscale_perturbation,
+    jpeg_perturbation,
     markdown_table,
     score_folder_sets,
     summarize,
@@ -72,10 +76,10 @@ class BundledRecipe:
     seed: int = 0
     arch: dict[str, Any] = field(default_factory=lambda: {
         "name": "resnet50", "num_outputs": 1, "input_transform": "npr", "stages": 2})
-    crop: int = 96
+    crop: int = 128
     batch_pairs: int = 16  # 32 images a step: 16 reals and their 16 fakes
     steps: int = 1600
-    lr: float = 3e-4
+    lr: float = 1e-3
     weight_decay: float = 1e-4
     warmup_fraction: float = 0.1
     blur_prob: float = 0.5
@@ -87,10 +91,17 @@ class BundledRecipe:
     threads: int | None = None
     loader_workers: int = 1
     checkpoint_every: int = 100
-    fakes: dict[str, Any] = field(default_factory=dict)  # FakeDataConfig overrides
+    # FakeDataConfig overrides. v2: TAEF2 reconstructions only (v1's auto-encoders and
+    # Real-ESRGAN: {"autoencoders": ["nearest:2", "transposed:2"], "realesrgan": [...]}).
+    fakes: dict[str, Any] = field(default_factory=lambda: {
+        "autoencoders": [], "realesrgan": [], "x4plus_count": 0, "taef2": True,
+        "fakes_per_real": 1})
     # Second source: unaligned real-generator tiles (UnalignedConfig fields); None = off.
-    unaligned: dict[str, Any] | None = None
+    unaligned: dict[str, Any] | None = field(default_factory=lambda: {
+        "fake_dirs": [str(DEFAULT_SHARED / "train" / "fake" / d)
+                      for d in ("sd14", "sd15", "stylegan2")]})
     unaligned_fraction: float = 0.5  # share of each batch's pairs drawn from that source
+    robustness: bool = True  # dev_test AP after JPEG q75 and after a 0.5x down-scale
 
 
 CARD_SECTIONS = {
@@ -325,11 +336,22 @@ def run(recipe: BundledRecipe, out: Path, install: bool = False) -> Path:
     rows = summarize(sets, threshold=0.5)
     base = baseline_rows(sets, seed=recipe.seed)
     fpr_test = float(np.mean(test_real[0].scores >= 0.5))
+    held_out_names = {s["source"] for s in manifest["sources"] if s["split"] != "train"}
+    content = run_probe(detector, recipe.real_root, held_out=held_out_names, seed=recipe.seed)
+    robust: list[dict[str, Any]] = []
+    if recipe.robustness:
+        dev_sets = discover_sets(recipe.dev_test)
+        for label, perturb in (("JPEG q75", jpeg_perturbation(75)),
+                               ("0.5x down-scale", downscale_perturbation(0.5))):
+            scored = score_folder_sets(detector, dev_sets, perturb=perturb)
+            robust += [{"perturbation": label, **r} for r in summarize(scored, 0.5)]
+            robust += [{"perturbation": label, **r} for r in baseline_rows(scored)
+                       if r["method"] == "smoothness"]
     cues = audit_pairs(root, select_pairs(manifest, ["test"]))
     loader_cues = audit_training_inputs(recipe, root, manifest)
     results = {"rows": rows, "baselines": base, "heldout_original_fpr": fpr_test,
                "calib_fpr": cal["report"]["fpr_at_threshold"], "cue_auc": cues,
-               "loader_cue_auc": loader_cues,
+               "loader_cue_auc": loader_cues, "robustness": robust, "content_probe": content,
                "train": train_info, "fakes_seconds": round(fakes_s),
                "total_seconds": round(time.perf_counter() - t_all)}
     atomic_write_text(out / "results.json", json.dumps(results, indent=2, default=float))
@@ -353,7 +375,14 @@ def run(recipe: BundledRecipe, out: Path, install: bool = False) -> Path:
             "Trivial-cue audit of the training inputs (ROC AUC; files as stored vs what the "
             "loader feeds)": markdown_table(
                 [{"source": g, **v} for g, v in loader_cues.items()],
-                ["source", *next(iter(loader_cues.values())).keys()])},
+                ["source", *next(iter(loader_cues.values())).keys()]),
+            "Content probe: real non-photographic images (share called generated)":
+                markdown_table(content, ["group", "n", "called generated %",
+                                         "median P(generated)"]),
+            **({"Robustness: dev_test after JPEG q75 / a 0.5x down-scale of both classes": (
+                markdown_table([{**r, "set": f"{r['perturbation']}: {r['set']}"
+                                 + (" (smoothness cue)" if r.get("method") else "")}
+                                for r in robust]))} if robust else {})},
     )
     if install:
         dest = resources_dir() / "models"

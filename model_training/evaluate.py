@@ -200,6 +200,14 @@ def blur_perturbation(sigma: float) -> Perturbation:
     return lambda img: apply_params(img, params)
 
 
+def downscale_perturbation(factor: float = 0.5) -> Perturbation:
+    """Down-scale by ``factor`` (bicubic, antialiased), as a social-media resize would."""
+    def apply(img: Image.Image) -> Image.Image:
+        w, h = img.size
+        return img.resize((max(1, round(w * factor)), max(1, round(h * factor))), Image.BICUBIC)
+    return apply
+
+
 def jpeg_perturbation(quality: int, method: str = "pil") -> Perturbation:
     params = AugmentParams(None, int(quality), method)
     return lambda img: apply_params(img, params)

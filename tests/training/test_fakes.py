@@ -139,11 +139,17 @@ def test_bundled_recipe_end_to_end(tiny_pairs, tmp_path):
             make_image((64, 64), seed=seed + i).save(dev / cls / f"{i}.png")
     fakes = {k: v for k, v in json.loads(json.dumps(cfg.__dict__)).items()
              if k not in ("real_roots", "seed")}
+    gen_dir = tmp_path / "generated"  # an unaligned real-generator source beside the pairs
+    gen_dir.mkdir()
+    for i in range(4):
+        make_image((80, 80), seed=300 + i).save(gen_dir / f"model_r0c{i}.png")
     recipe = BundledRecipe(real_root=cfg.real_roots[0], dev_test=str(tmp_path / "dev_test"),
                            arch={"name": "resnet50", "num_outputs": 1, "input_transform": "npr",
                                  "stages": 1},
                            crop=64, batch_pairs=2, steps=2, checkpoint_every=1, loader_workers=0,
-                           fakes=fakes, device="cpu")
+                           fakes=fakes, device="cpu",
+                           unaligned={"fake_dirs": [str(gen_dir)], "exclude_prefixes": [],
+                                      "holdout_fraction": 0.0})
     out = tmp_path / "run"
     ckpt = run(recipe, out)
     loaded = load_checkpoint(ckpt)
@@ -151,7 +157,11 @@ def test_bundled_recipe_end_to_end(tiny_pairs, tmp_path):
     assert loaded.meta["training"]["steps"] == 2
     results = json.loads((out / "results.json").read_text())
     assert {r["set"] for r in results["rows"]} >= {"toy"}
-    assert (out / "MODEL_CARD.md").read_text().count("toy") >= 1
+    card = (out / "MODEL_CARD.md").read_text()
+    assert card.count("toy") >= 1
+    assert "generated vs photos, loader output" in card  # the cue audit covers the 2nd source
+    assert {r["perturbation"] for r in results["robustness"]} == {"JPEG q75", "0.5x down-scale"}
+    assert results["content_probe"]
     # Resume: a rerun with more steps continues from last.pt instead of starting over.
     recipe.steps = 3
     run(recipe, out)

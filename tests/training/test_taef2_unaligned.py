@@ -130,3 +130,19 @@ def test_audit_loader_reports_every_cue(tmp_path):
     aucs = audit_loader(ds, n=10)
     assert {"file_size", "smoothness", "jpeg_grid", "mean_saturation"} <= set(aucs)
     assert all(0.0 <= v <= 1.0 for v in aucs.values())
+
+
+def test_content_probe_scores_every_group(tmp_path, tiny_checkpoint):
+    from forensics_app.core.detector import Detector
+    from model_training.content_probe import probe_images, run_probe
+
+    reals = tmp_path / "imagenet_sample"
+    reals.mkdir()
+    for name in ("n06359193_web_site", "n06596364_comic_book", "n01440764_tench"):
+        _smooth(np.random.default_rng(2), 300, 260).save(reals / f"{name}.JPEG")
+    groups = probe_images(reals, n_synthetic=3, held_out={"imagenet_sample/n06359193_web_site.JPEG"})
+    assert [len(v) for v in groups.values()] == [3, 3, 1, 1]  # tench is not a graphic class
+    assert all(im.size == (256, 256) for v in groups.values() for im in v)
+    rows = run_probe(Detector.from_checkpoint(tiny_checkpoint, device="cpu"), reals)
+    assert {r["group"] for r in rows} >= {"screenshots (made here)", "drawings (made here)"}
+    assert all(0 <= r["called generated %"] <= 100 for r in rows)

@@ -1,0 +1,97 @@
+"""Table of training runs for the model card: one row per ``model_training.bundled`` run folder.
+
+    python -m model_training.levers runs/lever_* runs/bundled > levers.md
+
+Each row says what the run used (data sources, input, trunk, crop, augmentation probability,
+steps, training time) and what it measured (dev_test AP per set and their mean, the share of
+held-out real photos called generated at the shipped threshold). A last row gives the
+smoothness cue on the same sets, the baseline every run must beat.
+"""
+
+from __future__ import annotations
+
+import argparse
+import json
+import sys
+from pathlib import Path
+from typing import Any
+
+DEV_SETS = ("dalle_mini", "glid3", "latent_diffusion", "sd15_dreamshaper", "sentry_mixed",
+            "stylegan2_lsun")
+
+
+def describe(recipe: dict[str, Any]) -> dict[str, str]:
+    fakes = recipe.get("fakes", {})
+    aligned = []
+    if recipe.get("generators") != []:
+        aligned += [f"ae-{a}" for a in fakes.get("autoencoders", ["nearest:2", "transposed:2"])]
+        aligned += [f"esrgan-{g}" for g in fakes.get("realesrgan", ["animevideov3"])]
+        if fakes.get("x4plus_count", 120):
+            aligned.append("esrgan-x4plus")
+        if fakes.get("taef2"):
+            aligned.append("taef2")
+    data = "+".join(aligned) or "-"
+    if recipe.get("unaligned"):
+        dirs = [Path(d).name for d in recipe["unaligned"].get("fake_dirs", [])]
+        data += f" | unaligned {'+'.join(dirs)} ({recipe.get('unaligned_fraction', 0.5):.0%})"
+    arch = recipe.get("arch", {})
+    return {
+        "data (aligned fakes | unaligned)": data,
+        "input": arch.get("input_transform", "none"),
+        "stages": str(arch.get("stages", 4)),
+        "crop": str(recipe.get("crop")),
+        "p": f"{recipe.get('blur_prob', 0.5):g}",
+        "steps": str(recipe.get("steps")),
+    }
+
+
+def row_for(run: Path) -> dict[str, str] | None:
+    res_path, rec_path = run / "results.json", run / "recipe.json"
+    if not res_path.is_file() or not rec_path.is_file():
+        return None
+    res = json.loads(res_path.read_text())
+    recipe = json.loads(rec_path.read_text())
+    ap = {r["set"]: r["ap"] for r in res["rows"]}
+    row = {"run": run.name, **describe(recipe),
+           "train s": str(res.get("train", {}).get("seconds", ""))}
+    vals = [ap[s] for s in DEV_SETS if s in ap]
+    for s in DEV_SETS:
+        row[s] = f"{100 * ap[s]:.1f}" if s in ap else ""
+    row["mAP"] = f"**{100 * sum(vals) / len(vals):.1f}**" if vals else ""
+    row["real FPR"] = f"{100 * res.get('heldout_original_fpr', float('nan')):.1f}"
+    return row
+
+
+def cue_row(run: Path) -> dict[str, str]:
+    res = json.loads((run / "results.json").read_text())
+    ap = {r["set"]: r["ap"] for r in res["baselines"] if r["method"] == "smoothness"}
+    row = {"run": "smoothness cue"}
+    for s in DEV_SETS:
+        row[s] = f"{100 * ap[s]:.1f}" if s in ap else ""
+    vals = [ap[s] for s in DEV_SETS if s in ap]
+    row["mAP"] = f"{100 * sum(vals) / len(vals):.1f}" if vals else ""
+    return row
+
+
+def table(runs: list[Path]) -> str:
+    rows = [r for r in (row_for(p) for p in runs) if r]
+    if not rows:
+        return "(no finished runs)\n"
+    rows.append(cue_row(next(p for p in runs if (p / "results.json").is_file())))
+    cols = list(rows[0])
+    lines = ["| " + " | ".join(cols) + " |", "|" + "|".join(":--" for _ in cols) + "|"]
+    lines += ["| " + " | ".join(r.get(c, "") for c in cols) + " |" for r in rows]
+    return "\n".join(lines) + "\n"
+
+
+def main(argv: list[str] | None = None) -> int:
+    p = argparse.ArgumentParser(prog="python -m model_training.levers", description=__doc__,
+                                formatter_class=argparse.RawDescriptionHelpFormatter)
+    p.add_argument("runs", nargs="+", type=Path)
+    args = p.parse_args(argv)
+    sys.stdout.write(table(args.runs))
+    return 0
+
+
+if __name__ == "__main__":
+    sys.exit(main())
