@@ -45,6 +45,9 @@ def build_parser() -> argparse.ArgumentParser:
     p.add_argument("--fake-index", type=int, default=1, choices=(0, 1),
                    help="for 2-class checkpoints: which output is 'generated' (default 1)")
     p.add_argument("--workers", type=int, default=2, help="decode threads")
+    p.add_argument("--c2pa-trust-anchors", type=Path, metavar="FILE",
+                   help="PEM root certificates a C2PA signer must chain to (without it, "
+                        "Content Credentials signatures are reported as untrusted)")
     p.add_argument("-q", "--quiet", action="store_true", help="no progress bar, no per-file lines")
     p.add_argument("--version", action="version", version=f"%(prog)s {__version__}")
     add_case_arguments(p)
@@ -70,9 +73,20 @@ def main(argv: list[str] | None = None) -> int:
     from forensics_app.core.case import CaseError
     from forensics_app.core.detector import CheckpointError, Detector
     from forensics_app.core.preprocess import PreprocessConfig
+    from forensics_app.core.provenance import (
+        ProvenanceConfigError,
+        ProvenanceOptions,
+        load_trust_anchors,
+    )
     from forensics_app.core.scan import ScanCancelled, ScanOptions, discover_files, scan_files
     from forensics_app.paths import bundled_model_path
 
+    try:
+        provenance_options = (load_trust_anchors(args.c2pa_trust_anchors)
+                              if args.c2pa_trust_anchors else ProvenanceOptions())
+    except ProvenanceConfigError as exc:
+        print(f"forensics-scan: {exc}", file=sys.stderr)
+        return EXIT_USAGE
     model_path = args.model or bundled_model_path()
     if args.model is None and not model_path.is_file():
         print(f"forensics-scan: no model bundled yet (expected {model_path}); "
@@ -94,6 +108,7 @@ def main(argv: list[str] | None = None) -> int:
         preprocess=PreprocessConfig(mode=args.mode, tile_size=args.tile_size),
         batch_size=args.batch_size, threshold=args.threshold,
         inconclusive_band=args.band, workers=args.workers,
+        provenance_options=provenance_options,
     )
     extra = {"command": "forensics-scan", "device": detector.device_description,
              "preprocessing": args.mode}

@@ -23,7 +23,7 @@ COLUMNS: tuple[str, ...] = (
     "path", "file_name", "sha256", "bytes", "format", "width", "height", "mode",
     "verdict", "label", "prob_fake", "prob_real", "confidence_pct",
     "threshold", "inconclusive_band", "model_id", "device", "preprocessing",
-    "elapsed_ms", "error", "notes",
+    "elapsed_ms", "error", "notes", "provenance", "declared_generated",
 )
 
 _FORMULA_PREFIXES = ("=", "+", "-", "@", "\t", "\r")
@@ -60,6 +60,9 @@ def result_to_row(r: ScanResult) -> dict[str, Any]:
         "elapsed_ms": r.elapsed_ms,
         "error": r.error or "",
         "notes": "; ".join(r.notes),
+        # what the file's metadata says, beside (never instead of) the detector's verdict
+        "provenance": r.provenance.summary if r.provenance is not None else "",
+        "declared_generated": r.provenance.declared_text if r.provenance is not None else "",
     }
 
 
@@ -126,6 +129,7 @@ def jsonl_row(r: ScanResult) -> dict[str, Any]:
     row["notes"] = list(r.notes)
     row["tile_probs"] = r.tile_probs
     row["tile_boxes"] = [list(b) for b in r.tile_boxes]
+    row["provenance"] = r.provenance.to_dict() if r.provenance is not None else None
     return row
 
 

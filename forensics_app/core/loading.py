@@ -9,6 +9,7 @@ from __future__ import annotations
 import hashlib
 import io
 import warnings
+from collections.abc import Callable
 from dataclasses import dataclass
 from pathlib import Path
 
@@ -164,11 +165,18 @@ def decode_image(
 
 
 def load_evidence(
-    path: Path | str, max_pixels: int = DEFAULT_MAX_DECODE_PIXELS
+    path: Path | str, max_pixels: int = DEFAULT_MAX_DECODE_PIXELS, *,
+    on_bytes: Callable[[bytes], None] | None = None,
 ) -> tuple[Evidence, Image.Image | None, ImageLoadError | None]:
-    """Read, hash and decode one file. Decode errors keep the hash (the bytes were read)."""
+    """Read, hash and decode one file. Decode errors keep the hash (the bytes were read).
+
+    ``on_bytes`` is handed the bytes read (before decoding), so metadata readers such as
+    core.provenance work on the same single read.
+    """
     path = Path(path)
     data, digest = read_bytes_and_hash(path)
+    if on_bytes is not None:
+        on_bytes(data)
     try:
         img, facts = decode_image(data, path, max_pixels)
     except ImageLoadError as exc:

@@ -6,6 +6,10 @@ import dataclasses
 from dataclasses import dataclass, field
 from enum import StrEnum
 from pathlib import Path
+from typing import TYPE_CHECKING
+
+if TYPE_CHECKING:
+    from forensics_app.core.provenance import Provenance
 
 
 class Verdict(StrEnum):
@@ -60,6 +64,9 @@ class ScanResult:
     tile_probs: list[float] = field(default_factory=list)
     tile_boxes: list[tuple[int, int, int, int]] = field(default_factory=list)
     index: int = 0  # stable position in the scan's input order
+    # What the file's own metadata says (C2PA, XMP, EXIF, generator text); never changes the
+    # score or verdict. None when provenance was not read.
+    provenance: Provenance | None = None
 
     @property
     def file_name(self) -> str:

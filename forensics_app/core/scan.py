@@ -31,6 +31,7 @@ from forensics_app.core.loading import (
     looks_like_image,
 )
 from forensics_app.core.preprocess import PreparedImage, PreprocessConfig, prepare_image
+from forensics_app.core.provenance import Provenance, ProvenanceOptions, read_provenance
 from forensics_app.core.results import ScanResult, Verdict, verdict_for
 
 ProgressFn = Callable[[int, int], None]
@@ -56,6 +57,9 @@ class ScanOptions:
     max_decode_pixels: int = DEFAULT_MAX_DECODE_PIXELS
     # Cap on pixels in one forward batch, so a batch of large images does not exhaust memory.
     max_batch_pixels: int = 16 * 512 * 512
+    # Provenance (C2PA, IPTC/XMP, EXIF, generator text) read from the same bytes at intake.
+    provenance: bool = True
+    provenance_options: ProvenanceOptions = field(default_factory=ProvenanceOptions)
 
 
 def discover_files(paths: Iterable[Path | str], recursive: bool = False) -> list[Path]:
@@ -93,16 +97,20 @@ class _Intake:
     prepared: PreparedImage | None
     error: str | None
     intake_ms: float
+    provenance: Provenance | None = None
 
 
 def _take_in(index: int, path: Path, options: ScanOptions) -> _Intake:
     t0 = time.perf_counter()
+    prov: list[Provenance] = []  # read from the intake's bytes (metadata never fails a file)
+    on_bytes = ((lambda data: prov.append(read_provenance(data, options.provenance_options)))
+                if options.provenance else None)
     try:
-        evidence, img, err = load_evidence(path, options.max_decode_pixels)
+        evidence, img, err = load_evidence(path, options.max_decode_pixels, on_bytes=on_bytes)
         if err is not None:
-            return _Intake(index, path, evidence, None, err.reason, _ms(t0))
+            return _Intake(index, path, evidence, None, err.reason, _ms(t0), *prov[:1])
         prepared = prepare_image(img, options.preprocess)
-        return _Intake(index, path, evidence, prepared, None, _ms(t0))
+        return _Intake(index, path, evidence, prepared, None, _ms(t0), *prov[:1])
     except ImageLoadError as exc:
         return _Intake(index, path, None, None, exc.reason, _ms(t0))
     except Exception as exc:  # noqa: BLE001 -- any failure on one file must not stop the scan
@@ -168,7 +176,10 @@ def scan_files(
             notes=list(prep.notes) if prep else [],
             tile_probs=tile_probs if tile_probs and len(tile_probs) > 1 else [],
             tile_boxes=list(prep.boxes) if prep and len(prep.boxes) > 1 else [],
+            provenance=intake.provenance,
         )
+        if intake.provenance is not None:
+            res.notes.extend(f"provenance: {n}" for n in intake.provenance.notes)
         if ev is not None and ev.n_frames > 1:
             res.notes.append(f"animated/multi-frame ({ev.n_frames} frames): first frame scored")
         results[intake.index] = res
