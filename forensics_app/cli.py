@@ -20,6 +20,8 @@ from forensics_app.case_cli import (
     check_case_arguments,
     run_case_command,
 )
+from forensics_app.core.output_guard import OutputPathError, check_outputs
+from forensics_app.core.safetext import escape_for_terminal
 
 EXIT_OK, EXIT_SOME_FAILED, EXIT_USAGE = 0, 1, 2
 
@@ -48,10 +50,24 @@ def build_parser() -> argparse.ArgumentParser:
     p.add_argument("--c2pa-trust-anchors", type=Path, metavar="FILE",
                    help="PEM root certificates a C2PA signer must chain to (without it, "
                         "Content Credentials signatures are reported as untrusted)")
+    p.add_argument("--force-output", action="store_true",
+                   help="allow a report (or case) inside a scanned folder or over an input "
+                        "file; refused otherwise (exit 2)")
     p.add_argument("-q", "--quiet", action="store_true", help="no progress bar, no per-file lines")
     p.add_argument("--version", action="version", version=f"%(prog)s {__version__}")
     add_case_arguments(p)
     return p
+
+
+def _output_problem(args: argparse.Namespace) -> str | None:
+    """Every output checked before anything is scanned: None, or why it cannot be used."""
+    outputs = {"--csv": args.csv, "--jsonl": args.jsonl,
+               "--report": getattr(args, "report", None), "--case": getattr(args, "case", None)}
+    try:
+        check_outputs(outputs, args.paths, force=args.force_output, folders=("--case",))
+    except OutputPathError as exc:
+        return "; ".join(exc.problems)
+    return None
 
 
 def main(argv: list[str] | None = None) -> int:
@@ -64,6 +80,10 @@ def main(argv: list[str] | None = None) -> int:
         if value is not None and not 0.0 <= value <= 1.0:
             parser.error(f"--{name} must be between 0 and 1")
     check_case_arguments(parser, args)
+    problem = _output_problem(args)
+    if problem:
+        print(escape_for_terminal(f"forensics-scan: {problem}"), file=sys.stderr)
+        return EXIT_USAGE
     if args.case and not args.paths:
         return run_case_command(args)
 
@@ -72,37 +92,40 @@ def main(argv: list[str] | None = None) -> int:
 
     from forensics_app.core.case import CaseError
     from forensics_app.core.detector import CheckpointError, Detector
+    from forensics_app.core.discovery import discover, skipped_summary
     from forensics_app.core.preprocess import PreprocessConfig
     from forensics_app.core.provenance import (
         ProvenanceConfigError,
         ProvenanceOptions,
         load_trust_anchors,
     )
-    from forensics_app.core.scan import ScanCancelled, ScanOptions, discover_files, scan_files
+    from forensics_app.core.scan import ScanCancelled, ScanOptions, scan_files
     from forensics_app.paths import bundled_model_path
 
     try:
         provenance_options = (load_trust_anchors(args.c2pa_trust_anchors)
                               if args.c2pa_trust_anchors else ProvenanceOptions())
     except ProvenanceConfigError as exc:
-        print(f"forensics-scan: {exc}", file=sys.stderr)
+        print(escape_for_terminal(f"forensics-scan: {exc}"), file=sys.stderr)
         return EXIT_USAGE
     model_path = args.model or bundled_model_path()
     if args.model is None and not model_path.is_file():
-        print(f"forensics-scan: no model bundled yet (expected {model_path}); "
-              "pass --model CHECKPOINT", file=sys.stderr)
+        print(escape_for_terminal(f"forensics-scan: no model bundled yet (expected {model_path}); "
+                                  "pass --model CHECKPOINT"), file=sys.stderr)
         return EXIT_USAGE
     try:
         detector = Detector.from_checkpoint(model_path, device=args.device,
                                             fake_index=args.fake_index)
     except (CheckpointError, RuntimeError, ValueError) as exc:
-        print(f"forensics-scan: {exc}", file=sys.stderr)
+        print(escape_for_terminal(f"forensics-scan: {exc}"), file=sys.stderr)
         return EXIT_USAGE
 
     missing = [p for p in args.paths if not p.exists()]
-    files = discover_files(args.paths, recursive=args.recursive)
+    found = discover(args.paths, recursive=args.recursive)
+    files, skipped = found.files, list(found.skipped)
     if not files:
-        print("forensics-scan: no image files found", file=sys.stderr)
+        extra_note = f" ({skipped_summary(skipped)})" if skipped else ""
+        print(f"forensics-scan: no image files found{extra_note}", file=sys.stderr)
         return EXIT_SOME_FAILED if missing else EXIT_USAGE
     options = ScanOptions(
         preprocess=PreprocessConfig(mode=args.mode, tile_size=args.tile_size),
@@ -110,8 +133,15 @@ def main(argv: list[str] | None = None) -> int:
         inconclusive_band=args.band, workers=args.workers,
         provenance_options=provenance_options,
     )
+    # Entries of scanned folders that were not scanned (the one skip rule, core.discovery):
+    # the side-car lists them; the list object is shared, so intake-time skips join it.
+    skipped_records = [s.record() for s in skipped]
     extra = {"command": "forensics-scan", "device": detector.device_description,
-             "preprocessing": args.mode}
+             "preprocessing": args.mode, "skipped": skipped_records}
+
+    def on_skipped(entry) -> None:
+        skipped.append(entry)
+        skipped_records.append(entry.record())
     # Rows go to the case and the streamed CSV/JSONL per batch, so a kill keeps them.
     recording = ScanRecording(args, detector, extra)
     try:
@@ -122,7 +152,7 @@ def main(argv: list[str] | None = None) -> int:
                                         "fake_index": args.fake_index})
     except (CaseError, OSError) as exc:
         recording.finish("failed", str(exc))
-        print(f"forensics-scan: {exc}", file=sys.stderr)
+        print(escape_for_terminal(f"forensics-scan: {exc}"), file=sys.stderr)
         return EXIT_USAGE
     bar = tqdm(total=len(files), unit="img", file=sys.stderr, disable=args.quiet)
     t0 = time.perf_counter()
@@ -137,7 +167,8 @@ def main(argv: list[str] | None = None) -> int:
         with TerminateAsInterrupt():
             results = scan_files(files, detector, options,
                                  progress=lambda done, total: bar.update(done - bar.n),
-                                 on_result=on_result)
+                                 on_result=on_result, sniff=found.sniff,
+                                 on_skipped=on_skipped)
     except KeyboardInterrupt:
         interrupted, status = True, "interrupted"
         results = sorted(finished, key=lambda r: r.index)
@@ -154,18 +185,22 @@ def main(argv: list[str] | None = None) -> int:
     if not args.quiet:
         for r in results:
             score = f"{r.prob_fake:.3f}" if r.prob_fake is not None else "  -  "
-            print(f"{r.verdict.value:<13} {score}  {r.path}" + (f"  [{r.error}]" if r.error else ""))
+            line = f"{r.verdict.value:<13} {score}  {r.path}" + (f"  [{r.error}]" if r.error else "")
+            print(escape_for_terminal(line))
     for problem in dict.fromkeys([failure, *problems]):
         if problem:
-            print(f"forensics-scan: {problem}", file=sys.stderr)
+            print(escape_for_terminal(f"forensics-scan: {problem}"), file=sys.stderr)
 
     counts = Counter(r.verdict.value for r in results)
     n_ok = sum(r.ok for r in results)
     rate = n_ok / elapsed if elapsed > 0 else 0.0
     summary = ", ".join(f"{k}: {v}" for k, v in sorted(counts.items()))
-    print(
+    if skipped:
+        summary += f"; not scanned: {skipped_summary(skipped)}"
+        summary += " (listed in the report side-car)" if args.csv or args.jsonl else ""
+    print(escape_for_terminal(
         f"scanned {len(results)} files in {elapsed:.1f} s ({rate:.1f} images/s) on "
-        f"{detector.device_description} with {detector.model_id} -- {summary}",
+        f"{detector.device_description} with {detector.model_id} -- {summary}"),
         file=sys.stderr,
     )
     if args.case:

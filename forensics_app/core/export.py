@@ -18,6 +18,11 @@ from typing import Any
 
 from forensics_app import __version__
 from forensics_app.core.results import ScanResult
+from forensics_app.core.safetext import escape_undecodable, has_undecodable
+
+# Added to the notes of a row whose path is not valid UTF-8 (see core.safetext).
+ESCAPED_NAME_NOTE = ("file name is not valid UTF-8: its undecodable bytes are written as "
+                     "\\xNN and its backslashes doubled (reversible)")
 
 COLUMNS: tuple[str, ...] = (
     "path", "file_name", "sha256", "bytes", "format", "width", "height", "mode",
@@ -36,7 +41,30 @@ def escape_cell(value: Any) -> Any:
     return value
 
 
+def _escape_strings(value: Any) -> Any:
+    """Every string in a row made writable as UTF-8: undecodable bytes become ``\\xNN``."""
+    if isinstance(value, str):
+        return escape_undecodable(value)
+    if isinstance(value, dict):
+        return {k: _escape_strings(v) for k, v in value.items()}
+    if isinstance(value, list | tuple):
+        return [_escape_strings(v) for v in value]
+    return value
+
+
+def report_notes(r: ScanResult) -> list[str]:
+    """The row's notes, plus the escaping note when its path is not valid UTF-8."""
+    notes = list(r.notes)
+    if has_undecodable(r.path):
+        notes.append(ESCAPED_NAME_NOTE)
+    return notes
+
+
 def result_to_row(r: ScanResult) -> dict[str, Any]:
+    return _escape_strings(_result_to_row(r))
+
+
+def _result_to_row(r: ScanResult) -> dict[str, Any]:
     prob = r.prob_fake
     return {
         "path": r.path,
@@ -59,7 +87,7 @@ def result_to_row(r: ScanResult) -> dict[str, Any]:
         "preprocessing": r.preprocessing,
         "elapsed_ms": r.elapsed_ms,
         "error": r.error or "",
-        "notes": "; ".join(r.notes),
+        "notes": "; ".join(report_notes(r)),
         # what the file's metadata says, beside (never instead of) the detector's verdict
         "provenance": r.provenance.summary if r.provenance is not None else "",
         "declared_generated": r.provenance.declared_text if r.provenance is not None else "",
@@ -126,11 +154,11 @@ def write_csv(path: Path | str, results: Iterable[ScanResult], extra: dict | Non
 def jsonl_row(r: ScanResult) -> dict[str, Any]:
     """One JSON Lines record: the CSV's fields plus per-tile scores, notes as a list."""
     row = result_to_row(r)
-    row["notes"] = list(r.notes)
+    row["notes"] = report_notes(r)
     row["tile_probs"] = r.tile_probs
     row["tile_boxes"] = [list(b) for b in r.tile_boxes]
     row["provenance"] = r.provenance.to_dict() if r.provenance is not None else None
-    return row
+    return _escape_strings(row)
 
 
 def write_jsonl(path: Path | str, results: Iterable[ScanResult], extra: dict | None = None) -> Path:

@@ -1,13 +1,19 @@
 """Evidence intake: read each file once (read-only), hash its bytes, decode it with PIL.
 
-The file is opened once in ``rb`` mode and never written to; its bytes are hashed and decoded
-from memory, so the hash always describes exactly what was analysed.
+The file is opened once, read-only and without blocking, checked to be a regular file on the
+opened descriptor (so a FIFO or device swapped in after discovery cannot hang the scan), read
+up to :data:`MAX_FILE_BYTES` and never written to; its bytes are hashed and decoded from
+memory, so the hash always describes exactly what was analysed. Only the Pillow formats in
+:data:`DECODE_FORMATS` are decoded: none of them runs an external program (Pillow's EPS
+reader, for one, runs Ghostscript; it is not on the list).
 """
 
 from __future__ import annotations
 
 import hashlib
 import io
+import os
+import stat
 import warnings
 from collections.abc import Callable
 from dataclasses import dataclass
@@ -15,6 +21,8 @@ from pathlib import Path
 
 import numpy as np
 from PIL import Image, ImageFile, ImageOps
+
+from forensics_app.core.padding import MAX_PADDED_FRACTION, padded_rows, padding_note
 
 # Refuse to decode images beyond this many pixels (decompression-bomb guard). The header is
 # checked before any pixel is decoded.
@@ -40,6 +48,38 @@ IMAGE_EXTENSIONS = frozenset(
      ".jp2", ".j2k", ".ppm", ".pgm", ".pbm", ".tga", ".qoi"}
 )
 
+# The only Pillow readers used on evidence: in-process decoders (libjpeg, zlib, libwebp,
+# libtiff, OpenJPEG, pure Python) that run no external program (the JPEG reader also
+# returns multi-picture JPEGs, as MPO). Anything else is an error row naming the format.
+DECODE_FORMATS: tuple[str, ...] = (
+    "JPEG", "PNG", "GIF", "BMP", "TIFF", "WEBP", "JPEG2000", "PPM", "TGA", "QOI",
+)
+
+# Files larger than this are not read (an error row); no genuine image this tool decodes
+# within its pixel cap needs more.
+MAX_FILE_BYTES = 1024 * 1024 * 1024
+
+# Formats recognised only to name them in the error row (never decoded).
+_UNDECODED_SIGNATURES: tuple[tuple[bytes, int, str], ...] = (
+    (b"%!PS", 0, "PostScript/EPS"),
+    (b"\xc5\xd0\xd3\xc6", 0, "EPS (DOS binary)"),
+    (b"%PDF", 0, "PDF"),
+    (b"8BPS", 0, "PSD"),
+    (b"icns", 0, "ICNS"),
+    (b"\x00\x00\x01\x00", 0, "ICO"),
+    (b"ftypavif", 4, "AVIF"),
+    (b"ftypheic", 4, "HEIC"),
+    (b"ftypmif1", 4, "HEIF"),
+    (b"SIMPLE  =", 0, "FITS"),
+    (b"\xd7\xcd\xc6\x9a", 0, "WMF"),
+    (b"\x01\x00\x00\x00", 0, "EMF/WMF"),
+    (b"<?xml", 0, "XML/SVG"),
+    (b"<svg", 0, "SVG"),
+    (b"PK\x03\x04", 0, "ZIP archive"),
+    (b"\x7fELF", 0, "ELF executable"),
+    (b"MZ", 0, "Windows executable"),
+)
+
 
 class ImageLoadError(Exception):
     """A file that could not be taken in as an image; the message says why."""
@@ -62,6 +102,12 @@ class Evidence:
     height: int | None = None
     mode: str | None = None
     n_frames: int = 1
+    notes: tuple[str, ...] = ()  # intake findings for the result's notes (e.g. padding)
+
+
+class NotAnImage(ImageLoadError):
+    """A file found inside a folder whose name and first bytes both say "not an image":
+    skipped (listed with its reason), not an error row."""
 
 
 def sniff_format(head: bytes) -> str | None:
@@ -74,30 +120,100 @@ def sniff_format(head: bytes) -> str | None:
     return None
 
 
+def describe_format(head: bytes) -> str | None:
+    """Name of the format the first bytes announce, decoded or not (for error rows)."""
+    name = sniff_format(head)
+    if name is not None:
+        return name
+    for magic, offset, other in _UNDECODED_SIGNATURES:
+        if head[offset : offset + len(magic)] == magic:
+            return other
+    return None
+
+
 def looks_like_image(path: Path) -> bool:
-    """True when the file's extension or its first bytes say it is an image."""
+    """True when the file's extension or its first bytes say it is an image.
+
+    Opens the file a first time (safely, 16 bytes); the scan itself does not use this, it
+    sniffs from its single read (``load_evidence(..., images_only=True)``).
+    """
     if path.suffix.lower() in IMAGE_EXTENSIONS:
         return True
     try:
-        with open(path, "rb") as fh:
-            return sniff_format(fh.read(16)) is not None
-    except OSError:
+        fd = open_regular_file(path)
+    except ImageLoadError:
         return False
+    with os.fdopen(fd, "rb") as fh:
+        return sniff_format(fh.read(16)) is not None
 
 
-def read_bytes_and_hash(path: Path) -> tuple[bytes, str]:
-    """Read the file once, read-only, and return its bytes with their SHA-256."""
+_FILE_KINDS = ((stat.S_ISDIR, "is a directory, not a file"),
+               (stat.S_ISFIFO, "is a FIFO (named pipe), not a regular file"),
+               (stat.S_ISCHR, "is a character device, not a regular file"),
+               (stat.S_ISBLK, "is a block device, not a regular file"),
+               (stat.S_ISSOCK, "is a socket, not a regular file"))
+
+
+def open_regular_file(path: Path | str, max_bytes: int = MAX_FILE_BYTES) -> int:
+    """Open read-only without blocking and return the descriptor, or raise ImageLoadError
+    unless the *opened* file is a regular file of at most ``max_bytes``.
+
+    ``O_NONBLOCK`` makes opening a FIFO return at once; the check is on the descriptor
+    (``fstat``), so a file swapped for a FIFO or device after discovery is caught too.
+    """
+    flags = (os.O_RDONLY | getattr(os, "O_NONBLOCK", 0) | getattr(os, "O_NOCTTY", 0)
+             | getattr(os, "O_CLOEXEC", 0) | getattr(os, "O_BINARY", 0))
     try:
-        with open(path, "rb") as fh:
-            data = fh.read()
+        fd = os.open(path, flags)
     except IsADirectoryError as exc:
         raise ImageLoadError(path, "is a directory, not a file") from exc
     except FileNotFoundError as exc:
-        raise ImageLoadError(path, "file not found") from exc
+        reason = "broken symbolic link" if os.path.islink(path) else "file not found"
+        raise ImageLoadError(path, reason) from exc
     except PermissionError as exc:
         raise ImageLoadError(path, "permission denied (file is not readable)") from exc
     except OSError as exc:
+        raise ImageLoadError(path, f"cannot open file: {exc.strerror or exc}") from exc
+    try:
+        st = os.fstat(fd)
+        for test, reason in _FILE_KINDS:
+            if test(st.st_mode):
+                raise ImageLoadError(path, reason)
+        if not stat.S_ISREG(st.st_mode):
+            raise ImageLoadError(path, "is not a regular file")
+        if st.st_size > max_bytes:
+            raise ImageLoadError(path, f"file is {st.st_size:,} bytes, over the "
+                                       f"{max_bytes:,}-byte read limit; not read")
+        if getattr(os, "O_NONBLOCK", 0):  # a regular file: reads block normally again
+            os.set_blocking(fd, True)
+    except BaseException:
+        os.close(fd)
+        raise
+    return fd
+
+
+def read_bytes_and_hash(path: Path, max_bytes: int = MAX_FILE_BYTES, *,
+                        images_only: bool = False) -> tuple[bytes, str]:
+    """Read the file once, read-only, and return its bytes with their SHA-256.
+
+    ``images_only``: the first bytes are sniffed from this same read; a file that does not
+    start like an image raises :class:`NotAnImage` after reading only those bytes.
+    """
+    fd = open_regular_file(path, max_bytes)
+    try:
+        with os.fdopen(fd, "rb") as fh:
+            head = fh.read(16)
+            if images_only and sniff_format(head) is None:
+                kind = describe_format(head)
+                raise NotAnImage(path, "not an image (no image extension, and its first bytes "
+                                       + (f"are {kind})" if kind else "are no image format)"))
+            data = head + fh.read(max_bytes + 1 - len(head))
+    except ImageLoadError:
+        raise
+    except OSError as exc:
         raise ImageLoadError(path, f"cannot read file: {exc.strerror or exc}") from exc
+    if len(data) > max_bytes:  # grew while being read
+        raise ImageLoadError(path, f"file is over the {max_bytes:,}-byte read limit; not read")
     return data, hashlib.sha256(data).hexdigest()
 
 
@@ -133,7 +249,7 @@ def decode_image(
     try:
         with warnings.catch_warnings():
             warnings.simplefilter("error", Image.DecompressionBombWarning)
-            img = Image.open(io.BytesIO(data))
+            img = Image.open(io.BytesIO(data), formats=DECODE_FORMATS)
             width, height = img.size
             if width * height > max_pixels:
                 raise ImageLoadError(
@@ -151,6 +267,7 @@ def decode_image(
             if facts["n_frames"] > 1:
                 img.seek(0)
             img.load()
+            facts["notes"] = _padding_notes(img, data, facts, path)
             img = ImageOps.exif_transpose(img) or img
             return to_rgb(img), facts
     except ImageLoadError:
@@ -158,29 +275,53 @@ def decode_image(
     except (Image.DecompressionBombError, Image.DecompressionBombWarning) as exc:
         raise ImageLoadError(path, f"refused as a possible decompression bomb: {exc}") from exc
     except Image.UnidentifiedImageError as exc:
-        kind = "empty file (0 bytes)" if not data else "not an image PIL can identify"
-        raise ImageLoadError(path, kind) from exc
+        raise ImageLoadError(path, _unidentified_reason(data)) from exc
     except (OSError, SyntaxError, ValueError, EOFError) as exc:
         raise ImageLoadError(path, f"corrupt or truncated image: {exc}") from exc
 
 
+def _unidentified_reason(data: bytes) -> str:
+    if not data:
+        return "empty file (0 bytes)"
+    kind = describe_format(data[:16])
+    allowed = ", ".join(DECODE_FORMATS)
+    if kind is None:
+        return f"not an image in a format this tool decodes ({allowed})"
+    return (f"detected format {kind} is not decoded (only {allowed}); "
+            "not opened with any other reader")
+
+
+def _padding_notes(img: Image.Image, data: bytes, facts: dict, path: Path | str) -> tuple:
+    """A note when the decoder filled missing data; an error when filler is most of it."""
+    rows = padded_rows(img, data, facts["format"])
+    if not rows:
+        return ()
+    height = img.size[1]
+    if rows > MAX_PADDED_FRACTION * height:
+        raise ImageLoadError(
+            path, f"mostly decoder padding: {padding_note(rows, height)}; not scored")
+    return (padding_note(rows, height),)
+
+
 def load_evidence(
     path: Path | str, max_pixels: int = DEFAULT_MAX_DECODE_PIXELS, *,
-    on_bytes: Callable[[bytes], None] | None = None,
+    images_only: bool = False, on_bytes: Callable[[bytes], None] | None = None,
 ) -> tuple[Evidence, Image.Image | None, ImageLoadError | None]:
     """Read, hash and decode one file. Decode errors keep the hash (the bytes were read).
 
+    Unreadable files raise :class:`ImageLoadError`; with ``images_only`` a file whose first
+    bytes are no image raises :class:`NotAnImage` (sniffed from the same, single read).
     ``on_bytes`` is handed the bytes read (before decoding), so metadata readers such as
     core.provenance work on the same single read.
     """
     path = Path(path)
-    data, digest = read_bytes_and_hash(path)
+    data, digest = read_bytes_and_hash(path, images_only=images_only)
     if on_bytes is not None:
         on_bytes(data)
     try:
         img, facts = decode_image(data, path, max_pixels)
     except ImageLoadError as exc:
-        evidence = Evidence(str(path), digest, len(data), format=sniff_format(data[:16]))
+        evidence = Evidence(str(path), digest, len(data), format=describe_format(data[:16]))
         return evidence, None, exc
     evidence = Evidence(str(path), digest, len(data), **facts)
     return evidence, img, None

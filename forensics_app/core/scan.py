@@ -10,6 +10,7 @@ callables, and a dedicated :class:`ScanCancelled` carrying the results finished 
 
 from __future__ import annotations
 
+import dataclasses
 import math
 import os
 import time
@@ -23,10 +24,12 @@ import numpy as np
 import torch
 
 from forensics_app.core.detector import Detector
+from forensics_app.core.discovery import Skipped, discover
 from forensics_app.core.loading import (
     DEFAULT_MAX_DECODE_PIXELS,
     Evidence,
     ImageLoadError,
+    NotAnImage,
     load_evidence,
     looks_like_image,
 )
@@ -57,6 +60,9 @@ class ScanOptions:
     max_decode_pixels: int = DEFAULT_MAX_DECODE_PIXELS
     # Cap on pixels in one forward batch, so a batch of large images does not exhaust memory.
     max_batch_pixels: int = 16 * 512 * 512
+    # Files found inside folders without an image extension: taken in only if the first
+    # bytes of their single read are an image, else skipped (set by scan_files' ``sniff``).
+    images_only_paths: frozenset[str] = frozenset()
     # Provenance (C2PA, IPTC/XMP, EXIF, generator text) read from the same bytes at intake.
     provenance: bool = True
     provenance_options: ProvenanceOptions = field(default_factory=ProvenanceOptions)
@@ -65,28 +71,13 @@ class ScanOptions:
 def discover_files(paths: Iterable[Path | str], recursive: bool = False) -> list[Path]:
     """Expand files and folders into a de-duplicated, ordered list of files to scan.
 
-    Files named explicitly are always kept (a non-image becomes an error row later); inside
-    folders, files are kept when their extension or their first bytes say "image".
+    The rule is :func:`forensics_app.core.discovery.discover`'s; files inside folders without
+    an image extension are sniffed here (a first open). Callers that can report skipped
+    entries use ``discover()`` and pass ``sniff=`` to :func:`scan_files` instead, which
+    sniffs from the single read.
     """
-    seen: set[Path] = set()
-    out: list[Path] = []
-
-    def add(p: Path) -> None:
-        key = p.absolute()
-        if key not in seen:
-            seen.add(key)
-            out.append(p)
-
-    for raw in paths:
-        p = Path(raw)
-        if p.is_dir():
-            walker = p.rglob("*") if recursive else p.iterdir()
-            for child in sorted(walker, key=lambda c: str(c)):
-                if child.is_file() and not child.name.startswith(".") and looks_like_image(child):
-                    add(child)
-        else:
-            add(p)
-    return out
+    found = discover(paths, recursive=recursive)
+    return [f for f in found.files if f not in found.sniff or looks_like_image(f)]
 
 
 @dataclass
@@ -98,6 +89,7 @@ class _Intake:
     error: str | None
     intake_ms: float
     provenance: Provenance | None = None
+    skipped: Skipped | None = None  # not an image (sniffed): no result row
 
 
 def _take_in(index: int, path: Path, options: ScanOptions) -> _Intake:
@@ -106,11 +98,15 @@ def _take_in(index: int, path: Path, options: ScanOptions) -> _Intake:
     on_bytes = ((lambda data: prov.append(read_provenance(data, options.provenance_options)))
                 if options.provenance else None)
     try:
-        evidence, img, err = load_evidence(path, options.max_decode_pixels, on_bytes=on_bytes)
+        evidence, img, err = load_evidence(path, options.max_decode_pixels, on_bytes=on_bytes,
+                                           images_only=str(path) in options.images_only_paths)
         if err is not None:
             return _Intake(index, path, evidence, None, err.reason, _ms(t0), *prov[:1])
         prepared = prepare_image(img, options.preprocess)
         return _Intake(index, path, evidence, prepared, None, _ms(t0), *prov[:1])
+    except NotAnImage as exc:
+        return _Intake(index, path, None, None, exc.reason, _ms(t0),
+                       skipped=Skipped(str(path), exc.reason, "not-image"))
     except ImageLoadError as exc:
         return _Intake(index, path, None, None, exc.reason, _ms(t0))
     except Exception as exc:  # noqa: BLE001 -- any failure on one file must not stop the scan
@@ -146,9 +142,19 @@ def scan_files(
     progress: ProgressFn | None = None,
     should_cancel: CancelFn | None = None,
     on_result: ResultFn | None = None,
+    *,
+    sniff: Iterable[Path | str] = (),
+    on_skipped: Callable[[Skipped], None] | None = None,
 ) -> list[ScanResult]:
-    """Score ``files`` (already discovered); results come back in input order."""
+    """Score ``files`` (already discovered); results come back in input order.
+
+    Files in ``sniff`` (``Discovery.sniff``) that turn out not to be images get no row: they
+    are handed to ``on_skipped`` (and still count in ``progress``).
+    """
     options = options or ScanOptions()
+    sniff = frozenset(str(Path(f)) for f in sniff)
+    if sniff:
+        options = dataclasses.replace(options, images_only_paths=options.images_only_paths | sniff)
     ckpt = detector.checkpoint
     threshold = ckpt.threshold if options.threshold is None else options.threshold
     band = ckpt.inconclusive_band if options.inconclusive_band is None else options.inconclusive_band
@@ -161,6 +167,13 @@ def scan_files(
     def finish(intake: _Intake, prob: float | None, forward_ms: float,
                tile_probs: list[float] | None = None) -> None:
         nonlocal done
+        if intake.skipped is not None:
+            done += 1
+            if on_skipped is not None:
+                on_skipped(intake.skipped)
+            if progress is not None:
+                progress(done, total)
+            return
         ev = intake.evidence
         prep = intake.prepared
         res = ScanResult(
@@ -182,6 +195,8 @@ def scan_files(
             res.notes.extend(f"provenance: {n}" for n in intake.provenance.notes)
         if ev is not None and ev.n_frames > 1:
             res.notes.append(f"animated/multi-frame ({ev.n_frames} frames): first frame scored")
+        if ev is not None:
+            res.notes.extend(ev.notes)
         results[intake.index] = res
         done += 1
         if on_result is not None:

@@ -132,13 +132,14 @@ def test_ctrl_c_keeps_finished_rows(tmp_path, tiny_checkpoint, image_folder, mon
     real_scan_files = scan_module.scan_files
 
     def interrupted_scan(files, detector, options, progress=None, should_cancel=None,
-                         on_result=None):
+                         on_result=None, **kwargs):
         def stop_after_three(result):
             on_result(result)
             if result.index == 2:
                 raise KeyboardInterrupt
 
-        return real_scan_files(files, detector, options, progress, should_cancel, stop_after_three)
+        return real_scan_files(files, detector, options, progress, should_cancel,
+                               stop_after_three, **kwargs)
 
     monkeypatch.setattr(scan_module, "scan_files", interrupted_scan)
     out = tmp_path / "partial.csv"
