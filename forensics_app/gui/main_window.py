@@ -55,6 +55,7 @@ from forensics_app.gui.folder_browser import FolderBrowser
 from forensics_app.gui.heatmap_view import HeatmapService, HeatmapViewer
 from forensics_app.gui.model_dialog import ModelDialog
 from forensics_app.gui.model_manager import LoadRequest, ModelManager
+from forensics_app.gui.provenance_panel import ProvenancePanel
 from forensics_app.gui.queue_view import QueueView
 from forensics_app.gui.records import (
     PREPROCESS_CHOICES,
@@ -87,6 +88,11 @@ VERDICT_FILTERS: list[tuple[str, frozenset[Verdict] | None]] = [
     ("Inconclusive", frozenset({Verdict.INCONCLUSIVE})),
     ("AI-generated or inconclusive", frozenset({Verdict.AI_GENERATED, Verdict.INCONCLUSIVE})),
     ("Errors", frozenset({Verdict.ERROR})),
+]
+PROVENANCE_FILTERS: list[tuple[str, str | None]] = [
+    ("Any provenance", None),
+    ("Declared generated", "declared"),
+    ("Metadata disagrees with detector", "disagree"),
 ]
 THUMB_SIZE = 36
 
@@ -187,6 +193,10 @@ class MainWindow(QMainWindow):
         self.act_about = action("About", self.show_about)
         self.act_logs = action("Open log folder", lambda: QDesktopServices.openUrl(
             QUrl.fromLocalFile(str(user_log_dir()))))
+        self.act_trust_anchors = action(
+            "C2PA trust anchors…", self.choose_trust_anchors,
+            tip="PEM root certificates that Content Credentials signers must chain to; "
+                "without them every C2PA signature reads as untrusted")
         self.act_recursive = QAction("Include sub-folders", self, checkable=True)
         self.act_recursive.setChecked(self.settings.recursive)
         self.preprocess_group = QActionGroup(self)
@@ -222,6 +232,11 @@ class MainWindow(QMainWindow):
         filters = QHBoxLayout()
         filters.addWidget(QLabel("Show"))
         filters.addWidget(self.verdict_filter)
+        self.provenance_filter = QComboBox()
+        for text, which in PROVENANCE_FILTERS:
+            self.provenance_filter.addItem(text, which)
+        self.provenance_filter.setToolTip("Filter by what the files' own metadata says")
+        filters.addWidget(self.provenance_filter)
         filters.addWidget(self.text_filter, 1)
         filters.addSpacing(12)
         filters.addWidget(self.summary)
@@ -281,6 +296,13 @@ class MainWindow(QMainWindow):
         self.resizeDocks([self.browser_dock], [250], Qt.Orientation.Horizontal)
         self.resizeDocks([self.queue_dock], [110], Qt.Orientation.Vertical)
 
+        self.provenance_panel = ProvenancePanel()
+        self.provenance_dock = QDockWidget("Provenance", self)
+        self.provenance_dock.setObjectName("provenance")
+        self.provenance_dock.setWidget(self.provenance_panel)
+        self.addDockWidget(Qt.DockWidgetArea.RightDockWidgetArea, self.provenance_dock)
+        self.resizeDocks([self.provenance_dock], [340], Qt.Orientation.Horizontal)
+
     def _build_toolbar(self) -> None:
         tb = self.addToolBar("Main")
         tb.setObjectName("main-toolbar")
@@ -337,6 +359,7 @@ class MainWindow(QMainWindow):
             m.addAction(a)
         m = mb.addMenu("&Scan")
         m.addAction(self.act_recursive)
+        m.addAction(self.act_trust_anchors)
         pm = m.addMenu("Preprocessing")
         pm.addActions(self.preprocess_group.actions())
         m.addSeparator()
@@ -347,6 +370,7 @@ class MainWindow(QMainWindow):
         m.addAction(self.act_heatmap)
         m.addAction(self.browser_dock.toggleViewAction())
         m.addAction(self.queue_dock.toggleViewAction())
+        m.addAction(self.provenance_dock.toggleViewAction())
         m = mb.addMenu("&Model")
         m.addAction(self.act_model)
         m.addAction(self.act_load_model)
@@ -389,6 +413,8 @@ class MainWindow(QMainWindow):
         self.act_recursive.toggled.connect(lambda on: setattr(self.settings, "recursive", on))
         self.verdict_filter.currentIndexChanged.connect(
             lambda _i: self.proxy.set_verdicts(self.verdict_filter.currentData()))
+        self.provenance_filter.currentIndexChanged.connect(
+            lambda _i: self.proxy.set_provenance(self.provenance_filter.currentData()))
         self.text_filter.textChanged.connect(self.proxy.set_text)
         self.proxy.rowsInserted.connect(lambda *_: self._update_actions())
         self.proxy.modelReset.connect(self._update_actions)
@@ -438,7 +464,8 @@ class MainWindow(QMainWindow):
         """Queue files and folders (what a drop, the browser and the menus all do)."""
         if recursive is None:
             recursive = self.act_recursive.isChecked()
-        settings = ScanSettings(preprocess_mode=self.settings.preprocess_mode)
+        settings = ScanSettings(preprocess_mode=self.settings.preprocess_mode,
+                                c2pa_trust_anchors=self.settings.c2pa_trust_anchors)
         job = self.queue.enqueue([str(p) for p in paths], recursive, settings)
         if job is not None:
             first = Path(paths[0])
@@ -609,6 +636,7 @@ class MainWindow(QMainWindow):
         t, b = self.threshold_spin.value(), self.band_spin.value()
         self.results.set_threshold(t, b)
         self.queue.threshold, self.queue.band = t, b
+        self.show_provenance()  # a re-judged verdict may now disagree with the metadata
         if self.heatmap_viewer is not None and self.heatmap_viewer.isVisible():
             self.show_heatmap()
 
@@ -677,8 +705,42 @@ class MainWindow(QMainWindow):
 
     def _on_selection(self, *_args) -> None:
         self._update_actions()
+        self.show_provenance()
         if self.heatmap_viewer is not None and self.heatmap_viewer.isVisible():
             self.show_heatmap()
+
+    def show_provenance(self) -> None:
+        """The details panel follows the current row (metadata beside the verdict)."""
+        row = self.current_row() if self.results.rowCount() else None
+        self.provenance_panel.show_record(None if row is None else self.results.record(row))
+
+    def choose_trust_anchors(self) -> None:
+        """Settings: the PEM file of C2PA trust anchors (used by scans queued from now on)."""
+        from forensics_app.core.provenance import ProvenanceConfigError, load_trust_anchors
+
+        start = self.settings.c2pa_trust_anchors or self.settings.last_folder
+        path, _ = QFileDialog.getOpenFileName(
+            self, "C2PA trust anchors (PEM); cancel to keep, or choose none to clear", start,
+            "PEM certificates (*.pem *.crt *.cer);;All files (*)")
+        if not path:
+            if self.settings.c2pa_trust_anchors and QMessageBox.question(
+                    self, "C2PA trust anchors",
+                    f"Stop using {self.settings.c2pa_trust_anchors}?") == \
+                    QMessageBox.StandardButton.Yes:
+                self.set_trust_anchors("")
+            return
+        try:
+            load_trust_anchors(path)
+        except ProvenanceConfigError as exc:
+            QMessageBox.warning(self, "C2PA trust anchors", str(exc))
+            return
+        self.set_trust_anchors(path)
+
+    def set_trust_anchors(self, path: str) -> None:
+        self.settings.c2pa_trust_anchors = path
+        self.act_trust_anchors.setToolTip(path or "none: C2PA signatures read as untrusted")
+        self._flash(f"C2PA trust anchors: {path}" if path else
+                    "No C2PA trust anchors: signatures read as untrusted")
 
     def _update_summary(self) -> None:
         counts = self.results.counts()

@@ -45,6 +45,7 @@ class ScanSettings:
     tile_size: int = 512
     crop_size: int = 224
     batch_size: int = 16
+    c2pa_trust_anchors: str = ""  # PEM file; "": no trust list (C2PA signers "untrusted")
     workers: int = 2
 
 

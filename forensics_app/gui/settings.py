@@ -34,6 +34,7 @@ class AppSettings:
     fake_index: int = 1
     preprocess_mode: str = "full"
     heatmap_opacity: float = 0.5
+    c2pa_trust_anchors: str = ""  # PEM file of C2PA trust anchors; "": none (untrusted)
 
     @classmethod
     def load(cls, path: Path) -> AppSettings:

@@ -27,12 +27,14 @@ from PySide6.QtCore import (
 from PySide6.QtGui import QBrush, QColor, QFont, QPainter, QPalette
 from PySide6.QtWidgets import QApplication, QStyle, QStyledItemDelegate, QStyleOptionViewItem
 
+from forensics_app.core.provenance import disagreement
 from forensics_app.core.results import ScanResult, Verdict
 from forensics_app.gui.records import ScanSettings
 
 RecordRole = Qt.ItemDataRole.UserRole + 1  # the ScanResult of the row
 ProbRole = Qt.ItemDataRole.UserRole + 2  # P(generated) as float, or None
 
+DISAGREE_COLOUR = "#fff0c2"  # metadata and detector point opposite ways
 _LEFT = Qt.AlignmentFlag.AlignLeft | Qt.AlignmentFlag.AlignVCenter
 _RIGHT = Qt.AlignmentFlag.AlignRight | Qt.AlignmentFlag.AlignVCenter
 _CENTER = Qt.AlignmentFlag.AlignCenter
@@ -62,7 +64,8 @@ class Column(IntEnum):
     SIZE = 6
     SHA256 = 7
     TIME = 8
-    ERROR = 9
+    PROVENANCE = 9
+    ERROR = 10
 
 
 def _none_last(value: Any) -> tuple[int, Any]:
@@ -86,6 +89,22 @@ def _dimensions(r: ScanResult) -> str:
 
 def _problem(r: ScanResult) -> str:
     return r.error or "; ".join(r.notes)
+
+
+def _provenance(r: ScanResult) -> str:
+    return r.provenance.summary if r.provenance is not None else ""
+
+
+def _provenance_tip(r: ScanResult) -> str | None:
+    if r.provenance is None:
+        return None
+    clash = disagreement(r.provenance, r.verdict)
+    tip = f"{r.provenance.summary}\nmetadata declares generated: {r.provenance.declared_text}"
+    return tip + (f"\n⚠ {clash}" if clash else "")
+
+
+# sort: declared generated first, then declared not generated, then unknown / not read
+_DECLARED_ORDER = {True: 0, False: 1, None: 2}
 
 
 @dataclass(frozen=True)
@@ -126,6 +145,13 @@ COLUMNS: dict[Column, ColumnSpec] = {
                               header_tip="SHA-256 of the file's bytes (hover for the full hash)"),
     Column.TIME: ColumnSpec("Scan time", lambda r: f"{r.elapsed_ms:.0f} ms",
                             lambda r: r.elapsed_ms, align=_RIGHT, width=74),
+    Column.PROVENANCE: ColumnSpec(
+        "Provenance", _provenance,
+        lambda r: (_DECLARED_ORDER[r.provenance.declared_generated] if r.provenance else 3,
+                   _provenance(r).casefold()),
+        tooltip=_provenance_tip, width=220,
+        header_tip="What the file's own metadata says (C2PA, IPTC/XMP, EXIF, generator text); "
+                   "highlighted when it disagrees with the detector"),
     Column.ERROR: ColumnSpec("Error / notes", _problem, _problem, tooltip=lambda r: _problem(r) or None,
                              width=140),
 }
@@ -148,6 +174,7 @@ class ResultsTableModel(QAbstractTableModel):
         self._bold.setBold(True)
         self._colours = {v: (QBrush(QColor(bg)), QBrush(QColor(fg)))
                          for v, (bg, fg) in VERDICT_COLOURS.items()}
+        self._disagree = QBrush(QColor(DISAGREE_COLOUR))
 
     # -- Qt model interface
     def rowCount(self, parent: QModelIndex | QPersistentModelIndex = QModelIndex()) -> int:  # noqa: B008
@@ -191,6 +218,12 @@ class ResultsTableModel(QAbstractTableModel):
                 return self._colours[r.verdict][1]
             if role == Qt.ItemDataRole.FontRole:
                 return self._bold
+        if (col is Column.PROVENANCE and role == Qt.ItemDataRole.BackgroundRole
+                and r.provenance is not None and disagreement(r.provenance, r.verdict)):
+            return self._disagree
+        if (col is Column.PROVENANCE and role == Qt.ItemDataRole.ForegroundRole
+                and r.provenance is not None and r.provenance.declared_generated):
+            return self._colours[Verdict.AI_GENERATED][1]
         if col is Column.ERROR and role == Qt.ItemDataRole.ForegroundRole and r.error:
             return self._colours[Verdict.AI_GENERATED][1]
         if (col is Column.THUMBNAIL and role == Qt.ItemDataRole.DecorationRole
@@ -262,7 +295,7 @@ class ResultsTableModel(QAbstractTableModel):
         self._counts = Counter(r.verdict for r in self._records)
         if self._records:
             self.dataChanged.emit(self.index(0, Column.VERDICT),
-                                  self.index(len(self._records) - 1, Column.PROB))
+                                  self.index(len(self._records) - 1, Column.PROVENANCE))
         self.counts_changed.emit()
 
     def thumbnail_ready(self, path: str) -> None:
@@ -289,12 +322,18 @@ class ResultsFilterProxy(QSortFilterProxyModel):
         super().__init__(parent)
         self._verdicts: frozenset[Verdict] | None = None
         self._text = ""
+        self._provenance: str | None = None  # None | "declared" | "disagree"
 
     def set_verdicts(self, verdicts: Iterable[Verdict] | None) -> None:
         self._refilter("_verdicts", None if verdicts is None else frozenset(verdicts))
 
     def set_text(self, text: str) -> None:
         self._refilter("_text", text.strip().casefold())
+
+    def set_provenance(self, which: str | None) -> None:
+        """None: all rows; "declared": metadata declares generated; "disagree": metadata and
+        detector point opposite ways."""
+        self._refilter("_provenance", which)
 
     def _refilter(self, attr: str, value: Any) -> None:
         if not hasattr(self, "beginFilterChange"):  # Qt < 6.9
@@ -309,6 +348,11 @@ class ResultsFilterProxy(QSortFilterProxyModel):
                          source_parent: QModelIndex | QPersistentModelIndex) -> bool:
         r = self.sourceModel().record(source_row)
         if self._verdicts is not None and r.verdict not in self._verdicts:
+            return False
+        if self._provenance == "declared" and not (
+                r.provenance is not None and r.provenance.declared_generated):
+            return False
+        if self._provenance == "disagree" and disagreement(r.provenance, r.verdict) is None:
             return False
         if self._text:
             hay = f"{r.path}\n{r.sha256 or ''}\n{r.error or ''}".casefold()

@@ -198,6 +198,24 @@ class ModelLoadWorker(Worker):
         return det, info
 
 
+def provenance_options_for(trust_anchors: str):
+    """Provenance options with the trust-anchor file, or none when it is unset or unusable
+    (then C2PA signers read as untrusted, which is what they are without a trust list)."""
+    from forensics_app.core.provenance import (
+        ProvenanceConfigError,
+        ProvenanceOptions,
+        load_trust_anchors,
+    )
+
+    if not trust_anchors:
+        return ProvenanceOptions()
+    try:
+        return load_trust_anchors(trust_anchors)
+    except ProvenanceConfigError as exc:
+        log.warning("C2PA trust anchors not used: %s", exc)
+        return ProvenanceOptions()
+
+
 class ScanWorker(Worker):
     """Runs one :class:`ScanJob` through ``core.scan``: discover, skip duplicates, score.
 
@@ -236,6 +254,7 @@ class ScanWorker(Worker):
                                         tile_size=s.tile_size),
             batch_size=s.batch_size, threshold=self.threshold,
             inconclusive_band=self.band, workers=s.workers,
+            provenance_options=provenance_options_for(s.c2pa_trust_anchors),
         )
         try:
             return scan_files(self._claimed, self.detector, options, progress=self._on_progress,

@@ -125,7 +125,7 @@ def test_xmp_entity_bomb_is_refused_quickly():
     t0 = time.perf_counter()
     p = read_provenance(jpeg_with_app1(b"http://ns.adobe.com/xap/1.0/\x00" + bomb))
     assert time.perf_counter() - t0 < 1.0
-    assert p.iptc_xmp.error and "DTD" in p.iptc_xmp.error or "Entit" in p.iptc_xmp.error
+    assert p.iptc_xmp.error and ("DTD" in p.iptc_xmp.error or "Entit" in p.iptc_xmp.error)
 
 
 def test_png_xmp_itxt():
@@ -178,7 +178,7 @@ def test_exif_with_bad_offsets_is_a_note():
 
 # ----------------------------------------------------------------------------- huge text
 def test_zip_bomb_text_chunk_is_bounded():
-    data = png_zip_bomb_text(size=64 << 20)
+    data = png_zip_bomb_text(size=16 << 20)
     assert len(data) < 1 << 20
     t0 = time.perf_counter()
     p = read_provenance(data)
@@ -273,7 +273,7 @@ def test_c2pa_truncated_jumbf_is_a_note(signed_jpeg):
 def test_mutated_files_never_raise(signed_jpeg):
     rng = random.Random(0)
     seeds = [png_a1111(), png_comfyui(), jpeg_xmp(), jpeg_camera(), signed_jpeg[:4000]]
-    for _ in range(120):
+    for _ in range(60):
         data = bytearray(rng.choice(seeds))
         for _ in range(rng.randint(1, 8)):
             data[rng.randrange(len(data))] = rng.randrange(256)
