@@ -37,7 +37,7 @@ def _qt_app() -> Any:
 def write_pdf(data: ReportData, path: Path | str) -> Path:
     """The report as an A4 PDF (Qt rich text), atomically written."""
     from PySide6.QtCore import QMarginsF, QUrl
-    from PySide6.QtGui import QImage, QPageLayout, QPageSize, QPdfWriter, QTextDocument
+    from PySide6.QtGui import QFont, QImage, QPageLayout, QPageSize, QPdfWriter, QTextDocument
 
     _qt_app()
     path = Path(path)
@@ -49,6 +49,7 @@ def write_pdf(data: ReportData, path: Path | str) -> Path:
 
     html = render_html(data, image_src=src, qt=True)
     doc = QTextDocument()
+    doc.setDefaultFont(QFont("DejaVu Sans", 8))
     for key, jpeg in images.items():
         img = QImage()
         img.loadFromData(jpeg, "JPEG")

@@ -108,8 +108,8 @@ def provenance_summary(r: ScanResult) -> str:
     if not value:
         return ""
     if isinstance(value, dict):
-        value = value.get("summary") or json.dumps(value, ensure_ascii=False)
-    return str(value)
+        return str(value.get("summary") or "")
+    return str(getattr(value, "summary", value) or "")
 
 
 # ----------------------------------------------------------------------------- images
@@ -381,14 +381,32 @@ td.num, th.num { text-align: right; font-variant-numeric: tabular-nums; }
 .box { border: 1px solid #d7dbe0; border-radius: 6px; padding: 8px 12px; margin: 8px 0; }
 .ok { background: #eef8f0; border-color: #9fd3aa; } .bad { background: #fdeeee; border-color: #e6a1a1; }
 .warn { background: #fff6de; border-color: #e8c766; }
-.counts td { border: none; padding: 2px 14px 2px 0; }
+table.counts { width: auto; } .counts td { border: none; padding: 2px 18px 2px 0; }
+td.verdict, td.nowrap, td.sha { white-space: nowrap; }
 img.thumb { width: 60px; height: 60px; object-fit: contain; background: #f4f4f4; display: block; }
 .page { page-break-before: always; break-before: page; margin-top: 28px; }
 .pair { display: flex; gap: 14px; flex-wrap: wrap; } .pair figure { margin: 0; flex: 1 1 45%; }
-.pair img { max-width: 100%; border: 1px solid #ccc; } figcaption { color: #555; font-size: 12px; }
+.pair img { width: 100%; max-width: 480px; border: 1px solid #ccc; } figcaption { color: #555; font-size: 12px; }
 .small { font-size: 11px; color: #555; } code { font-size: 11.5px; }
 @media print { body { margin: 0; max-width: none; } }
 """
+
+# Qt's rich text: point sizes (pixels would be printer dots), no flexbox or object-fit.
+QT_CSS = """
+body { font-family: "DejaVu Sans"; font-size: 8.5pt; color: #1d1d1f; }
+h1 { font-size: 16pt; } h2 { font-size: 12.5pt; margin-top: 14pt; } h3 { font-size: 10pt; }
+th { background-color: #e9ecf0; font-weight: 600; text-align: left; }
+td { border-bottom: 1px solid #e3e6ea; font-size: 7.5pt; }
+.hash { font-family: "DejaVu Sans Mono"; font-size: 6.5pt; }
+.small { font-size: 7pt; color: #555555; } .sub { color: #666666; }
+.page { page-break-before: always; }
+"""
+
+
+def _hash_lines(sha: str | None) -> str:
+    """A SHA-256 on two lines of 32 hex digits, so table columns stay narrow."""
+    sha = sha or ""
+    return _e(sha[:32]) + ("<br>" + _e(sha[32:]) if len(sha) > 32 else "")
 
 
 def render_html(data: ReportData, image_src: Callable[[str, bytes], str] | None = None,
@@ -413,13 +431,16 @@ def render_html(data: ReportData, image_src: Callable[[str, bytes], str] | None 
     add(f"<title>Case report — {_e(data.case_name)}</title>")
     add("<meta http-equiv='Content-Security-Policy' content=\"default-src 'none'; "
         "img-src data:; style-src 'unsafe-inline'\">")
-    add(f"<style>{CSS}</style></head><body>")
+    add(f"<style>{QT_CSS if qt else CSS}</style></head><body>")
     add(f"<h1>Case report: {_e(data.case_name)}</h1>")
     add(f"<p class='sub'>Forensics App {_e(data.app_version)} · generated {_e(data.generated_utc)}"
         f" UTC · case created {_e(data.created_utc)} · case id <span class='hash'>"
         f"{_e(data.case_id)}</span><br>Case folder: {_e(data.case_folder)}</p>")
 
     # -- integrity
+    if qt:  # Qt draws no borders or backgrounds on divs: a one-cell table does
+        ok_colour = "#eef8f0" if v.ok else "#fdeeee"
+        add(f"<table width='100%' cellpadding='6' bgcolor='{ok_colour}'><tr><td>")
     if v.ok:
         add(f"<div class='box ok'><b>Integrity: intact.</b> {v.n_audit} audit entries and "
             f"{v.n_results} stored results verified against their hash chains.<br>"
@@ -431,6 +452,8 @@ def render_html(data: ReportData, image_src: Callable[[str, bytes], str] | None 
             f"{_e(v.first_problem)}"
             + (f" (and {len(v.problems) - 1} more problems)" if len(v.problems) > 1 else "")
             + "</div>")
+    if qt:
+        add("</td></tr></table>")
 
     # -- summary
     add("<h2>Summary</h2>")
@@ -456,7 +479,8 @@ def render_html(data: ReportData, image_src: Callable[[str, bytes], str] | None 
     add(f"<table{table_attrs}><tr><th>Model id</th><th>Checkpoint</th><th>SHA-256</th>"
         "<th>Kind</th></tr>")
     for m in data.models:
-        add(f"<tr><td>{_e(m.model_id)}</td><td>{_e(m.path)}</td><td class='hash'>{_e(m.sha256)}"
+        add(f"<tr><td>{_e(m.model_id)}</td><td>{_e(m.path)}</td><td class='hash'>"
+            f"{_hash_lines(m.sha256)}"
             f"</td><td>{_e(m.kind)}</td></tr>")
     add("</table>")
     add("<h3>Scans</h3>")
@@ -464,7 +488,8 @@ def render_html(data: ReportData, image_src: Callable[[str, bytes], str] | None 
         "<th class='num'>Files</th><th>Model</th><th>Settings</th><th>Sources</th></tr>")
     for s in data.scans:
         n = f"{s.n_done}/{s.n_files}" if s.n_files is not None else str(s.n_done)
-        add(f"<tr><td>{s.scan_id}</td><td>{_e(s.started_utc)}</td><td>{_e(s.status)}</td>"
+        add(f"<tr><td>{s.scan_id}</td><td class='nowrap'>{_e(s.started_utc[:19])}</td>"
+            f"<td>{_e(s.status)}</td>"
             f"<td class='num'>{_e(n)}</td><td>{_e(s.model_id)}</td>"
             f"<td class='small'>{_e(_short(s.settings, 120))}</td>"
             f"<td class='small'>{_e('; '.join(s.sources))}</td></tr>")
@@ -479,14 +504,14 @@ def render_html(data: ReportData, image_src: Callable[[str, bytes], str] | None 
     for i, r in enumerate(data.rows):
         thumb = data.thumbnails.get(i)
         if thumb is not None:
-            size = " width='60'" if qt else ""
+            size = " width='44'" if qt else ""
             cell = f"<img class='thumb'{size} alt='' src='{src(f'thumb{i}', thumb)}'>"
         else:
             cell = ""
         notes = "; ".join(filter(None, [r.error or "", *r.notes, data.thumb_notes.get(i, "")]))
         colour = VERDICT_COLOURS[r.verdict]
         add(f"<tr><td>{cell}</td><td>{_e(r.file_name)}<br><span class='small'>{_e(r.path)}"
-            f"</span></td><td class='hash'>{_e(r.sha256 or '')}</td>"
+            f"</span></td><td class='hash sha'>{_hash_lines(r.sha256)}</td>"
             f"<td class='verdict' style='color:{colour}'>{_e(r.verdict.value)}</td>"
             f"<td class='num'>{_pct(r.prob_fake)}</td>"
             + (f"<td class='small'>{_e(provenance_summary(r))}</td>" if prov else "")
@@ -513,7 +538,7 @@ def render_html(data: ReportData, image_src: Callable[[str, bytes], str] | None 
             for key, img, cap in ((f"img{n}", page.image, "Image as scored"),
                                   (f"cam{n}", page.overlay, "Grad-CAM overlay")):
                 if img is not None:
-                    add(f"<td><img width='300' src='{src(key, img)}'><br>"
+                    add(f"<td><img width='330' src='{src(key, img)}'><br>"
                         f"<span class='small'>{cap}</span></td>")
             add("</tr></table>")
         else:

@@ -51,6 +51,7 @@ from forensics_app import __version__
 from forensics_app.core.export import COLUMNS as EXPORT_COLUMNS
 from forensics_app.core.export import result_to_row
 from forensics_app.core.results import ScanResult, Verdict
+from forensics_app.gui.case_controller import CaseController
 from forensics_app.gui.folder_browser import FolderBrowser
 from forensics_app.gui.heatmap_view import HeatmapService, HeatmapViewer
 from forensics_app.gui.model_dialog import ModelDialog
@@ -157,6 +158,8 @@ class MainWindow(QMainWindow):
         self._restore_window()
         self._refresh_model_state()
         self._update_actions()
+        recent = (settings_path.parent if settings_path else None)
+        self.cases = CaseController(self, recent / "recent_cases.json" if recent else None)
 
     # ------------------------------------------------------------------ construction
     def _build_actions(self) -> None:
@@ -350,7 +353,7 @@ class MainWindow(QMainWindow):
 
     def _build_menus(self) -> None:
         mb = self.menuBar()
-        m = mb.addMenu("&File")
+        m = self.file_menu = mb.addMenu("&File")
         for a in (self.act_scan_folder, self.act_scan_files, None, self.act_export, None,
                   self.act_quit):
             m.addSeparator() if a is None else m.addAction(a)
@@ -898,6 +901,7 @@ class MainWindow(QMainWindow):
         if self.settings_path is not None:
             self.settings.save(self.settings_path)
         self.queue.shutdown()
+        self.cases.shutdown()
         self.heatmaps.shutdown()
         self.thumbnails.shutdown()
         self.models.shutdown()

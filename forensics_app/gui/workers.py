@@ -239,6 +239,8 @@ class ScanWorker(Worker):
         self._progress_throttle = Throttle(emit_interval)
         self._claimed: list[Path] = []
         self._finished: set[str] = set()
+        # files -> files still to score (a case skips what it already holds); worker thread
+        self.prefilter: Any = None
 
     def work(self) -> list:
         from forensics_app.core.preprocess import PreprocessConfig
@@ -246,6 +248,8 @@ class ScanWorker(Worker):
 
         files = discover_files(self.sources, recursive=self.recursive)
         self.check_cancelled([])
+        if self.prefilter is not None:
+            files = self.prefilter(files)
         self._claimed, dupes = self.registry.claim(files)
         self.discovered.emit(len(self._claimed), dupes)
         s = self.settings

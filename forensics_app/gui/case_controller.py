@@ -1,0 +1,362 @@
+"""The window's case: File → New case / Open case / Recent cases, results stored as they arrive.
+
+All reading and writing goes through :class:`forensics_app.core.case.Case`. The scan worker
+asks the case (in its own thread) which files still need scoring; rows reach the case on the
+GUI thread in the batches the worker emits (at most every 0.1 s), one transaction each. A scan
+still "running" when a case is reopened died with its window and is offered for resuming.
+Without a case the window works as before: results live in memory until exported.
+"""
+
+from __future__ import annotations
+
+import json
+import logging
+from collections.abc import Callable
+from pathlib import Path
+from typing import Any
+
+from PySide6.QtCore import QObject, Qt, QTimer, Signal
+from PySide6.QtGui import QAction, QGuiApplication
+from PySide6.QtWidgets import QFileDialog, QLabel, QMenu, QMessageBox
+
+from forensics_app.core.case import (
+    ACTION_CHECKPOINT_LOADED,
+    ACTION_THRESHOLD_CHANGED,
+    SCAN_CANCELLED,
+    SCAN_FAILED,
+    SCAN_FINISHED,
+    Case,
+    CaseError,
+    ScanRecord,
+    detector_facts,
+    is_case_folder,
+)
+from forensics_app.gui.records import JobStatus, ModelInfo, ScanJob, ScanSettings
+
+log = logging.getLogger(__name__)
+
+MAX_RECENT = 8
+RECENT_FILE = "recent_cases.json"
+_END_STATUS = {JobStatus.DONE: SCAN_FINISHED, JobStatus.CANCELLED: SCAN_CANCELLED,
+               JobStatus.FAILED: SCAN_FAILED}
+
+
+class CaseController(QObject):
+    """Owns the window's open :class:`Case` (or none) and its menu entries."""
+
+    case_changed = Signal(object)  # Case | None
+
+    def __init__(self, window: Any, recent_file: Path | None = None,
+                 ask: Callable[[str, str], bool] | None = None):
+        super().__init__(window)
+        self.window = window
+        self.case: Case | None = None
+        self.recent_file = recent_file
+        self.ask = ask or self._ask
+        self._scan_ids: dict[int, int] = {}  # job id -> scan id in the case
+        self._threshold_timer = QTimer(self)
+        self._threshold_timer.setSingleShot(True)
+        self._threshold_timer.setInterval(1500)
+        self._threshold_timer.timeout.connect(self._record_threshold)
+        self.label = QLabel()
+        self.label.setTextInteractionFlags(Qt.TextInteractionFlag.TextSelectableByMouse)
+        window.statusBar().addPermanentWidget(self.label)
+        self._build_menu()
+        window.queue.prefilter = self._prefilter
+        window.queue.rows_ready.connect(self._on_rows)
+        window.queue.job_finished.connect(self._on_job_finished)
+        window.models.model_ready.connect(self._on_model_ready)
+        window.threshold_spin.valueChanged.connect(lambda _v: self._threshold_timer.start())
+        window.band_spin.valueChanged.connect(lambda _v: self._threshold_timer.start())
+        self._refresh()
+
+    # ------------------------------------------------------------------ menu
+    def _build_menu(self) -> None:
+        w = self.window
+        self.act_new = QAction("New case…", w)
+        self.act_new.setStatusTip("Create a case folder: every result is stored there as it "
+                                  "arrives, with an audit log")
+        self.act_new.triggered.connect(self.choose_new_case)
+        self.act_open = QAction("Open case…", w)
+        self.act_open.triggered.connect(self.choose_case_to_open)
+        self.recent_menu = QMenu("Recent cases", w)
+        self.recent_menu.aboutToShow.connect(self._fill_recent)
+        self.act_close = QAction("Close case", w)
+        self.act_close.triggered.connect(self.close_case)
+        self.act_report = QAction("Export case report…", w)
+        self.act_report.setStatusTip("HTML or PDF report (thumbnails, Grad-CAM of flagged "
+                                     "images, model card, audit log), or CSV / JSON Lines")
+        self.act_report.triggered.connect(self.choose_report_path)
+        self.act_verify = QAction("Verify case integrity", w)
+        self.act_verify.triggered.connect(self.show_verification)
+        menu: QMenu = w.file_menu
+        first = menu.actions()[0] if menu.actions() else None
+        for a in (self.act_new, self.act_open):
+            menu.insertAction(first, a)
+        menu.insertMenu(first, self.recent_menu)
+        for a in (self.act_close, self.act_report, self.act_verify):
+            menu.insertAction(first, a)
+        menu.insertSeparator(first)
+
+    def _fill_recent(self) -> None:
+        self.recent_menu.clear()
+        recent = self.recent_cases()
+        if not recent:
+            self.recent_menu.addAction("(none)").setEnabled(False)
+        for folder in recent:
+            a = self.recent_menu.addAction(folder)
+            a.triggered.connect(lambda _c=False, f=folder: self.open_case(f))
+
+    # ------------------------------------------------------------------ recent cases
+    def recent_cases(self) -> list[str]:
+        if self.recent_file is None or not self.recent_file.is_file():
+            return []
+        try:
+            items = json.loads(self.recent_file.read_text(encoding="utf-8"))
+        except (OSError, ValueError):
+            return []
+        return [str(x) for x in items if isinstance(x, str)][:MAX_RECENT] if isinstance(
+            items, list) else []
+
+    def _remember(self, folder: Path) -> None:
+        if self.recent_file is None:
+            return
+        key = str(folder.absolute())
+        items = [key] + [f for f in self.recent_cases() if f != key]
+        try:
+            self.recent_file.parent.mkdir(parents=True, exist_ok=True)
+            self.recent_file.write_text(json.dumps(items[:MAX_RECENT], indent=1),
+                                        encoding="utf-8")
+        except OSError as exc:
+            log.warning("could not save the recent cases: %s", exc)
+
+    # ------------------------------------------------------------------ open / close
+    def choose_new_case(self) -> None:
+        folder = QFileDialog.getExistingDirectory(
+            self.window, "New case: choose an empty folder", self.window.settings.last_folder)
+        if folder:
+            self.new_case(folder)
+
+    def choose_case_to_open(self) -> None:
+        folder = QFileDialog.getExistingDirectory(self.window, "Open case folder",
+                                                  self.window.settings.last_folder)
+        if folder:
+            self.open_case(folder)
+
+    def new_case(self, folder: str | Path) -> Case | None:
+        return self._adopt(lambda: Case.create(folder), folder)
+
+    def open_case(self, folder: str | Path) -> Case | None:
+        if not is_case_folder(folder) and Path(folder).is_dir() and not any(
+                Path(folder).iterdir()):
+            return self.new_case(folder)
+        return self._adopt(lambda: Case.open(folder), folder)
+
+    def _adopt(self, opener: Callable[[], Case], folder: str | Path) -> Case | None:
+        if self.window.queue.running_thread is not None:
+            self._warn("Case not changed", "Wait for the running scan to finish (or cancel "
+                       "it) before switching cases.")
+            return None
+        try:
+            case = opener()
+        except CaseError as exc:
+            self._warn("Cannot use this case", str(exc))
+            return None
+        self.close_case()
+        self.case = case
+        self._remember(case.folder)
+        self._load_rows()
+        info = self.window.models.info
+        if info is not None:
+            self._record_model(info)
+        self._refresh()
+        self.window._flash(f"Case “{case.name}” open: {case.count_results()} stored results")
+        self.case_changed.emit(case)
+        self._offer_resume()
+        return case
+
+    def close_case(self) -> None:
+        if self.case is None:
+            return
+        self._flush_threshold()
+        try:
+            self.case.close()
+        finally:
+            self.case = None
+            self._scan_ids.clear()
+            self.window.clear_results()
+            self._refresh()
+            self.case_changed.emit(None)
+
+    def shutdown(self) -> None:
+        """The window is closing (its scan worker already stopped)."""
+        if self.case is not None:
+            self._flush_threshold()
+            self.case.close()  # a scan cut short stays "running": reopening offers resume
+            self.case = None
+
+    def _load_rows(self) -> None:
+        self.window.clear_results()
+        scans = {s.scan_id: s for s in self.case.scans()}
+        groups: dict[int, list] = {}
+        for _seq, scan_id, r in self.case.result_rows():
+            groups.setdefault(scan_id, []).append(r)
+        for scan_id, rows in groups.items():
+            self.window.results.add_results(rows, _settings_of(scans.get(scan_id)))
+
+    def _offer_resume(self) -> None:
+        scans = self.case.resumable_scans() if self.case is not None else []
+        if not scans:
+            return
+        s = scans[0]
+        left = f"{s.n_done} of {s.n_files}" if s.n_files is not None else f"{s.n_done}"
+        question = (f"The scan of {', '.join(s.sources)} started {s.started_utc[:19]} UTC was "
+                    f"{s.status} after {left} files. Resume it? Files already scored are "
+                    "skipped.")
+        if self.ask("Resume scan?", question):
+            self.window.scan_paths(list(s.sources), recursive=s.recursive)
+
+    # ------------------------------------------------------------------ scanning into the case
+    def _prefilter(self, job: ScanJob, detector: Any, files: list[Path]) -> list[Path]:
+        """Worker thread: record the scan and return the files the case does not hold yet."""
+        case = self.case
+        if case is None:
+            return files
+        plan = case.plan_resume(files, detector.model_id)
+        s = job.settings
+        settings = {"mode": s.preprocess_mode, "tile_size": s.tile_size,
+                    "crop_size": s.crop_size, "batch_size": s.batch_size,
+                    "threshold": self.window.results.threshold,
+                    "inconclusive_band": self.window.results.band}
+        self._scan_ids[job.id] = case.begin_scan(detector_facts(detector), settings,
+                                                 job.sources, job.recursive, len(files), plan)
+        return plan.todo
+
+    def _on_rows(self, rows: list, _settings: ScanSettings) -> None:
+        job = self.window.queue.current
+        scan_id = self._scan_ids.get(job.id) if job is not None else None
+        if self.case is None or scan_id is None:
+            return
+        try:
+            self.case.add_results(scan_id, rows)
+        except CaseError as exc:
+            self.window.queue.cancel_running()
+            self._warn("Results could not be stored", f"{exc}\n\nThe scan was stopped; the "
+                       "rows shown are kept in the window.")
+
+    def _on_job_finished(self, job: ScanJob) -> None:
+        scan_id = self._scan_ids.pop(job.id, None)
+        if self.case is None or scan_id is None:
+            return
+        try:
+            self.case.finish_scan(scan_id, _END_STATUS.get(job.status, SCAN_FAILED),
+                                  job.message)
+        except CaseError as exc:
+            self._warn("Case not updated", str(exc))
+
+    # ------------------------------------------------------------------ audit
+    def _on_model_ready(self, info: ModelInfo) -> None:
+        if self.case is not None:
+            self._record_model(info)
+
+    def _record_model(self, info: ModelInfo) -> None:
+        try:
+            self.case.register_model(info.model_id, info.path, info.sha256, info.kind,
+                                     dict(info.meta))
+            self.case.audit(ACTION_CHECKPOINT_LOADED, {
+                "model_id": info.model_id, "path": info.path, "sha256": info.sha256,
+                "kind": info.kind, "device": info.device, "bundled": info.bundled})
+        except CaseError as exc:
+            self._warn("Case not updated", str(exc))
+
+    def _flush_threshold(self) -> None:
+        if self._threshold_timer.isActive():
+            self._threshold_timer.stop()
+            self._record_threshold()
+
+    def _record_threshold(self) -> None:
+        if self.case is None:
+            return
+        try:
+            self.case.audit(ACTION_THRESHOLD_CHANGED, {
+                "threshold": round(self.window.threshold_spin.value(), 4),
+                "inconclusive_band": round(self.window.band_spin.value(), 4)})
+        except CaseError as exc:
+            self._warn("Case not updated", str(exc))
+
+    # ------------------------------------------------------------------ report, verify
+    def choose_report_path(self) -> None:
+        if self.case is None:
+            self._warn("No case open", "Open or create a case first (File → New case…).")
+            return
+        start = str(self.case.folder / "report.html")
+        path, chosen = QFileDialog.getSaveFileName(
+            self.window, "Export case report", start,
+            "HTML report (*.html);;PDF report (*.pdf);;CSV (*.csv);;JSON Lines (*.jsonl)")
+        if path:
+            if not Path(path).suffix:
+                path += {"PDF": ".pdf", "CSV": ".csv", "JSON": ".jsonl"}.get(
+                    chosen.split()[0], ".html")
+            self.export_report(path)
+
+    def export_report(self, path: str | Path) -> Path | None:
+        """Write the case report at the toolbar's threshold (Grad-CAM runs here: may take a
+        few seconds per flagged image)."""
+        from forensics_app.reports import export_case_report
+
+        self._flush_threshold()
+        QGuiApplication.setOverrideCursor(Qt.CursorShape.WaitCursor)
+        try:
+            out = export_case_report(self.case, path, threshold=self.window.results.threshold,
+                                     band=self.window.results.band)
+        except (CaseError, OSError, ValueError) as exc:
+            self._warn("Report not written", f"Could not write {path}:\n{exc}")
+            return None
+        finally:
+            QGuiApplication.restoreOverrideCursor()
+        self.window._flash(f"Case report written to {out}")
+        return out
+
+    def show_verification(self) -> None:
+        if self.case is None:
+            return
+        report = self.case.verify()
+        if report.ok:
+            QMessageBox.information(self.window, "Case intact", (
+                f"{report.n_audit} audit entries and {report.n_results} results match their "
+                f"hash chains.\n\nAudit head {report.audit_head}\nResults head "
+                f"{report.results_head}"))
+        else:
+            self._warn("Case integrity BROKEN", f"First broken entry: {report.first_problem}")
+
+    # ------------------------------------------------------------------ misc
+    def _refresh(self) -> None:
+        case = self.case
+        for a in (self.act_close, self.act_report, self.act_verify):
+            a.setEnabled(case is not None)
+        if case is None:
+            self.label.setText("No case")
+            self.label.setToolTip("Results are kept in memory until exported; File → New case… "
+                                  "stores them as they arrive")
+            self.window.setWindowTitle("Forensics App — AI-generated image detector")
+        else:
+            self.label.setText(f"Case: {case.name}")
+            self.label.setToolTip(str(case.folder))
+            self.window.setWindowTitle(f"{case.name} — Forensics App")
+
+    def _warn(self, title: str, text: str) -> None:
+        log.warning("%s: %s", title, text)
+        if self.window.isVisible():
+            QMessageBox.warning(self.window, title, text)
+        self.window._flash(f"{title}: {text.splitlines()[0]}")
+
+    def _ask(self, title: str, text: str) -> bool:
+        answer = QMessageBox.question(self.window, title, text)
+        return answer == QMessageBox.StandardButton.Yes
+
+
+def _settings_of(scan: ScanRecord | None) -> ScanSettings:
+    s = scan.settings if scan is not None else {}
+    kwargs = {k: s[k] for k in ("tile_size", "crop_size", "batch_size") if isinstance(
+        s.get(k), int)}
+    return ScanSettings(preprocess_mode=str(s.get("mode") or "full"), **kwargs)
