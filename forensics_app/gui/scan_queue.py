@@ -2,7 +2,6 @@
 
 from __future__ import annotations
 
-import functools
 import logging
 import time
 from enum import IntEnum
@@ -170,7 +169,6 @@ class ScanQueue(QObject):
         self._worker: ScanWorker | None = None
         self._thread: QThread | None = None
         self._accepting = True
-        self.prefilter: Any = None
         models.model_ready.connect(self._dispatch)
 
     # -- queries
@@ -249,9 +247,8 @@ class ScanQueue(QObject):
         job.started_at = time.monotonic()
         self.current = job
         worker = ScanWorker(job, self.models.detector, self.registry, self.threshold, self.band)
-        if self.prefilter is not None:  # (job, files) -> files; runs in the worker thread
-            worker.prefilter = functools.partial(self.prefilter, job, self.models.detector)
         worker.discovered.connect(self._on_discovered)
+        worker.skipped.connect(self._on_skipped)
         worker.rows.connect(self._on_rows)
         worker.progress.connect(self._on_progress)
         worker.result.connect(self._on_done)
@@ -269,6 +266,12 @@ class ScanQueue(QObject):
         job.total, job.duplicates = n_files, duplicates
         self.model.changed(job)
         self.job_updated.emit(job)
+
+    @Slot(object)
+    def _on_skipped(self, entries: list) -> None:
+        from forensics_app.core.discovery import skipped_summary
+
+        self.message.emit(f"Not scanned: {skipped_summary(entries)} (listed in the log)")
 
     @Slot(object)
     def _on_rows(self, rows: list) -> None:

@@ -198,24 +198,6 @@ class ModelLoadWorker(Worker):
         return det, info
 
 
-def provenance_options_for(trust_anchors: str):
-    """Provenance options with the trust-anchor file, or none when it is unset or unusable
-    (then C2PA signers read as untrusted, which is what they are without a trust list)."""
-    from forensics_app.core.provenance import (
-        ProvenanceConfigError,
-        ProvenanceOptions,
-        load_trust_anchors,
-    )
-
-    if not trust_anchors:
-        return ProvenanceOptions()
-    try:
-        return load_trust_anchors(trust_anchors)
-    except ProvenanceConfigError as exc:
-        log.warning("C2PA trust anchors not used: %s", exc)
-        return ProvenanceOptions()
-
-
 class ScanWorker(Worker):
     """Runs one :class:`ScanJob` through ``core.scan``: discover, skip duplicates, score.
 
@@ -224,6 +206,7 @@ class ScanWorker(Worker):
     """
 
     discovered = Signal(int, int)  # files to scan, duplicates skipped
+    skipped = Signal(object)  # list[core.discovery.Skipped]: folder entries not scanned
     rows = Signal(object)  # list[ScanResult]
 
     def __init__(self, job: ScanJob, detector: Any, registry: PathRegistry,
@@ -239,17 +222,15 @@ class ScanWorker(Worker):
         self._progress_throttle = Throttle(emit_interval)
         self._claimed: list[Path] = []
         self._finished: set[str] = set()
-        # files -> files still to score (a case skips what it already holds); worker thread
-        self.prefilter: Any = None
 
     def work(self) -> list:
         from forensics_app.core.preprocess import PreprocessConfig
-        from forensics_app.core.scan import ScanCancelled, ScanOptions, discover_files, scan_files
+        from forensics_app.core.discovery import discover
+        from forensics_app.core.scan import ScanCancelled, ScanOptions, scan_files
 
-        files = discover_files(self.sources, recursive=self.recursive)
+        found = discover(self.sources, recursive=self.recursive)
+        files, not_scanned = found.files, list(found.skipped)
         self.check_cancelled([])
-        if self.prefilter is not None:
-            files = self.prefilter(files)
         self._claimed, dupes = self.registry.claim(files)
         self.discovered.emit(len(self._claimed), dupes)
         s = self.settings
@@ -258,16 +239,20 @@ class ScanWorker(Worker):
                                         tile_size=s.tile_size),
             batch_size=s.batch_size, threshold=self.threshold,
             inconclusive_band=self.band, workers=s.workers,
-            provenance_options=provenance_options_for(s.c2pa_trust_anchors),
         )
         try:
             return scan_files(self._claimed, self.detector, options, progress=self._on_progress,
-                              should_cancel=self.is_cancelled, on_result=self._on_result)
+                              should_cancel=self.is_cancelled, on_result=self._on_result,
+                              sniff=found.sniff, on_skipped=not_scanned.append)
         except ScanCancelled as exc:  # translated, not handled: run() reports it
             raise WorkCancelled(exc.results) from None
         finally:
             self._flush()
             self.registry.release(p for p in self._claimed if str(p) not in self._finished)
+            for entry in not_scanned:  # never dropped silently: logged and reported
+                log.info("not scanned: %r: %s", entry.path, entry.reason)
+            if not_scanned:
+                self.skipped.emit(not_scanned)
 
     def _on_result(self, result) -> None:
         self._finished.add(result.path)

@@ -192,3 +192,18 @@ def test_gui_import_does_not_import_torch():
     code = ("import sys; import forensics_app.gui.app, forensics_app.gui.main_window; "
             "sys.exit('torch' in sys.modules)")
     assert subprocess.run([sys.executable, "-c", code], timeout=60).returncode == 0
+
+
+def test_dropped_folder_reports_what_it_did_not_scan(make_window, qtbot, tmp_path):
+    """Issue 11 item 3: entries of a dropped folder that are not scanned are never silent."""
+    folder = tmp_path / "ev"
+    make_images(folder, 1)
+    (folder / ".hidden.png").write_bytes((folder / "img_000.png").read_bytes())
+    (folder / "readme").write_text("no extension and not an image")  # sniffed, then skipped
+    window = make_window()
+    messages: list[str] = []
+    window.queue.message.connect(messages.append)
+    assert drop(window, [folder])
+    wait_idle(qtbot, window)
+    assert [r.file_name for r in window.results.records()] == ["img_000.png"]
+    assert any("Not scanned: 2 skipped (hidden 1, not-image 1)" in m for m in messages), messages
