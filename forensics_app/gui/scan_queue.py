@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import functools
 import logging
 import time
 from enum import IntEnum
@@ -169,6 +170,7 @@ class ScanQueue(QObject):
         self._worker: ScanWorker | None = None
         self._thread: QThread | None = None
         self._accepting = True
+        self.prefilter: Any = None
         models.model_ready.connect(self._dispatch)
 
     # -- queries
@@ -247,6 +249,8 @@ class ScanQueue(QObject):
         job.started_at = time.monotonic()
         self.current = job
         worker = ScanWorker(job, self.models.detector, self.registry, self.threshold, self.band)
+        if self.prefilter is not None:  # (job, files) -> files; runs in the worker thread
+            worker.prefilter = functools.partial(self.prefilter, job, self.models.detector)
         worker.discovered.connect(self._on_discovered)
         worker.skipped.connect(self._on_skipped)
         worker.rows.connect(self._on_rows)

@@ -198,6 +198,24 @@ class ModelLoadWorker(Worker):
         return det, info
 
 
+def provenance_options_for(trust_anchors: str):
+    """Provenance options with the trust-anchor file, or none when it is unset or unusable
+    (then C2PA signers read as untrusted, which is what they are without a trust list)."""
+    from forensics_app.core.provenance import (
+        ProvenanceConfigError,
+        ProvenanceOptions,
+        load_trust_anchors,
+    )
+
+    if not trust_anchors:
+        return ProvenanceOptions()
+    try:
+        return load_trust_anchors(trust_anchors)
+    except ProvenanceConfigError as exc:
+        log.warning("C2PA trust anchors not used: %s", exc)
+        return ProvenanceOptions()
+
+
 class ScanWorker(Worker):
     """Runs one :class:`ScanJob` through ``core.scan``: discover, skip duplicates, score.
 
@@ -222,6 +240,8 @@ class ScanWorker(Worker):
         self._progress_throttle = Throttle(emit_interval)
         self._claimed: list[Path] = []
         self._finished: set[str] = set()
+        # files -> files still to score (a case skips what it already holds); worker thread
+        self.prefilter: Any = None
 
     def work(self) -> list:
         from forensics_app.core.preprocess import PreprocessConfig
@@ -231,6 +251,8 @@ class ScanWorker(Worker):
         found = discover(self.sources, recursive=self.recursive)
         files, not_scanned = found.files, list(found.skipped)
         self.check_cancelled([])
+        if self.prefilter is not None:
+            files = self.prefilter(files)
         self._claimed, dupes = self.registry.claim(files)
         self.discovered.emit(len(self._claimed), dupes)
         s = self.settings
@@ -239,6 +261,7 @@ class ScanWorker(Worker):
                                         tile_size=s.tile_size),
             batch_size=s.batch_size, threshold=self.threshold,
             inconclusive_band=self.band, workers=s.workers,
+            provenance_options=provenance_options_for(s.c2pa_trust_anchors),
         )
         try:
             return scan_files(self._claimed, self.detector, options, progress=self._on_progress,
