@@ -102,6 +102,9 @@ class BundledRecipe:
         "fake_dirs": [str(DEFAULT_SHARED / "train" / "fake" / d)
                       for d in ("sd14", "sd15", "stylegan2")]})
     unaligned_fraction: float = 0.5  # share of each batch's pairs drawn from that source
+    # "tile": every unaligned tile equally likely; "folder": each generator folder (sd14, sd15,
+    # stylegan2) gets an equal share of the unaligned draws, whatever its size.
+    unaligned_balance: str = "tile"
     robustness: bool = True  # dev_test AP after JPEG q75 and after a 0.5x down-scale
 
 
@@ -169,6 +172,19 @@ def _min_side(path: Path) -> int:
         return min(im.size)
 
 
+def unaligned_weights(ds: UnalignedPairs, recipe: BundledRecipe) -> torch.Tensor:
+    """Sampling weights of the unaligned tiles, summing to 1 (see ``unaligned_balance``)."""
+    n = len(ds.fakes)
+    if recipe.unaligned_balance == "tile":
+        return torch.full((n,), 1.0 / n)
+    if recipe.unaligned_balance != "folder":
+        raise ValueError(f"unaligned_balance must be 'tile' or 'folder', not "
+                         f"{recipe.unaligned_balance!r}")
+    folders = [p.parent for p in ds.fakes]
+    counts = {f: folders.count(f) for f in set(folders)}
+    return torch.tensor([1.0 / (len(counts) * counts[f]) for f in folders])
+
+
 def build_training_set(recipe: BundledRecipe, root: Path, manifest: dict, pairs: list[dict],
                        augment: AugmentConfig) -> tuple[Dataset, Sampler | None]:
     """Aligned pairs, plus the unaligned generator tiles mixed in at ``unaligned_fraction``."""
@@ -185,10 +201,15 @@ def build_training_set(recipe: BundledRecipe, root: Path, manifest: dict, pairs:
     if not sources:
         raise ValueError("the recipe selects no training data")
     if len(sources) == 1:
+        if recipe.unaligned and recipe.unaligned_balance == "folder":
+            w = unaligned_weights(sources[0], recipe)
+            return sources[0], WeightedRandomSampler(
+                w, num_samples=len(w), replacement=True,
+                generator=torch.Generator().manual_seed(recipe.seed))
         return sources[0], None
     a, u = len(sources[0]), len(sources[1])
     f = recipe.unaligned_fraction
-    weights = torch.cat([torch.full((a,), (1 - f) / a), torch.full((u,), f / u)])
+    weights = torch.cat([torch.full((a,), (1 - f) / a), unaligned_weights(sources[1], recipe) * f])
     sampler = WeightedRandomSampler(weights, num_samples=a + u, replacement=True,
                                     generator=torch.Generator().manual_seed(recipe.seed))
     return ConcatDataset(sources), sampler

@@ -146,3 +146,21 @@ def test_content_probe_scores_every_group(tmp_path, tiny_checkpoint):
     rows = run_probe(Detector.from_checkpoint(tiny_checkpoint, device="cpu"), reals)
     assert {r["group"] for r in rows} >= {"screenshots (made here)", "drawings (made here)"}
     assert all(0 <= r["called generated %"] <= 100 for r in rows)
+
+
+def test_unaligned_folder_balance_gives_each_folder_an_equal_share(tmp_path):
+    from model_training.bundled import BundledRecipe, unaligned_weights
+
+    fakes, reals = _write_sets(tmp_path)
+    other = tmp_path / "sd15"
+    other.mkdir()
+    for k in range(2):
+        _smooth(np.random.default_rng(k), 64, 64).save(other / f"a_r0c{k}.png")
+    ds = UnalignedPairs(sorted(fakes.iterdir()) + sorted(other.iterdir()), sorted(reals.iterdir()))
+    w = unaligned_weights(ds, BundledRecipe(unaligned_balance="folder"))
+    assert abs(float(w.sum()) - 1) < 1e-6
+    assert abs(float(w[-2:].sum()) - 0.5) < 1e-6  # 2 tiles weigh as much as the other 24
+    t = unaligned_weights(ds, BundledRecipe(unaligned_balance="tile"))
+    assert torch.allclose(t, torch.full_like(t, 1 / 26))
+    with pytest.raises(ValueError, match="unaligned_balance"):
+        unaligned_weights(ds, BundledRecipe(unaligned_balance="nope"))
