@@ -22,6 +22,7 @@ from forensics_app.case_cli import (
 )
 from forensics_app.core.output_guard import OutputPathError, check_outputs
 from forensics_app.core.safetext import escape_for_terminal
+from forensics_app.engine_cli import add_engine_arguments, engine_settings
 
 EXIT_OK, EXIT_SOME_FAILED, EXIT_USAGE = 0, 1, 2
 
@@ -37,9 +38,10 @@ def build_parser() -> argparse.ArgumentParser:
     p.add_argument("--jsonl", type=Path, help="write a JSON Lines report here")
     p.add_argument("--model", type=Path, help="checkpoint (default: the bundled model)")
     p.add_argument("--device", choices=("auto", "cpu", "cuda"), default="auto")
-    p.add_argument("--mode", choices=("full", "center-crop", "tiles"), default="full",
+    p.add_argument("--mode", choices=("full", "center-crop", "tiles", "sample"), default="full",
                    help="full image without resizing (paper protocol, default), centre 224 "
-                        "crop, or fixed-size tiles")
+                        "crop, fixed-size tiles, or sample: triage on a seeded sample of "
+                        "full-resolution tiles (--sample-tiles)")
     p.add_argument("--tile-size", type=int, default=512)
     p.add_argument("--batch-size", type=int, default=16)
     p.add_argument("--threshold", type=float, help="P(generated) threshold (default: model's)")
@@ -56,6 +58,7 @@ def build_parser() -> argparse.ArgumentParser:
     p.add_argument("-q", "--quiet", action="store_true", help="no progress bar, no per-file lines")
     p.add_argument("--version", action="version", version=f"%(prog)s {__version__}")
     add_case_arguments(p)
+    add_engine_arguments(p)
     return p
 
 
@@ -80,6 +83,7 @@ def main(argv: list[str] | None = None) -> int:
         if value is not None and not 0.0 <= value <= 1.0:
             parser.error(f"--{name} must be between 0 and 1")
     check_case_arguments(parser, args)
+    engine = engine_settings(parser, args)
     problem = _output_problem(args)
     if problem:
         print(escape_for_terminal(f"forensics-scan: {problem}"), file=sys.stderr)
@@ -100,6 +104,7 @@ def main(argv: list[str] | None = None) -> int:
         load_trust_anchors,
     )
     from forensics_app.core.scan import ScanCancelled, ScanOptions, scan_files
+    from forensics_app.core.speed import engine_record
     from forensics_app.paths import bundled_model_path
 
     try:
@@ -115,7 +120,8 @@ def main(argv: list[str] | None = None) -> int:
         return EXIT_USAGE
     try:
         detector = Detector.from_checkpoint(model_path, device=args.device,
-                                            fake_index=args.fake_index)
+                                            fake_index=args.fake_index, threads=engine.threads,
+                                            levers=engine.levers)
     except (CheckpointError, RuntimeError, ValueError) as exc:
         print(escape_for_terminal(f"forensics-scan: {exc}"), file=sys.stderr)
         return EXIT_USAGE
@@ -128,16 +134,18 @@ def main(argv: list[str] | None = None) -> int:
         print(f"forensics-scan: no image files found{extra_note}", file=sys.stderr)
         return EXIT_SOME_FAILED if missing else EXIT_USAGE
     options = ScanOptions(
-        preprocess=PreprocessConfig(mode=args.mode, tile_size=args.tile_size),
+        preprocess=PreprocessConfig(mode=args.mode, tile_size=args.tile_size,
+                                    **engine.preprocess),
         batch_size=args.batch_size, threshold=args.threshold,
         inconclusive_band=args.band, workers=args.workers,
-        provenance_options=provenance_options,
+        provenance_options=provenance_options, **engine.scan,
     )
     # Entries of scanned folders that were not scanned (the one skip rule, core.discovery):
     # the side-car lists them; the list object is shared, so intake-time skips join it.
     skipped_records = [s.record() for s in skipped]
     extra = {"command": "forensics-scan", "device": detector.device_description,
-             "preprocessing": args.mode, "skipped": skipped_records}
+             "preprocessing": args.mode, "skipped": skipped_records,
+             "engine": engine_record(detector, options)}
 
     def on_skipped(entry) -> None:
         skipped.append(entry)

@@ -31,6 +31,7 @@ from forensics_app.core.architectures import (
     infer_arch_from_state_dict,
     resolve_arch,
 )
+from forensics_app.core.speed import SpeedLevers, cpu_has_native_bf16
 
 CHECKPOINT_FORMAT = "forensics-detector"
 CHECKPOINT_FORMAT_VERSION = 1
@@ -205,35 +206,46 @@ class Detector:
     """A loaded checkpoint on a device, scoring batches of preprocessed tensors.
 
     The detector takes over the checkpoint's model and readies it for inference only: moved
-    to the device, channels-last, BatchNorm folded into the convolutions. Grad-CAM and
-    anything else that needs the network as trained should use :func:`load_checkpoint`.
+    to the device and set up as its :class:`SpeedLevers` say (by default channels-last,
+    BatchNorm folded into the convolutions, inference mode). Grad-CAM and anything else that
+    needs the network as trained should use :func:`load_checkpoint`.
     """
 
     checkpoint: LoadedCheckpoint
     device: torch.device
-    channels_last: bool = True
+    levers: SpeedLevers = field(default_factory=SpeedLevers)
     _calib: tuple[float, float] = field(default=(1.0, 0.0), init=False)
+    _forward: Any = field(default=None, init=False, repr=False)
 
     @classmethod
     def from_checkpoint(
         cls, path: Path | str, device: str = "auto", fake_index: int = 1,
-        threads: int | None = None,
+        threads: int | None = None, levers: SpeedLevers | None = None,
     ) -> Detector:
         ckpt = load_checkpoint(path, fake_index=fake_index)
-        return cls.from_loaded(ckpt, device, threads)
+        return cls.from_loaded(ckpt, device, threads, levers)
 
     @classmethod
     def from_loaded(
-        cls, ckpt: LoadedCheckpoint, device: str = "auto", threads: int | None = None
+        cls, ckpt: LoadedCheckpoint, device: str = "auto", threads: int | None = None,
+        levers: SpeedLevers | None = None,
     ) -> Detector:
         dev = resolve_device(device)
+        levers = levers or SpeedLevers()
+        if levers.precision == "bf16" and dev.type == "cpu" and not cpu_has_native_bf16():
+            raise ValueError("bf16 was requested but this CPU has no native bf16 (AVX512-BF16 "
+                             "or AMX); emulated bf16 is slower than fp32 -- use fp32")
         if dev.type == "cpu":
             torch.set_num_threads(threads or max(1, os.cpu_count() or 1))
-        det = cls(ckpt, dev)
-        fold_batchnorm(det.checkpoint.model.eval())
+        det = cls(ckpt, dev, levers)
+        if levers.fold_batchnorm:
+            fold_batchnorm(det.checkpoint.model.eval())
         det.checkpoint.model.to(dev)
-        if det.channels_last:
+        if levers.channels_last:
             det.checkpoint.model.to(memory_format=torch.channels_last)
+        det._forward = det.checkpoint.model
+        if levers.compile:
+            det._forward = torch.compile(det.checkpoint.model, dynamic=False)
         cal = ckpt.meta.get("calibration") or {}
         if cal.get("type") == "platt":
             det._calib = (float(cal["a"]), float(cal["b"]))
@@ -242,6 +254,10 @@ class Detector:
     @property
     def model(self) -> ForensicResNet:
         return self.checkpoint.model
+
+    @property
+    def channels_last(self) -> bool:
+        return self.levers.channels_last
 
     @property
     def model_id(self) -> str:
@@ -262,8 +278,14 @@ class Detector:
 
     def predict_proba(self, batch: torch.Tensor) -> np.ndarray:
         """P(generated) for a batch (N, 3, H, W) of normalised images."""
-        with torch.inference_mode():
+        grad_off = torch.inference_mode() if self.levers.inference_mode else torch.no_grad()
+        with grad_off:
             x = batch.to(self.device, non_blocking=True)
             if self.channels_last:
                 x = x.contiguous(memory_format=torch.channels_last)
-            return self.logits_to_proba(self.model(x))
+            if self.levers.precision == "bf16":
+                with torch.autocast(self.device.type, dtype=torch.bfloat16):
+                    out = (self._forward or self.model)(x)
+            else:
+                out = (self._forward or self.model)(x)
+            return self.logits_to_proba(out)

@@ -8,6 +8,9 @@ instance that no scan is using. The map shows the regions that most raised the
 from __future__ import annotations
 
 import copy
+import math
+from collections.abc import Callable
+from dataclasses import dataclass
 
 import numpy as np
 import torch
@@ -16,7 +19,7 @@ from pytorch_grad_cam import GradCAM
 from pytorch_grad_cam.utils.image import show_cam_on_image
 
 from forensics_app.core.architectures import ForensicResNet
-from forensics_app.core.preprocess import denormalize
+from forensics_app.core.preprocess import PreparedImage, denormalize
 
 
 class _GeneratedScore:
@@ -57,3 +60,85 @@ def overlay(tensor: torch.Tensor, heat: np.ndarray, opacity: float = 0.5) -> np.
     """RGB uint8 overlay of ``heat`` on the (de-normalised) image."""
     rgb = denormalize(tensor).astype(np.float32)
     return show_cam_on_image(rgb, heat, use_rgb=True, image_weight=1.0 - float(opacity))
+
+
+# Grad-CAM of a large image is shown at most this many pixels (display only: every tile's map
+# is computed at full resolution, then placed, scaled, into the picture of the whole image).
+DISPLAY_PIXELS = 16_000_000
+
+
+@dataclass
+class TiledCam:
+    """A whole image's Grad-CAM for display: the image, its heat map and the analysed mask,
+    all at ``scale`` of the scored image; ``boxes`` are the tiles in display coordinates."""
+
+    image: np.ndarray  # (h, w, 3) uint8
+    heat: np.ndarray  # (h, w) float32 in [0, 1]
+    analysed: np.ndarray  # (h, w) bool
+    scale: float
+    boxes: list[tuple[int, int, int, int]]
+    notes: list[str]
+
+
+def colour_map(heat: np.ndarray) -> np.ndarray:
+    """RGB uint8 JET colours of ``heat`` as pytorch-grad-cam draws them, without its float
+    copies of the whole image."""
+    import cv2
+
+    rgb = cv2.cvtColor(cv2.applyColorMap(np.uint8(255 * heat), cv2.COLORMAP_JET),
+                       cv2.COLOR_BGR2RGB)
+    peak = int(rgb.max()) if rgb.size else 0
+    if 0 < peak < 255:
+        rgb = (rgb.astype(np.float32) * (255.0 / peak)).round().astype(np.uint8)
+    return rgb
+
+
+def tiled_gradcam(
+    model: ForensicResNet, prepared: PreparedImage, fake_index: int = 0,
+    display_pixels: int = DISPLAY_PIXELS, should_cancel: Callable[[], bool] | None = None,
+) -> TiledCam:
+    """Grad-CAM of each scored input (tile, crop or whole image), at full resolution, one
+    tile at a time, placed into a display-sized picture of the whole image.
+
+    Memory: the decoded image (already held), one tile's forward and backward pass, and the
+    display-sized arrays -- a 100 MP photo is shown at 16 MP, never copied as floats.
+    """
+    width, height = prepared.scored_size
+    scale = min(1.0, math.sqrt(display_pixels / max(1, width * height)))
+    dw, dh = max(1, round(width * scale)), max(1, round(height * scale))
+    heat = np.zeros((dh, dw), dtype=np.float32)
+    analysed = np.zeros((dh, dw), dtype=bool)
+    notes: list[str] = []
+    boxes = []
+    for i, (x, y, w, h) in enumerate(prepared.boxes):
+        if should_cancel is not None and should_cancel():
+            raise CamCancelled()
+        tile = prepared.tile(i)
+        cam = compute_gradcam(model, tile, fake_index)
+        del tile
+        x0, y0 = round(x * scale), round(y * scale)
+        x1, y1 = min(dw, max(x0 + 1, round((x + w) * scale))), min(dh, max(y0 + 1, round((y + h) * scale)))
+        if (x1 - x0, y1 - y0) != cam.shape[::-1]:
+            cam = np.asarray(Image.fromarray(cam).resize((x1 - x0, y1 - y0), Image.BILINEAR))
+        heat[y0:y1, x0:x1] = cam
+        analysed[y0:y1, x0:x1] = True
+        boxes.append((x0, y0, x1 - x0, y1 - y0))
+    if prepared.n_tiles == 1 and prepared.boxes[0] == (0, 0, width, height):
+        # Exactly the pixels the network saw (this includes any recorded up-scaling).
+        image = (denormalize(prepared.tile(0)) * 255.0).round().astype(np.uint8)
+    else:
+        src = prepared.source
+        image = np.asarray(src if scale == 1.0 else src.resize((dw, dh), Image.BOX),
+                           dtype=np.uint8)
+        if prepared.n_tiles > 1:
+            notes.append("Grad-CAM computed per tile; each tile's map is scaled on its own.")
+        else:
+            notes.append("Only the highlighted crop was analysed.")
+    if scale < 1.0:
+        notes.append(f"Shown at {scale:.0%} of full resolution ({dw}x{dh} of {width}x{height}); "
+                     "the score and each tile's map were computed at full resolution.")
+    return TiledCam(np.ascontiguousarray(image), heat, analysed, scale, boxes, notes)
+
+
+class CamCancelled(Exception):
+    """``should_cancel()`` returned True between tiles."""

@@ -22,11 +22,20 @@ from pathlib import Path
 import numpy as np
 from PIL import Image, ImageFile, ImageOps
 
+from forensics_app.core.bomb_guard import (
+    DEFAULT_MAX_PIXELS,
+    BombRefused,
+    DecodeLimits,
+    check_declared_image,
+    decode_cost_bytes,
+)
 from forensics_app.core.padding import MAX_PADDED_FRACTION, padded_rows, padding_note
 
-# Refuse to decode images beyond this many pixels (decompression-bomb guard). The header is
-# checked before any pixel is decoded.
-DEFAULT_MAX_DECODE_PIXELS = 200_000_000
+# The decompression-bomb guard (core.bomb_guard) checks every header before any pixel is
+# decoded, on the compression ratio and a configurable pixel cap; Pillow's own pixel limit
+# (89.5 MP warning, 179 MP error) is switched off so that it is never the real limit.
+DEFAULT_MAX_DECODE_PIXELS = DEFAULT_MAX_PIXELS
+Image.MAX_IMAGE_PIXELS = None
 
 ImageFile.LOAD_TRUNCATED_IMAGES = False
 
@@ -243,20 +252,27 @@ def to_rgb(img: Image.Image) -> Image.Image:
 
 
 def decode_image(
-    data: bytes, path: Path | str, max_pixels: int = DEFAULT_MAX_DECODE_PIXELS
+    data: bytes, path: Path | str, max_pixels: int = DEFAULT_MAX_DECODE_PIXELS, *,
+    limits: DecodeLimits | None = None, reserve: Callable[[int], None] | None = None,
 ) -> tuple[Image.Image, dict]:
-    """Decode bytes to an upright RGB image; return it with format facts of the original."""
+    """Decode bytes to an upright RGB image; return it with format facts of the original.
+
+    ``limits`` (default: ``max_pixels`` as the pixel cap) is the bomb guard's; ``reserve``,
+    when given, is called with the bytes the decode will hold before any pixel is decoded
+    (the scan's intake memory window blocks there until there is room).
+    """
+    limits = limits or DecodeLimits(max_pixels=max_pixels)
     try:
         with warnings.catch_warnings():
             warnings.simplefilter("error", Image.DecompressionBombWarning)
             img = Image.open(io.BytesIO(data), formats=DECODE_FORMATS)
             width, height = img.size
-            if width * height > max_pixels:
-                raise ImageLoadError(
-                    path,
-                    f"image header declares {width}x{height} = {width * height:,} pixels, over the "
-                    f"{max_pixels:,}-pixel limit (possible decompression bomb); not decoded",
-                )
+            try:
+                check_declared_image(width, height, img.mode, len(data), limits)
+            except BombRefused as exc:
+                raise ImageLoadError(path, str(exc)) from None
+            if reserve is not None:
+                reserve(decode_cost_bytes(width, height, img.mode))
             facts = {
                 "format": img.format,
                 "width": width,
@@ -268,7 +284,7 @@ def decode_image(
                 img.seek(0)
             img.load()
             facts["notes"] = _padding_notes(img, data, facts, path)
-            img = ImageOps.exif_transpose(img) or img
+            ImageOps.exif_transpose(img, in_place=True)  # no second copy of a large image
             return to_rgb(img), facts
     except ImageLoadError:
         raise
@@ -305,6 +321,7 @@ def _padding_notes(img: Image.Image, data: bytes, facts: dict, path: Path | str)
 
 def load_evidence(
     path: Path | str, max_pixels: int = DEFAULT_MAX_DECODE_PIXELS, *,
+    limits: DecodeLimits | None = None, reserve: Callable[[int], None] | None = None,
     images_only: bool = False, on_bytes: Callable[[bytes], None] | None = None,
 ) -> tuple[Evidence, Image.Image | None, ImageLoadError | None]:
     """Read, hash and decode one file. Decode errors keep the hash (the bytes were read).
@@ -319,7 +336,7 @@ def load_evidence(
     if on_bytes is not None:
         on_bytes(data)
     try:
-        img, facts = decode_image(data, path, max_pixels)
+        img, facts = decode_image(data, path, max_pixels, limits=limits, reserve=reserve)
     except ImageLoadError as exc:
         evidence = Evidence(str(path), digest, len(data), format=describe_format(data[:16]))
         return evidence, None, exc

@@ -25,6 +25,7 @@ class PreprocessMode(StrEnum):
     FULL = "full"
     CENTER_CROP = "center-crop"
     TILES = "tiles"
+    SAMPLE = "sample"  # triage: a fixed, seeded sample of full-resolution tiles
 
 
 @dataclass(frozen=True)
@@ -37,20 +38,57 @@ class PreprocessConfig:
     min_side: int = 64
     # Full-image mode tiles images beyond this many pixels instead of exhausting memory.
     max_full_pixels: int = 4_194_304  # 2048 x 2048
+    # Triage (``mode="sample"``): how many tiles of the full-mode grid to score, and the seed
+    # of the stratified draw (fixed, so the same image always gets the same tiles).
+    sample_tiles: int = 8
+    sample_seed: int = 0
 
     def __post_init__(self) -> None:
         object.__setattr__(self, "mode", PreprocessMode(self.mode))
+        if self.sample_tiles < 1:
+            raise ValueError("sample_tiles must be >= 1")
 
 
 @dataclass
 class PreparedImage:
-    """Network inputs for one image: one tensor, or one per tile (with its box)."""
+    """Network inputs for one image: one input, or one per tile (with its box).
 
-    tensors: list[torch.Tensor]
+    Tiles are cut lazily from the one decoded 8-bit image (``source``): a float copy of the
+    whole image is never made, and :meth:`release` drops the decoded image once every tile
+    has been taken, so a large photo costs its 8-bit decode plus one batch of tiles.
+    """
+
+    source: Image.Image | None
     boxes: list[tuple[int, int, int, int]]  # (left, top, width, height) in the scored image
     mode_used: str
     notes: list[str] = field(default_factory=list)
     scored_size: tuple[int, int] = (0, 0)  # (width, height) of the image the boxes refer to
+
+    @property
+    def n_tiles(self) -> int:
+        return len(self.boxes)
+
+    def tile_shape(self, i: int) -> tuple[int, int, int]:
+        _, _, w, h = self.boxes[i]
+        return (3, h, w)
+
+    def tile(self, i: int) -> torch.Tensor:
+        """Normalised float tensor (3, h, w) of box ``i``, cut from the 8-bit image."""
+        if self.source is None:
+            raise RuntimeError("the decoded image was already released")
+        x, y, w, h = self.boxes[i]
+        if (x, y, w, h) == (0, 0, *self.source.size):
+            return to_normalized_tensor(self.source)
+        return to_normalized_tensor(self.source.crop((x, y, x + w, y + h)))
+
+    @property
+    def tensors(self) -> list[torch.Tensor]:
+        """Every input at once (small images, tests, Grad-CAM of one tile); scans use tile()."""
+        return [self.tile(i) for i in range(self.n_tiles)]
+
+    def release(self) -> None:
+        """Drop the decoded image (tiles already cut stay valid)."""
+        self.source = None
 
 
 def to_normalized_tensor(img: Image.Image) -> torch.Tensor:
@@ -126,15 +164,60 @@ def prepare_image(img: Image.Image, cfg: PreprocessConfig) -> PreparedImage:
         if crop.size != (cfg.crop_size, cfg.crop_size):
             notes.append(f"image smaller than crop {cfg.crop_size}; used {crop.size[0]}x{crop.size[1]}")
         left, top = (w - crop.size[0]) // 2, (h - crop.size[1]) // 2
-        return PreparedImage(
-            [to_normalized_tensor(crop)], [(left, top, *crop.size)], f"center-crop-{cfg.crop_size}",
-            notes, (w, h),
-        )
+        return PreparedImage(img, [(left, top, *crop.size)], f"center-crop-{cfg.crop_size}",
+                             notes, (w, h))
+    if mode is PreprocessMode.SAMPLE:
+        grid = tile_boxes(w, h, cfg.tile_size)
+        if len(grid) > cfg.sample_tiles:
+            boxes = sample_tile_boxes(w, h, cfg.tile_size, cfg.sample_tiles, cfg.sample_seed)
+            share = sum(bw * bh for _, _, bw, bh in boxes) / (w * h)
+            notes.append(
+                f"triage sample: {len(boxes)} of {len(grid)} full-resolution {cfg.tile_size}px "
+                f"tiles (seed {cfg.sample_seed}, {share:.0%} of the pixels) scored, not the whole "
+                "image; flag for a full scan before relying on it")
+            return PreparedImage(img, boxes, sample_mode_name(cfg), notes, (w, h))
+        notes.append(f"triage sample: the image has only {len(grid)} tile(s) of "
+                     f"{cfg.tile_size}px, so all of it was scored")
+        mode = PreprocessMode.FULL
     if mode is PreprocessMode.FULL and w * h <= cfg.max_full_pixels:
-        return PreparedImage([to_normalized_tensor(img)], [(0, 0, w, h)], "full", notes, (w, h))
+        return PreparedImage(img, [(0, 0, w, h)], "full", notes, (w, h))
     if mode is PreprocessMode.FULL:
         notes.append(f"{w}x{h} exceeds the {cfg.max_full_pixels:,}-pixel full-image budget; tiled")
-    # Tile by cropping the 8-bit image, so no float copy of the whole image is ever made.
-    boxes = tile_boxes(w, h, cfg.tile_size)
-    tensors = [to_normalized_tensor(img.crop((x, y, x + bw, y + bh))) for x, y, bw, bh in boxes]
-    return PreparedImage(tensors, boxes, f"tiles-{cfg.tile_size}", notes, (w, h))
+    # Tiles are cut from the 8-bit image when scored, so no float copy of the whole image exists.
+    return PreparedImage(img, tile_boxes(w, h, cfg.tile_size), f"tiles-{cfg.tile_size}", notes,
+                         (w, h))
+
+
+def sample_mode_name(cfg: PreprocessConfig) -> str:
+    """The ``preprocessing`` value of a triage row: what was sampled, and how."""
+    return f"sample-{cfg.sample_tiles}x{cfg.tile_size}-seed{cfg.sample_seed}"
+
+
+def sample_tile_boxes(
+    width: int, height: int, tile: int, n: int, seed: int = 0
+) -> list[tuple[int, int, int, int]]:
+    """A fixed, seeded, spread-out sample of ``n`` boxes from the full-mode tile grid.
+
+    The grid's columns and rows are split into about ``n`` strata (in proportion to the
+    image's aspect) and one tile is drawn in each, so the sample spans the whole image; the
+    draw depends only on the seed and the image size, never on its content. Tiles are the
+    grid's own, at full resolution, so a sampled tile scores exactly as in a full scan.
+    """
+    grid = tile_boxes(width, height, tile)
+    xs = sorted({b[0] for b in grid})
+    ys = sorted({b[1] for b in grid})
+    if len(grid) <= n:
+        return grid
+    # Strata: kx * ky ~ n, kx / ky ~ columns / rows, each within the grid's extent.
+    kx = max(1, min(len(xs), round(math.sqrt(n * len(xs) / len(ys)))))
+    ky = max(1, min(len(ys), math.ceil(n / kx)))
+    kx = max(1, min(len(xs), math.ceil(n / ky)))
+    rng = np.random.default_rng([seed, width, height, tile])
+    col_bands = np.array_split(np.arange(len(xs)), kx)
+    row_bands = np.array_split(np.arange(len(ys)), ky)
+    cells = [(int(rng.choice(cb)), int(rng.choice(rb))) for rb in row_bands for cb in col_bands]
+    if len(cells) > n:  # more strata than asked: keep a seeded, evenly spaced subset
+        keep = np.linspace(0, len(cells) - 1, n).round().astype(int)
+        cells = [cells[i] for i in keep]
+    tw, th = grid[0][2], grid[0][3]
+    return [(xs[c], ys[r], tw, th) for c, r in sorted(set(cells), key=lambda cr: (cr[1], cr[0]))]

@@ -11,18 +11,22 @@ callables, and a dedicated :class:`ScanCancelled` carrying the results finished 
 from __future__ import annotations
 
 import dataclasses
+import functools
 import math
 import os
+import threading
 import time
 from collections import OrderedDict, deque
 from collections.abc import Callable, Iterable, Sequence
 from concurrent.futures import Future, ThreadPoolExecutor
-from dataclasses import dataclass, field
+from concurrent.futures import wait as wait_futures
+from dataclasses import asdict, dataclass, field
 from pathlib import Path
 
 import numpy as np
 import torch
 
+from forensics_app.core.bomb_guard import DecodeLimits
 from forensics_app.core.detector import Detector
 from forensics_app.core.discovery import Skipped, discover
 from forensics_app.core.loading import (
@@ -36,6 +40,7 @@ from forensics_app.core.loading import (
 from forensics_app.core.preprocess import PreparedImage, PreprocessConfig, prepare_image
 from forensics_app.core.provenance import Provenance, ProvenanceOptions, read_provenance
 from forensics_app.core.results import ScanResult, Verdict, verdict_for
+from forensics_app.core.warning_capture import file_warnings
 
 ProgressFn = Callable[[int, int], None]
 CancelFn = Callable[[], bool]
@@ -58,14 +63,39 @@ class ScanOptions:
     inconclusive_band: float | None = None
     workers: int = 2
     max_decode_pixels: int = DEFAULT_MAX_DECODE_PIXELS
-    # Cap on pixels in one forward batch, so a batch of large images does not exhaust memory.
-    max_batch_pixels: int = 16 * 512 * 512
+    # The bomb guard's limits; None: the defaults with ``max_decode_pixels`` as the pixel cap.
+    limits: DecodeLimits | None = None
+    # Cap on pixels in one forward batch, so a batch of large images does not exhaust memory
+    # (activations of the forward pass grow with it; 4 tiles of 512^2 already fill 2 cores).
+    max_batch_pixels: int = 4 * 512 * 512
+    # The intake memory window, in bytes of decoded images (not in files): a file is only
+    # decoded when the images already taken in and not yet cut into tiles leave room for it
+    # (one image larger than the window is still taken in, alone).
+    max_inflight_bytes: int = 512 * 1024 * 1024
+    # Speed levers of the scan loop (the forward pass's own are the Detector's SpeedLevers).
+    cross_image_batching: bool = True  # tiles of different images share a forward batch
+    overlap_decode: bool = True  # decode on intake threads while the forward pass runs
     # Files found inside folders without an image extension: taken in only if the first
     # bytes of their single read are an image, else skipped (set by scan_files' ``sniff``).
     images_only_paths: frozenset[str] = frozenset()
     # Provenance (C2PA, IPTC/XMP, EXIF, generator text) read from the same bytes at intake.
     provenance: bool = True
     provenance_options: ProvenanceOptions = field(default_factory=ProvenanceOptions)
+
+    @property
+    def decode_limits(self) -> DecodeLimits:
+        return self.limits or DecodeLimits(max_pixels=self.max_decode_pixels)
+
+    def record(self) -> dict:
+        """The scan's settings as plain data, for the report side-car."""
+        return {
+            "preprocess": {k: str(v) if k == "mode" else v
+                           for k, v in asdict(self.preprocess).items()},
+            "batch_size": self.batch_size, "max_batch_pixels": self.max_batch_pixels,
+            "workers": self.workers, "max_inflight_bytes": self.max_inflight_bytes,
+            "cross_image_batching": self.cross_image_batching,
+            "overlap_decode": self.overlap_decode, "decode_limits": self.decode_limits.record(),
+        }
 
 
 def discover_files(paths: Iterable[Path | str], recursive: bool = False) -> list[Path]:
@@ -90,15 +120,96 @@ class _Intake:
     intake_ms: float
     provenance: Provenance | None = None
     skipped: Skipped | None = None  # not an image (sniffed): no result row
+    warnings: list[str] = field(default_factory=list)  # raised while reading this file
 
 
-def _take_in(index: int, path: Path, options: ScanOptions) -> _Intake:
+def _noting_warnings(take_in: Callable[..., _Intake]) -> Callable[..., _Intake]:
+    """Warnings raised while a file is read and prepared become notes on its row."""
+
+    @functools.wraps(take_in)
+    def wrapper(index: int, path: Path, *args, **kwargs) -> _Intake:
+        with file_warnings() as caught:
+            intake = take_in(index, path, *args, **kwargs)
+        intake.warnings = [f"decoder warning: {w}" for w in caught]
+        return intake
+
+    return wrapper
+
+
+class _MemoryWindow:
+    """The intake's memory window in bytes: decodes wait here, in file order, for room.
+
+    Turns go strictly by file index (the scan consumes intakes in that order, so a later
+    file holding the room while an earlier one waits would deadlock); a file that is not
+    decoded (unreadable, refused) passes its turn. The room is given back when the scan has
+    cut every tile of the image and dropped the decoded copy.
+    """
+
+    def __init__(self, capacity: int):
+        self.capacity = max(1, capacity)
+        self.used = 0
+        self._turn = 0
+        self._passed: set[int] = set()
+        self._held: dict[int, int] = {}
+        self._waiting = 0
+        self._cond = threading.Condition()
+
+    def reserve(self, index: int, n_bytes: int) -> None:
+        with self._cond:
+            while self._turn != index:
+                self._cond.wait()
+            self._waiting += 1
+            try:
+                while self.used > 0 and self.used + n_bytes > self.capacity:
+                    self._cond.wait()
+            finally:
+                self._waiting -= 1
+            self.used += n_bytes
+            self._held[index] = self._held.get(index, 0) + n_bytes
+            self._pass(index)
+
+    def pass_turn(self, index: int) -> None:
+        with self._cond:
+            self._pass(index)
+
+    def _pass(self, index: int) -> None:
+        if index >= self._turn:
+            self._passed.add(index)
+        while self._turn in self._passed:
+            self._passed.discard(self._turn)
+            self._turn += 1
+        self._cond.notify_all()
+
+    def release(self, index: int) -> None:
+        with self._cond:
+            self.used -= self._held.pop(index, 0)
+            self._cond.notify_all()
+
+    def release_all(self) -> None:
+        """Give back all room and let every waiting decode through (the scan is ending)."""
+        with self._cond:
+            self._held.clear()
+            self.used = 0
+            self._cond.notify_all()
+
+    @property
+    def starved(self) -> bool:
+        """A decode is waiting for room (the scan should score what it holds)."""
+        with self._cond:
+            return self._waiting > 0
+
+
+@_noting_warnings
+def _take_in(index: int, path: Path, options: ScanOptions,
+             window: _MemoryWindow | None = None) -> _Intake:
     t0 = time.perf_counter()
+    reserve = None if window is None else (lambda n: window.reserve(index, n))
     prov: list[Provenance] = []  # read from the intake's bytes (metadata never fails a file)
     on_bytes = ((lambda data: prov.append(read_provenance(data, options.provenance_options)))
                 if options.provenance else None)
     try:
-        evidence, img, err = load_evidence(path, options.max_decode_pixels, on_bytes=on_bytes,
+        evidence, img, err = load_evidence(path, limits=options.decode_limits, reserve=reserve,
+                                           on_bytes=on_bytes,
                                            images_only=str(path) in options.images_only_paths)
         if err is not None:
             return _Intake(index, path, evidence, None, err.reason, _ms(t0), *prov[:1])
@@ -109,8 +220,24 @@ def _take_in(index: int, path: Path, options: ScanOptions) -> _Intake:
                        skipped=Skipped(str(path), exc.reason, "not-image"))
     except ImageLoadError as exc:
         return _Intake(index, path, None, None, exc.reason, _ms(t0))
+    except MemoryError:
+        return _Intake(index, path, None, None, "out of memory decoding this image; not "
+                       "scored (free memory or lower --max-pixels)", _ms(t0))
     except Exception as exc:  # noqa: BLE001 -- any failure on one file must not stop the scan
         return _Intake(index, path, None, None, f"{type(exc).__name__}: {exc}", _ms(t0))
+    finally:
+        if window is not None:
+            window.pass_turn(index)
+
+
+def is_out_of_memory(exc: BaseException) -> bool:
+    """An allocation failure (CPU or GPU), as torch and numpy report it."""
+    if isinstance(exc, MemoryError | torch.OutOfMemoryError):
+        return True
+    text = str(exc)
+    return isinstance(exc, RuntimeError) and any(
+        s in text for s in ("out of memory", "can't allocate memory", "not enough memory",
+                            "DefaultCPUAllocator"))
 
 
 def _ms(t0: float) -> float:
@@ -129,10 +256,12 @@ class _Pending:
 
     def __init__(self, intake: _Intake):
         self.intake = intake
-        n = len(intake.prepared.tensors)
+        n = intake.prepared.n_tiles
         self.probs: list[float | None] = [None] * n
         self.remaining = n
+        self.uncut = n  # tiles not yet cut from the decoded image
         self.forward_ms = 0.0
+        self.failure: str | None = None
 
 
 def scan_files(
@@ -174,6 +303,14 @@ def scan_files(
             if progress is not None:
                 progress(done, total)
             return
+        if prob is not None and not all(map(math.isfinite, [prob, *(tile_probs or ())])):
+            # A NaN/inf from the network is an error row, never a verdict (issue 11, item 14).
+            bad = sum(not math.isfinite(p) for p in (tile_probs or [prob]))
+            of = f"{bad} of {len(tile_probs)} tiles" if tile_probs and len(tile_probs) > 1 else (
+                "this image")
+            intake.error = intake.error or (f"the model returned a non-finite score (NaN/inf) "
+                                            f"for {of}; not scored, no verdict")
+            prob, tile_probs = None, None
         ev = intake.evidence
         prep = intake.prepared
         res = ScanResult(
@@ -197,6 +334,7 @@ def scan_files(
             res.notes.append(f"animated/multi-frame ({ev.n_frames} frames): first frame scored")
         if ev is not None:
             res.notes.extend(ev.notes)
+        res.notes.extend(intake.warnings)
         results[intake.index] = res
         done += 1
         if on_result is not None:
@@ -204,13 +342,54 @@ def scan_files(
         if progress is not None:
             progress(done, total)
 
-    # shape -> list of (pending, tile index, tensor); ordered by age of the group
-    groups: OrderedDict[tuple[int, ...], list[tuple[_Pending, int, torch.Tensor]]] = OrderedDict()
+    # shape -> list of (pending, tile index); ordered by age of the group. Tiles are cut from
+    # the decoded image only when their batch runs, so waiting costs no float memory.
+    groups: OrderedDict[tuple[int, ...], list[tuple[_Pending, int]]] = OrderedDict()
     waiting = 0
+    window = _MemoryWindow(options.max_inflight_bytes)
 
     def batch_limit(shape: tuple[int, ...]) -> int:
         pixels = shape[-1] * shape[-2]
         return max(1, min(options.batch_size, options.max_batch_pixels // max(1, pixels)))
+
+    def cut(pend: _Pending, tile_idx: int) -> torch.Tensor:
+        tensor = pend.intake.prepared.tile(tile_idx)
+        pend.uncut -= 1
+        if pend.uncut == 0:  # every tile taken: drop the decoded image, give its room back
+            pend.intake.prepared.release()
+            window.release(pend.intake.index)
+        return tensor
+
+    def forward(tiles: list[torch.Tensor]) -> list[float]:
+        batch = tiles[0].unsqueeze(0) if len(tiles) == 1 else torch.stack(tiles)
+        return [float(p) for p in detector.predict_proba(batch)]
+
+    def forward_or_alone(entries: list[tuple[_Pending, int]],
+                         tiles: list[torch.Tensor]) -> list[float | None]:
+        """The batch's scores; when it runs out of memory, each image's tiles again alone,
+        and an image that still does not fit becomes an error row."""
+        try:
+            return forward(tiles)
+        except Exception as exc:
+            if not is_out_of_memory(exc):
+                raise
+            reason = f"{type(exc).__name__}: {str(exc).splitlines()[0][:200]}"
+        if detector.device.type == "cuda":
+            torch.cuda.empty_cache()
+        probs: list[float | None] = []
+        for (pend, _), tile in zip(entries, tiles, strict=True):
+            if pend.failure is not None:
+                probs.append(None)
+                continue
+            try:
+                probs.extend(forward([tile]))
+            except Exception as exc:
+                if not is_out_of_memory(exc):
+                    raise
+                pend.failure = ("out of memory in the forward pass, in a batch and again alone "
+                                f"({reason}); not scored -- free memory or lower --tile-size")
+                probs.append(None)
+        return probs
 
     def run_group(shape: tuple[int, ...]) -> None:
         nonlocal waiting
@@ -219,16 +398,22 @@ def scan_files(
         if should_cancel is not None and should_cancel():
             raise ScanCancelled([r for r in results if r is not None])
         t0 = time.perf_counter()
-        probs = detector.predict_proba(torch.stack([t for _, _, t in entries]))
+        tiles = [cut(pend, i) for pend, i in entries]
+        probs = forward_or_alone(entries, tiles)
+        del tiles
         share = _ms(t0) / len(entries)
-        for (pend, tile_idx, _), p in zip(entries, probs, strict=True):
-            pend.probs[tile_idx] = float(p)
+        for (pend, tile_idx), p in zip(entries, probs, strict=True):
+            pend.probs[tile_idx] = p
             pend.forward_ms += share
             pend.remaining -= 1
             if pend.remaining == 0:
-                tiles = [float(x) for x in pend.probs]
-                prob = tiles[0] if len(tiles) == 1 else aggregate_tiles(tiles)
-                finish(pend.intake, prob, pend.forward_ms, tiles)
+                if pend.failure is not None:
+                    pend.intake.error = pend.failure
+                    finish(pend.intake, None, pend.forward_ms)
+                    continue
+                tiles_p = [float(x) for x in pend.probs]
+                prob = tiles_p[0] if len(tiles_p) == 1 else aggregate_tiles(tiles_p)
+                finish(pend.intake, prob, pend.forward_ms, tiles_p)
 
     def add_intake(intake: _Intake) -> None:
         nonlocal waiting
@@ -236,34 +421,64 @@ def scan_files(
             finish(intake, None, 0.0)
             return
         pend = _Pending(intake)
-        for i, t in enumerate(intake.prepared.tensors):
-            shape = tuple(t.shape)
-            groups.setdefault(shape, []).append((pend, i, t))
+        prepared = intake.prepared
+        for i in range(prepared.n_tiles):
+            shape = prepared.tile_shape(i)
+            groups.setdefault(shape, []).append((pend, i))
             waiting += 1
             if len(groups[shape]) >= batch_limit(shape):
                 run_group(shape)
-        # Bound memory: when too much waits, score the oldest group even if not full.
+        if not options.cross_image_batching:
+            while groups:
+                run_group(next(iter(groups)))
+        # Bound latency and memory: when too much waits, score the oldest group even if not full.
         while waiting > 2 * options.batch_size and groups:
             run_group(next(iter(groups)))
 
-    window = max(2, options.batch_size * 2)
+    def next_intake(fut: Future[_Intake]) -> _Intake:
+        # While the next file waits for room in the memory window, score what is held.
+        while not fut.done():
+            if groups and window.starved:
+                run_group(next(iter(groups)))
+            else:
+                wait_futures([fut], timeout=0.02)
+        return fut.result()
+
+    if not options.overlap_decode:  # lever off: decode in this thread, between forward passes
+        try:
+            for i, f in enumerate(files):
+                add_intake(_take_in(i, f, options))
+                if should_cancel is not None and should_cancel():
+                    raise ScanCancelled([r for r in results if r is not None])
+            while groups:
+                run_group(next(iter(groups)))
+        finally:
+            groups.clear()
+        return [r for r in results if r is not None]
+
+    in_flight_files = max(2, options.batch_size * 2)
     workers = max(1, min(options.workers, os.cpu_count() or 1))
     with ThreadPoolExecutor(max_workers=workers, thread_name_prefix="intake") as pool:
         inflight: deque[Future[_Intake]] = deque()
         next_idx = 0
         try:
             while next_idx < total or inflight:
-                while next_idx < total and len(inflight) < window:
-                    inflight.append(pool.submit(_take_in, next_idx, files[next_idx], options))
+                while next_idx < total and len(inflight) < in_flight_files:
+                    inflight.append(
+                        pool.submit(_take_in, next_idx, files[next_idx], options, window))
                     next_idx += 1
-                add_intake(inflight.popleft().result())
+                add_intake(next_intake(inflight.popleft()))
                 if should_cancel is not None and should_cancel():
                     raise ScanCancelled([r for r in results if r is not None])
             while groups:
                 run_group(next(iter(groups)))
-        except ScanCancelled:
+        except BaseException:
             for fut in inflight:
                 fut.cancel()
+            # Decodes already running may wait for room that will never be given back.
+            window.capacity = 1 << 62
+            groups.clear()
+            window.release_all()
             raise
     return [r for r in results if r is not None]
 

@@ -410,12 +410,17 @@ class HeatmapViewer(QWidget):
             return
         pen = QPen(QColor(255, 255, 255, 200))
         pen.setCosmetic(True)
-        for (x, y, w, h), p in zip(data.tile_boxes, data.tile_probs, strict=False):
+        for i, ((x, y, w, h), p) in enumerate(zip(data.tile_boxes, data.tile_probs,
+                                                  strict=False)):
             rect = QGraphicsRectItem(x, y, w, h)
             rect.setPen(pen)
             rect.setBrush(QBrush(tile_colour(p)))
             rect.setZValue(2)
-            label = QGraphicsSimpleTextItem(f"{p:.2f}")
+            # Which tile a heat region belongs to: its number (scan order) and its own score.
+            k = data.display_scale or 1.0
+            rect.setToolTip(f"tile #{i + 1} at ({round(x / k)}, {round(y / k)}), "
+                            f"P(generated) {p:.3f}")
+            label = QGraphicsSimpleTextItem(f"#{i + 1} {p:.2f}")
             label.setBrush(QColor("white"))
             label.setFlag(QGraphicsItem.GraphicsItemFlag.ItemIgnoresTransformations, True)
             label.setPos(QPointF(x + 4, y + 4))

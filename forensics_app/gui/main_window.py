@@ -467,8 +467,7 @@ class MainWindow(QMainWindow):
         """Queue files and folders (what a drop, the browser and the menus all do)."""
         if recursive is None:
             recursive = self.act_recursive.isChecked()
-        settings = ScanSettings(preprocess_mode=self.settings.preprocess_mode,
-                                c2pa_trust_anchors=self.settings.c2pa_trust_anchors)
+        settings = self.scan_settings()
         job = self.queue.enqueue([str(p) for p in paths], recursive, settings)
         if job is not None:
             first = Path(paths[0])
@@ -476,6 +475,13 @@ class MainWindow(QMainWindow):
             self._flash(f"Queued {job.title}")
         self._update_actions()
         return job
+
+    def scan_settings(self) -> ScanSettings:
+        """What a new job asks the engine for, from the user's settings."""
+        return ScanSettings(preprocess_mode=self.settings.preprocess_mode,
+                            c2pa_trust_anchors=self.settings.c2pa_trust_anchors,
+                            max_pixels=self.settings.max_pixels,
+                            max_compression_ratio=self.settings.max_compression_ratio)
 
     def choose_folder_to_scan(self) -> None:
         folder = QFileDialog.getExistingDirectory(self, "Scan folder", self.settings.last_folder)
@@ -821,6 +827,12 @@ class MainWindow(QMainWindow):
             "threshold": self.results.threshold,
             "inconclusive_band": self.results.band,
         }
+        if self.models.detector is not None:  # the levers and limits new scans use
+            from forensics_app.core.speed import engine_record
+            from forensics_app.gui.workers import scan_options_for
+
+            extra["engine"] = engine_record(self.models.detector,
+                                            scan_options_for(self.scan_settings()))
         writer = write_jsonl if path.suffix.lower() in (".jsonl", ".json") else write_csv
         writer(path, records, extra)
         log.info("exported %d rows to %s", len(records), path)

@@ -15,6 +15,9 @@ from enum import Enum
 from pathlib import Path
 from typing import Any
 
+from forensics_app.core.bomb_guard import DEFAULT_MAX_COMPRESSION_RATIO, DEFAULT_MAX_PIXELS
+from forensics_app.core.speed import choose_threads
+
 _job_ids = itertools.count(1)
 
 
@@ -34,6 +37,7 @@ PREPROCESS_CHOICES: dict[str, str] = {
     "full": "Full image, no resize (paper protocol)",
     "center-crop": "Centre crop 224 px",
     "tiles": "Tiles of 512 px",
+    "sample": "Triage: sample of 8 full-res tiles (fast; flag for a full scan)",
 }
 
 
@@ -46,7 +50,10 @@ class ScanSettings:
     crop_size: int = 224
     batch_size: int = 16
     c2pa_trust_anchors: str = ""  # PEM file; "": no trust list (C2PA signers "untrusted")
-    workers: int = 2
+    workers: int = field(default_factory=lambda: choose_threads(gui=True).intake_workers)
+    sample_tiles: int = 8
+    max_pixels: int = DEFAULT_MAX_PIXELS
+    max_compression_ratio: float = DEFAULT_MAX_COMPRESSION_RATIO
 
 
 @dataclass
@@ -180,3 +187,4 @@ class HeatmapData:
     tile_probs: list[float] = field(default_factory=list)
     notes: list[str] = field(default_factory=list)
     elapsed_s: float = 0.0
+    display_scale: float = 1.0  # image/heat are this fraction of the scored image's size

@@ -10,6 +10,7 @@ import tempfile
 from dataclasses import dataclass
 from pathlib import Path
 
+from forensics_app.core.bomb_guard import DEFAULT_MAX_COMPRESSION_RATIO, DEFAULT_MAX_PIXELS
 from forensics_app.paths import user_config_dir
 
 log = logging.getLogger(__name__)
@@ -35,6 +36,9 @@ class AppSettings:
     preprocess_mode: str = "full"
     heatmap_opacity: float = 0.5
     c2pa_trust_anchors: str = ""  # PEM file of C2PA trust anchors; "": none (untrusted)
+    # The decompression-bomb guard (core.bomb_guard); raise for genuine very large images.
+    max_pixels: int = DEFAULT_MAX_PIXELS
+    max_compression_ratio: float = DEFAULT_MAX_COMPRESSION_RATIO
 
     @classmethod
     def load(cls, path: Path) -> AppSettings:
@@ -58,6 +62,11 @@ class AppSettings:
                 setattr(settings, f.name, value)
         if settings.device not in ("auto", "cpu", "cuda"):
             settings.device = "auto"
+        if not (isinstance(settings.max_pixels, int) and settings.max_pixels >= 1):
+            settings.max_pixels = DEFAULT_MAX_PIXELS
+        if not (isinstance(settings.max_compression_ratio, int | float)
+                and settings.max_compression_ratio > 0):
+            settings.max_compression_ratio = DEFAULT_MAX_COMPRESSION_RATIO
         for name in ("threshold", "band"):
             value = getattr(settings, name)
             if value is not None and not (isinstance(value, int | float) and 0 <= value <= 1):

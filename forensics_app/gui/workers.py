@@ -198,6 +198,24 @@ class ModelLoadWorker(Worker):
         return det, info
 
 
+def scan_options_for(s: ScanSettings, threshold: float | None = None,
+                     band: float | None = None):
+    """The core ScanOptions a job's settings ask for (also recorded in exported side-cars)."""
+    from forensics_app.core.bomb_guard import DecodeLimits
+    from forensics_app.core.preprocess import PreprocessConfig
+    from forensics_app.core.scan import ScanOptions
+
+    return ScanOptions(
+        preprocess=PreprocessConfig(mode=s.preprocess_mode, crop_size=s.crop_size,
+                                    tile_size=s.tile_size, sample_tiles=s.sample_tiles),
+        batch_size=s.batch_size, threshold=threshold, inconclusive_band=band,
+        workers=s.workers,
+        limits=DecodeLimits(max_pixels=s.max_pixels,
+                            max_compression_ratio=s.max_compression_ratio),
+        provenance_options=provenance_options_for(s.c2pa_trust_anchors),
+    )
+
+
 def provenance_options_for(trust_anchors: str):
     """Provenance options with the trust-anchor file, or none when it is unset or unusable
     (then C2PA signers read as untrusted, which is what they are without a trust list)."""
@@ -244,9 +262,8 @@ class ScanWorker(Worker):
         self.prefilter: Any = None
 
     def work(self) -> list:
-        from forensics_app.core.preprocess import PreprocessConfig
         from forensics_app.core.discovery import discover
-        from forensics_app.core.scan import ScanCancelled, ScanOptions, scan_files
+        from forensics_app.core.scan import ScanCancelled, scan_files
 
         found = discover(self.sources, recursive=self.recursive)
         files, not_scanned = found.files, list(found.skipped)
@@ -255,14 +272,7 @@ class ScanWorker(Worker):
             files = self.prefilter(files)
         self._claimed, dupes = self.registry.claim(files)
         self.discovered.emit(len(self._claimed), dupes)
-        s = self.settings
-        options = ScanOptions(
-            preprocess=PreprocessConfig(mode=s.preprocess_mode, crop_size=s.crop_size,
-                                        tile_size=s.tile_size),
-            batch_size=s.batch_size, threshold=self.threshold,
-            inconclusive_band=self.band, workers=s.workers,
-            provenance_options=provenance_options_for(s.c2pa_trust_anchors),
-        )
+        options = scan_options_for(self.settings, self.threshold, self.band)
         try:
             return scan_files(self._claimed, self.detector, options, progress=self._on_progress,
                               should_cancel=self.is_cancelled, on_result=self._on_result,
@@ -323,15 +333,16 @@ class HeatmapWorker(Worker):
     def work(self) -> tuple[HeatmapData, Any]:
         import numpy as np
 
+        from forensics_app.core.bomb_guard import DecodeLimits
         from forensics_app.core.detector import load_checkpoint
-        from forensics_app.core.gradcam import cam_model_copy, compute_gradcam, overlay
-        from forensics_app.core.loading import load_evidence
-        from forensics_app.core.preprocess import (
-            PreprocessConfig,
-            denormalize,
-            prepare_image,
-            to_normalized_tensor,
+        from forensics_app.core.gradcam import (
+            CamCancelled,
+            cam_model_copy,
+            colour_map,
+            tiled_gradcam,
         )
+        from forensics_app.core.loading import load_evidence
+        from forensics_app.core.preprocess import PreprocessConfig, prepare_image
 
         t0 = time.perf_counter()
         req = self.request
@@ -340,7 +351,9 @@ class HeatmapWorker(Worker):
             ckpt = load_checkpoint(self.model_path, fake_index=self.fake_index)
             model, fake_index = cam_model_copy(ckpt.model), ckpt.fake_index
         self.check_cancelled()
-        evidence, img, err = load_evidence(req.path)
+        limits = DecodeLimits(max_pixels=req.settings.max_pixels,
+                              max_compression_ratio=req.settings.max_compression_ratio)
+        evidence, img, err = load_evidence(req.path, limits=limits)
         if err is not None:
             raise err
         notes: list[str] = []
@@ -349,32 +362,27 @@ class HeatmapWorker(Worker):
                          "describes the file as it is now.")
         s = req.settings
         prepared = prepare_image(img, PreprocessConfig(
-            mode=s.preprocess_mode, crop_size=s.crop_size, tile_size=s.tile_size))
+            mode=s.preprocess_mode, crop_size=s.crop_size, tile_size=s.tile_size,
+            sample_tiles=s.sample_tiles))
+        del img  # the prepared image holds the one decoded copy
         notes.extend(prepared.notes)
-        width, height = prepared.scored_size
-        canvas = np.zeros((height, width), dtype=np.float32)
-        analysed = np.zeros((height, width), dtype=bool)
-        for tensor, (x, y, w, h) in zip(prepared.tensors, prepared.boxes, strict=True):
-            self.check_cancelled()
-            canvas[y : y + h, x : x + w] = compute_gradcam(model, tensor, fake_index)
-            analysed[y : y + h, x : x + w] = True
-        if len(prepared.tensors) == 1 and prepared.boxes[0] == (0, 0, width, height):
-            # Exactly the pixels the network saw (this includes any recorded up-scaling).
-            full = prepared.tensors[0]
-        else:
-            full = to_normalized_tensor(img)
-            if len(prepared.tensors) > 1:
-                notes.append("Grad-CAM computed per tile; each tile's map is scaled on its own.")
-            else:
-                notes.append("Only the highlighted crop was analysed.")
-        image = (denormalize(full) * 255.0).round().astype(np.uint8)
-        heat_rgb = overlay(full, canvas, opacity=1.0)  # the colour map alone
-        alpha = np.where(analysed, 255, 0).astype(np.uint8)[..., None]
+        try:
+            cam = tiled_gradcam(model, prepared, fake_index, should_cancel=self.is_cancelled)
+        except CamCancelled:
+            raise WorkCancelled() from None
+        prepared.release()
+        notes.extend(cam.notes)
+        heat_rgb = colour_map(cam.heat)
+        alpha = np.where(cam.analysed, 255, 0).astype(np.uint8)[..., None]
+        # Tile boxes in the picture's coordinates (it is scaled down for very large images).
+        k = cam.scale
+        boxes = [(round(x * k), round(y * k), max(1, round(w * k)), max(1, round(h * k)))
+                 for x, y, w, h in req.tile_boxes]
         data = HeatmapData(
-            key=req.key, path=req.path, image=np.ascontiguousarray(image), heat=canvas,
+            key=req.key, path=req.path, image=cam.image, heat=cam.heat,
             heat_rgba=np.ascontiguousarray(np.concatenate([heat_rgb, alpha], axis=2)),
-            tile_boxes=list(req.tile_boxes), tile_probs=list(req.tile_probs), notes=notes,
-            elapsed_s=time.perf_counter() - t0,
+            tile_boxes=boxes, tile_probs=list(req.tile_probs), notes=notes,
+            elapsed_s=time.perf_counter() - t0, display_scale=k,
         )
         return data, model
 
@@ -391,12 +399,22 @@ class ThumbnailWorker(Worker):
     def work(self) -> int:
         from PIL import Image, ImageOps
 
+        from forensics_app.core.bomb_guard import DecodeLimits, check_declared_image
+
+        # BombRefused is a ValueError: the engine's bomb guard applies to previews too (Pillow's
+        # own pixel limit is off once core.loading is imported).
         unreadable = (OSError, ValueError, SyntaxError, Image.DecompressionBombError)
+        limits = DecodeLimits()
+        # Only JPEG has reduced-size decoding (draft); other formats decode in full, so very
+        # large ones get no preview rather than a full decode on the GUI's behalf.
+        no_draft_limits = DecodeLimits(max_pixels=64_000_000)
         for path in self.paths:
             self.check_cancelled()
             qimg = QImage()
             try:
                 with Image.open(path) as im:
+                    check_declared_image(im.width, im.height, im.mode, Path(path).stat().st_size,
+                                         limits if im.format == "JPEG" else no_draft_limits)
                     im.draft("RGB", (self.size * 2, self.size * 2))
                     im = ImageOps.exif_transpose(im) or im
                     im.thumbnail((self.size, self.size))

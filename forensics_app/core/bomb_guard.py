@@ -1,0 +1,108 @@
+"""The decompression-bomb guard: decide from an image's header whether to decode it.
+
+A bomb is a small file whose header declares a huge image: decoding allocates the declared
+size before a single pixel is read. A genuine large photo or scan is big on disk too. The
+guard therefore keys on the declared size *versus the file size* (the compression ratio), and
+on an explicit pixel cap that the analyst can raise; Pillow's own ``MAX_IMAGE_PIXELS`` is
+switched off so that it is never the real limit (``core.loading`` does that and applies this
+guard before every full decode, as does the GUI's thumbnail reader).
+
+Rules, checked in this order (each refusal names its rule and how to raise the limit):
+
+* ``pixel-cap``: width x height above ``max_pixels`` (default 250 MP).
+* ``compression-ratio``: the declared decoded size is over ``ratio_floor_bytes`` (64 MiB; an
+  image that decodes to less cannot exhaust memory, whatever its ratio) *and* more than
+  ``max_compression_ratio`` (2000:1) times the file size. Deflate (PNG, TIFF) cannot compress
+  better than ~1032:1, so every complete PNG passes; a camera JPEG is 5-20:1, a flat JPEG
+  about 200:1. A 1 KB PNG declaring 100000 x 100000 (30 GB) is 29 million to one.
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+
+DEFAULT_MAX_PIXELS = 250_000_000
+DEFAULT_MAX_COMPRESSION_RATIO = 2000.0
+DEFAULT_RATIO_FLOOR_BYTES = 64 * 1024 * 1024
+
+# Nominal bytes per pixel of the decoded image, per PIL mode (bands x bytes per sample).
+_BYTES_PER_PIXEL = {
+    "1": 1 / 8, "L": 1, "P": 1, "LA": 2, "PA": 2, "La": 2, "RGB": 3, "YCbCr": 3, "LAB": 3,
+    "HSV": 3, "RGBA": 4, "RGBa": 4, "RGBX": 4, "CMYK": 4, "I;16": 2, "I;16L": 2, "I;16B": 2,
+    "I;16N": 2, "I": 4, "F": 4,
+}
+
+
+@dataclass(frozen=True)
+class DecodeLimits:
+    """What the guard allows; a scan setting, recorded in the report side-car."""
+
+    max_pixels: int = DEFAULT_MAX_PIXELS
+    max_compression_ratio: float = DEFAULT_MAX_COMPRESSION_RATIO
+    ratio_floor_bytes: int = DEFAULT_RATIO_FLOOR_BYTES
+
+    def __post_init__(self) -> None:
+        if self.max_pixels < 1:
+            raise ValueError("max_pixels must be >= 1")
+        if self.max_compression_ratio <= 0:
+            raise ValueError("max_compression_ratio must be > 0")
+
+    def record(self) -> dict:
+        return {"max_pixels": self.max_pixels,
+                "max_compression_ratio": self.max_compression_ratio,
+                "ratio_floor_bytes": self.ratio_floor_bytes}
+
+
+class BombRefused(ValueError):
+    """The header declares an image the guard will not decode; ``rule`` says which rule."""
+
+    def __init__(self, rule: str, message: str):
+        super().__init__(message)
+        self.rule = rule
+
+
+def declared_bytes(width: int, height: int, mode: str | None) -> int:
+    """Nominal size of the decoded image the header declares (unknown modes count 4 B/px)."""
+    return int(max(1, width) * max(1, height) * _BYTES_PER_PIXEL.get(mode or "", 4))
+
+
+def _size(n: float) -> str:
+    for unit in ("B", "KB", "MB", "GB", "TB"):
+        if n < 1000 or unit == "TB":
+            return f"{n:.0f} {unit}" if unit == "B" else f"{n:.1f} {unit}"
+        n /= 1000
+    return f"{n:.1f} TB"  # pragma: no cover
+
+
+def check_declared_image(
+    width: int, height: int, mode: str | None, file_bytes: int, limits: DecodeLimits
+) -> None:
+    """Raise :class:`BombRefused` when the header's declared image breaks a rule."""
+    pixels = max(0, width) * max(0, height)
+    if pixels > limits.max_pixels:
+        raise BombRefused(
+            "pixel-cap",
+            f"refused as a possible decompression bomb (rule: pixel cap): the header declares "
+            f"{width}x{height} = {pixels:,} pixels, over the {limits.max_pixels:,}-pixel cap; "
+            "not decoded. If the image is genuine, raise the cap (forensics-scan --max-pixels "
+            "N, or max_pixels in the app's settings.json)",
+        )
+    decoded = declared_bytes(width, height, mode)
+    ratio = decoded / max(1, file_bytes)
+    if decoded > limits.ratio_floor_bytes and ratio > limits.max_compression_ratio:
+        raise BombRefused(
+            "compression-ratio",
+            f"refused as a possible decompression bomb (rule: compression ratio): the header "
+            f"declares {width}x{height} {mode or '?'} ({_size(decoded)} decoded) in a "
+            f"{_size(file_bytes)} file, {ratio:,.0f}:1, over the "
+            f"{limits.max_compression_ratio:,.0f}:1 limit (no genuine PNG exceeds ~1032:1); "
+            "not decoded. If the image is genuine, raise the limit (forensics-scan "
+            "--max-compression-ratio R, or max_compression_ratio in the app's settings.json)",
+        )
+
+
+def decode_cost_bytes(width: int, height: int, mode: str | None) -> int:
+    """Memory the decode will hold: Pillow stores RGB as 4 bytes a pixel, and converting
+    another mode to RGB briefly holds both images."""
+    rgb = max(1, width) * max(1, height) * 4
+    return rgb if mode == "RGB" else rgb + declared_bytes(width, height, mode)

@@ -1,0 +1,81 @@
+"""``forensics-scan`` options for the engine's speed levers, triage sampling and limits.
+
+Every lever is an explicit flag and ends up in the report side-car (``engine`` in the
+``.meta.json``), so a figure or a score can be reproduced with the same settings.
+"""
+
+from __future__ import annotations
+
+import argparse
+from dataclasses import dataclass, field
+
+# Levers switched with --lever NAME=on|off, and where each one lives.
+DETECTOR_LEVERS = ("inference_mode", "channels_last", "fold_batchnorm", "compile")
+SCAN_LEVERS = ("cross_image_batching", "overlap_decode")
+
+
+def add_engine_arguments(p: argparse.ArgumentParser) -> None:
+    g = p.add_argument_group("speed and limits")
+    g.add_argument("--sample-tiles", type=int, default=8, metavar="N",
+                   help="--mode sample (triage): score N full-resolution tiles drawn, seeded "
+                        "and spread out, from the full-mode grid (default 8)")
+    g.add_argument("--sample-seed", type=int, default=0, help="seed of the triage sample")
+    g.add_argument("--max-pixels", type=int, default=None, metavar="N",
+                   help="bomb guard: largest image (width x height) decoded; default "
+                        "250,000,000")
+    g.add_argument("--max-compression-ratio", type=float, default=None, metavar="R",
+                   help="bomb guard: refuse images whose declared decoded size is over R times "
+                        "the file size (and over 64 MiB); default 2000")
+    g.add_argument("--max-inflight-mb", type=int, default=None, metavar="MB",
+                   help="intake memory window: decoded images held at once (default 512)")
+    g.add_argument("--threads", type=int, default=None,
+                   help="torch intra-op threads (default: every usable core)")
+    g.add_argument("--precision", choices=("fp32", "bf16"), default="fp32",
+                   help="forward-pass precision; bf16 only where the CPU has it natively")
+    g.add_argument("--lever", action="append", default=[], metavar="NAME=on|off",
+                   help="switch a speed lever: " + ", ".join(DETECTOR_LEVERS + SCAN_LEVERS))
+
+
+@dataclass
+class EngineSettings:
+    levers: object  # core.speed.SpeedLevers
+    threads: int
+    scan: dict = field(default_factory=dict)  # ScanOptions keyword arguments
+    preprocess: dict = field(default_factory=dict)  # PreprocessConfig keyword arguments
+
+
+def engine_settings(parser: argparse.ArgumentParser, args: argparse.Namespace) -> EngineSettings:
+    """Validate the flags and turn them into engine settings (errors exit 2)."""
+    from forensics_app.core.bomb_guard import DecodeLimits
+    from forensics_app.core.speed import SpeedLevers, choose_threads
+
+    if args.sample_tiles < 1:
+        parser.error("--sample-tiles must be >= 1")
+    detector_levers: dict = {"precision": args.precision}
+    scan: dict = {}
+    for item in args.lever:
+        name, _, value = item.partition("=")
+        name = name.strip().replace("-", "_")
+        if value not in ("on", "off") or name not in DETECTOR_LEVERS + SCAN_LEVERS:
+            parser.error(f"--lever {item!r}: expected NAME=on|off with NAME one of "
+                         f"{', '.join(DETECTOR_LEVERS + SCAN_LEVERS)}")
+        (detector_levers if name in DETECTOR_LEVERS else scan)[name] = value == "on"
+    try:
+        limits = DecodeLimits(
+            **({"max_pixels": args.max_pixels} if args.max_pixels is not None else {}),
+            **({"max_compression_ratio": args.max_compression_ratio}
+               if args.max_compression_ratio is not None else {}))
+    except ValueError as exc:
+        parser.error(str(exc))
+    scan["limits"] = limits
+    if args.max_inflight_mb is not None:
+        if args.max_inflight_mb < 1:
+            parser.error("--max-inflight-mb must be >= 1")
+        scan["max_inflight_bytes"] = args.max_inflight_mb * 1024 * 1024
+    if args.threads is not None and args.threads < 1:
+        parser.error("--threads must be >= 1")
+    threads = args.threads or choose_threads().torch_threads
+    return EngineSettings(
+        levers=SpeedLevers(**detector_levers), threads=threads, scan=scan,
+        preprocess={"sample_tiles": args.sample_tiles, "sample_seed": args.sample_seed},
+    )
