@@ -54,6 +54,7 @@ from model_training.evaluate import (
 from model_training.export import calibrate, export_checkpoint, write_model_card
 from model_training.fakes.cues import audit_pairs
 from model_training.fakes.engine import FakeDataConfig, generate, load_manifest, manifest_digest
+from model_training.fakes.taef2 import heldout_psnr
 from model_training.paired import PairedCrops, collate_pairs, select_pairs
 from model_training.train import seed_everything, train_one_epoch
 from model_training.unaligned import (
@@ -386,9 +387,11 @@ def run(recipe: BundledRecipe, out: Path, install: bool = False) -> Path:
                        if r["method"] == "smoothness"]
     cues = audit_pairs(root, select_pairs(manifest, ["test"]))
     loader_cues = audit_training_inputs(recipe, root, manifest)
+    taef2_psnr = heldout_psnr(root, select_pairs(manifest, ["test"]))
     results = {"rows": rows, "baselines": base, "heldout_original_fpr": fpr_test,
                "calib_fpr": cal["report"]["fpr_at_threshold"], "cue_auc": cues,
                "loader_cue_auc": loader_cues, "robustness": robust, "content_probe": content,
+               "taef2_heldout_psnr": taef2_psnr,
                "train": train_info, "fakes_seconds": round(fakes_s),
                "total_seconds": round(time.perf_counter() - t_all)}
     atomic_write_text(out / "results.json", json.dumps(results, indent=2, default=float))

@@ -138,3 +138,19 @@ def psnr(a: Image.Image, b: Image.Image) -> float:
     y = np.asarray(b, dtype=np.float64)
     mse = float(np.mean((x - y) ** 2))
     return float("inf") if mse == 0 else 10 * np.log10(255.0 ** 2 / mse)
+
+
+def heldout_psnr(root: Path | str, pairs: list[dict]) -> dict[str, float]:
+    """Reconstruction PSNR (dB) of the held-out photos' TAEF2 fakes: median, 10th/90th pct."""
+    vals = []
+    for p in pairs:
+        if p["generator"] != "taef2":
+            continue
+        with Image.open(Path(root) / p["real"]) as r, Image.open(Path(root) / p["fake"]) as f:
+            vals.append(psnr(r.convert("RGB"), f.convert("RGB")))
+    if not vals:
+        return {}
+    v = np.array(vals)
+    return {"n": int(v.size), "median_db": round(float(np.median(v)), 2),
+            "p10_db": round(float(np.percentile(v, 10)), 2),
+            "p90_db": round(float(np.percentile(v, 90)), 2)}

@@ -164,3 +164,18 @@ def test_unaligned_folder_balance_gives_each_folder_an_equal_share(tmp_path):
     assert torch.allclose(t, torch.full_like(t, 1 / 26))
     with pytest.raises(ValueError, match="unaligned_balance"):
         unaligned_weights(ds, BundledRecipe(unaligned_balance="nope"))
+
+
+def test_heldout_psnr_summarises_only_taef2_pairs(tmp_path):
+    from model_training.fakes.taef2 import heldout_psnr
+
+    rng = np.random.default_rng(5)
+    real = rng.integers(0, 255, (32, 32, 3), dtype=np.uint8)
+    noisy = np.clip(real.astype(int) + rng.integers(-3, 4, real.shape), 0, 255).astype(np.uint8)
+    Image.fromarray(real).save(tmp_path / "r.png")
+    Image.fromarray(noisy).save(tmp_path / "f.png")
+    pairs = [{"generator": "taef2", "real": "r.png", "fake": "f.png"},
+             {"generator": "ae-nearest-x2", "real": "r.png", "fake": "r.png"}]
+    out = heldout_psnr(tmp_path, pairs)
+    assert out["n"] == 1 and 35 < out["median_db"] < 45
+    assert heldout_psnr(tmp_path, pairs[1:]) == {}
