@@ -58,8 +58,10 @@ from forensics_app.core.scan import ScanOptions, scan_files  # noqa: E402
 FULL_RESNET50 = {"name": "resnet50", "num_outputs": 1, "input_transform": "none", "stages": 4}
 
 
-def write_images(folder: Path, n: int, size: int, seed: int = 0) -> list[Path]:
-    """Photo-like test images: smooth colour fields plus sensor-like noise, saved as JPEG."""
+def write_images(folder: Path, n: int, size: int, seed: int = 0,
+                 exif: Image.Exif | None = None) -> list[Path]:
+    """Photo-like test images: smooth colour fields plus sensor-like noise, saved as JPEG
+    (with ``exif``, camera-style EXIF, so the provenance reader has work to do)."""
     folder.mkdir(parents=True, exist_ok=True)
     rng = np.random.default_rng(seed)
     paths = []
@@ -68,7 +70,7 @@ def write_images(folder: Path, n: int, size: int, seed: int = 0) -> list[Path]:
         img = np.asarray(Image.fromarray(base).resize((size, size), Image.BICUBIC), np.int16)
         img = np.clip(img + rng.integers(-12, 13, img.shape), 0, 255).astype(np.uint8)
         path = folder / f"img_{i:05d}.jpg"
-        Image.fromarray(img).save(path, quality=90)
+        Image.fromarray(img).save(path, quality=90, **({"exif": exif} if exif else {}))
         paths.append(path)
     return paths
 
@@ -173,6 +175,41 @@ def throughput(detector: Detector, files: list[Path], options: ScanOptions,
     print(f"load average after: {os.getloadavg()[0]:.2f}")
 
 
+def camera_exif() -> Image.Exif:
+    exif = Image.Exif()
+    exif[0x010F], exif[0x0110], exif[0x0131] = "Canon", "Canon EOS 5D Mark IV", "Firmware 1.0.4"
+    sub = exif.get_ifd(0x8769)
+    sub[0x9003], sub[0xA434] = "2019:06:01 14:03:22", "EF24-70mm f/2.8L II USM"
+    exif.get_ifd(0x8825)[1] = "N"
+    return exif
+
+
+def provenance_cost(detector: Detector, files: list[Path], options: ScanOptions,
+                    args: argparse.Namespace) -> None:
+    """The engine with and without reading provenance at intake (target: cost <= 10 %)."""
+    import dataclasses
+
+    from forensics_app.core.provenance import read_provenance
+
+    off = dataclasses.replace(options, provenance=False)
+    print(f"\nprovenance cost: {args.n} JPEG {args.size}x{args.size} with camera EXIF, "
+          f"median of {args.repeat} interleaved round(s)")
+    figures = measure({"on": engine(detector, files, options),
+                       "off": engine(detector, files, off)}, args.repeat)
+    rate = {k: args.n / wall for k, (wall, _, _) in figures.items()}
+    cpu_rate = {k: args.n / cpu for k, (_, cpu, _) in figures.items()}
+    for k in ("off", "on"):
+        print(f"  provenance {k:<3}  {rate[k]:7.2f} images/s  {cpu_rate[k]:7.2f} images/CPU-s")
+    blobs = [f.read_bytes() for f in files[:50]]
+    t0 = time.perf_counter()
+    for data in blobs:
+        read_provenance(data)
+    per_file = (time.perf_counter() - t0) / len(blobs) * 1000
+    print(f"  read_provenance alone: {per_file:.2f} ms per file")
+    print(f"  cost: {100 * (1 - rate['on'] / rate['off']):+.1f} % wall, "
+          f"{100 * (1 - cpu_rate['on'] / cpu_rate['off']):+.1f} % CPU  (target <= 10 %)")
+
+
 def current_rss_mib() -> float | None:
     """Resident set size now (Linux /proc); None where unavailable."""
     try:
@@ -251,6 +288,9 @@ def main(argv: list[str] | None = None) -> int:
     p.add_argument("--rss-size", type=int, default=64, help="side of the RSS-run images")
     p.add_argument("--skip-rss", action="store_true")
     p.add_argument("--skip-throughput", action="store_true", help="only the RSS comparison")
+    p.add_argument("--provenance-cost", action="store_true",
+                   help="instead: the engine with vs without provenance reading (images carry "
+                        "camera EXIF), then exit")
     p.add_argument("--rss-child", help=argparse.SUPPRESS)
     p.add_argument("--checkpoint", type=Path, help=argparse.SUPPRESS)
     args = p.parse_args(argv)
@@ -264,7 +304,9 @@ def main(argv: list[str] | None = None) -> int:
         checkpoint = args.model or random_checkpoint(tmp / "random_resnet50.pt",
                                                      {**FULL_RESNET50, "stages": args.stages})
         detector = Detector.from_checkpoint(checkpoint, device=args.device, threads=args.threads)
-        files = [] if args.skip_throughput else write_images(tmp / "throughput", args.n, args.size)
+        files = [] if args.skip_throughput else write_images(
+            tmp / "throughput", args.n, args.size,
+            exif=camera_exif() if args.provenance_cost else None)
         print(f"machine: {platform.processor() or platform.machine()}, {os.cpu_count()} CPUs, "
               f"torch {torch.__version__}, {torch.get_num_threads()} intra-op threads; "
               f"load average {os.getloadavg()[0]:.2f} (other jobs skew the figures)")
@@ -273,6 +315,9 @@ def main(argv: list[str] | None = None) -> int:
         print(f"batch size {args.batch_size}, {args.workers} intake threads")
 
         options = ScanOptions(batch_size=args.batch_size, workers=args.workers)
+        if args.provenance_cost:
+            provenance_cost(detector, files, options, args)
+            return 0
         if not args.skip_throughput:
             throughput(detector, files, options, args)
         if not args.skip_rss:

@@ -24,6 +24,7 @@ import json
 import re
 import struct
 import threading
+import unicodedata
 import warnings
 import zlib
 from collections.abc import Iterator
@@ -998,8 +999,14 @@ def read_provenance(data: bytes, options: ProvenanceOptions | None = None) -> Pr
         q, std = _jpeg_quality(blocks.dqt)
         p.jpeg = JpegFindings(True, q, std, len(blocks.dqt), blocks.comments)
     _declare(p)
-    p.summary = _summarise(p)
+    p.summary = _one_line(_summarise(p))
     return p
+
+
+def _one_line(text: str) -> str:
+    """Metadata is attacker-controlled: no newlines, controls or bidi overrides in a summary."""
+    return "".join(" " if unicodedata.category(ch) in ("Cc", "Cf", "Zl", "Zp") else ch
+                   for ch in text)
 
 
 def disagreement(provenance: Provenance | None, verdict: Any) -> str | None:

@@ -61,6 +61,11 @@ def test_a1111_parameters_are_parsed():
     assert "30 steps" in p.summary and "seed 1234" in p.summary
 
 
+def test_summary_is_one_safe_line():
+    p = read_provenance(png_with_text({"parameters": "x\nSteps: 3, Seed: 1\u202e2, Model: a\tb"}))
+    assert "\n" not in p.summary and "\u202e" not in p.summary and "seed 1 2" in p.summary and "model a b" in p.summary
+
+
 def test_comfyui_prompt_and_workflow_are_parsed():
     p = read_provenance(png_comfyui())
     g = p.generator_text
