@@ -84,12 +84,44 @@ def table(runs: list[Path]) -> str:
     return "\n".join(lines) + "\n"
 
 
+def detail(run: Path) -> str:
+    """Per dev set: AP, accuracies at the shipped threshold, the cue, and the robustness APs."""
+    res = json.loads((run / "results.json").read_text())
+    rows = {r["set"]: r for r in res["rows"]}
+    cue = {r["set"]: r["ap"] for r in res["baselines"] if r["method"] == "smoothness"}
+    rob = {(r["perturbation"], r["set"]): r["ap"] for r in res.get("robustness", [])
+           if not r.get("method")}
+    kinds = sorted({k for k, _ in rob})
+    cols = ["dev_test set", "AP", "acc", "real acc", "fakes caught", "smoothness-cue AP",
+            *[f"AP after {k}" for k in kinds]]
+    lines = ["| " + " | ".join(cols) + " |", "|:--" + "|--:" * (len(cols) - 1) + "|"]
+    sums: dict[str, list[float]] = {c: [] for c in cols[1:]}
+    for s in DEV_SETS:
+        if s not in rows:
+            continue
+        r = rows[s]
+        vals = [r["ap"], r["acc"], r["real_acc"], r["fake_acc"], cue.get(s, float("nan")),
+                *[rob.get((k, s), float("nan")) for k in kinds]]
+        for c, v in zip(cols[1:], vals, strict=True):
+            sums[c].append(v)
+        lines.append(f"| {s} | " + " | ".join(f"{100 * v:.1f}" for v in vals) + " |")
+    lines.append("| **mean** | " + " | ".join(
+        f"**{100 * sum(v) / len(v):.1f}**" if v else "" for v in sums.values()) + " |")
+    return "\n".join(lines) + "\n"
+
+
 def main(argv: list[str] | None = None) -> int:
     p = argparse.ArgumentParser(prog="python -m model_training.levers", description=__doc__,
                                 formatter_class=argparse.RawDescriptionHelpFormatter)
     p.add_argument("runs", nargs="+", type=Path)
+    p.add_argument("--detail", action="store_true",
+                   help="per-set table of each run (accuracies, cue, robustness)")
     args = p.parse_args(argv)
-    sys.stdout.write(table(args.runs))
+    if args.detail:
+        for run in args.runs:
+            sys.stdout.write(f"{run.name}\n\n{detail(run)}\n")
+    else:
+        sys.stdout.write(table(args.runs))
     return 0
 
 
