@@ -8,6 +8,7 @@ from __future__ import annotations
 
 import csv
 import json
+import math
 import os
 import platform
 import tempfile
@@ -17,7 +18,7 @@ from pathlib import Path
 from typing import Any
 
 from forensics_app import __version__
-from forensics_app.core.results import ScanResult
+from forensics_app.core.results import ScanResult, Verdict
 from forensics_app.core.safetext import escape_undecodable, has_undecodable
 
 # Added to the notes of a row whose path is not valid UTF-8 (see core.safetext).
@@ -66,6 +67,10 @@ def result_to_row(r: ScanResult) -> dict[str, Any]:
 
 def _result_to_row(r: ScanResult) -> dict[str, Any]:
     prob = r.prob_fake
+    error, verdict = r.error, r.verdict
+    if prob is not None and not math.isfinite(prob):  # never a bare NaN or a score: an error
+        prob, error = None, error or f"non-finite score ({r.prob_fake!r}); no verdict"
+        verdict = Verdict.ERROR
     return {
         "path": r.path,
         "file_name": r.file_name,
@@ -75,8 +80,8 @@ def _result_to_row(r: ScanResult) -> dict[str, Any]:
         "width": r.width if r.width is not None else "",
         "height": r.height if r.height is not None else "",
         "mode": r.mode or "",
-        "verdict": r.verdict.value,
-        "label": r.verdict.label,
+        "verdict": verdict.value,
+        "label": verdict.label,
         "prob_fake": round(prob, 6) if prob is not None else "",
         "prob_real": round(1.0 - prob, 6) if prob is not None else "",
         "confidence_pct": round(100.0 * max(prob, 1.0 - prob), 2) if prob is not None else "",
@@ -86,7 +91,7 @@ def _result_to_row(r: ScanResult) -> dict[str, Any]:
         "device": r.device,
         "preprocessing": r.preprocessing,
         "elapsed_ms": r.elapsed_ms,
-        "error": r.error or "",
+        "error": error or "",
         "notes": "; ".join(report_notes(r)),
         # what the file's metadata says, beside (never instead of) the detector's verdict
         "provenance": r.provenance.summary if r.provenance is not None else "",
@@ -118,12 +123,29 @@ def _atomic_write(path: Path, write) -> None:
     path.parent.mkdir(parents=True, exist_ok=True)
     fd, tmp = tempfile.mkstemp(prefix=f".{path.name}.", dir=path.parent)
     try:
+        if os.name == "posix":  # mkstemp makes 0600; a report gets the mode open() would give
+            os.fchmod(fd, new_file_mode())
         with os.fdopen(fd, "w", encoding="utf-8", newline="") as fh:
             write(fh)
         os.replace(tmp, path)
     except BaseException:
         Path(tmp).unlink(missing_ok=True)
         raise
+
+
+def new_file_mode() -> int:
+    """0o666 less the process umask, read without changing it (os.umask would, for a moment,
+    for every thread)."""
+    try:
+        with open("/proc/self/status", encoding="ascii") as fh:
+            for line in fh:
+                if line.startswith("Umask:"):
+                    return 0o666 & ~int(line.split()[1], 8)
+    except (OSError, ValueError):
+        pass
+    mask = os.umask(0o022)
+    os.umask(mask)
+    return 0o666 & ~mask
 
 
 def sidecar_path(path: Path | str) -> Path:
@@ -151,14 +173,36 @@ def write_csv(path: Path | str, results: Iterable[ScanResult], extra: dict | Non
     return Path(path)
 
 
+_NUMBER_COLUMNS = ("bytes", "width", "height", "prob_fake", "prob_real", "confidence_pct")
+
+
 def jsonl_row(r: ScanResult) -> dict[str, Any]:
     """One JSON Lines record: the CSV's fields plus per-tile scores, notes as a list."""
     row = result_to_row(r)
+    for key in _NUMBER_COLUMNS:  # JSON has null for "no number" (the CSV leaves the cell empty)
+        if row[key] == "":
+            row[key] = None
     row["notes"] = report_notes(r)
     row["tile_probs"] = r.tile_probs
     row["tile_boxes"] = [list(b) for b in r.tile_boxes]
     row["provenance"] = r.provenance.to_dict() if r.provenance is not None else None
-    return _escape_strings(row)
+    return _json_safe(_escape_strings(row))
+
+
+def _json_safe(value: Any) -> Any:
+    """NaN and infinities become null: JSON has no such numbers (and json.dumps would write
+    the non-standard bare ``NaN`` token)."""
+    if isinstance(value, float) and not math.isfinite(value):
+        return None
+    if isinstance(value, dict):
+        return {k: _json_safe(v) for k, v in value.items()}
+    if isinstance(value, list | tuple):
+        return [_json_safe(v) for v in value]
+    return value
+
+
+def _json_line(r: ScanResult) -> str:
+    return json.dumps(jsonl_row(r), ensure_ascii=False, allow_nan=False) + "\n"
 
 
 def write_jsonl(path: Path | str, results: Iterable[ScanResult], extra: dict | None = None) -> Path:
@@ -167,7 +211,7 @@ def write_jsonl(path: Path | str, results: Iterable[ScanResult], extra: dict | N
 
     def write(fh) -> None:
         for r in results:
-            fh.write(json.dumps(jsonl_row(r), ensure_ascii=False) + "\n")
+            fh.write(_json_line(r))
 
     _atomic_write(Path(path), write)
     _write_sidecar(Path(path), results, extra)
@@ -208,7 +252,7 @@ class StreamedReport:
             if self._csv is not None:
                 self._csv.writerow({k: escape_cell(v) for k, v in result_to_row(r).items()})
             else:
-                self._fh.write(json.dumps(jsonl_row(r), ensure_ascii=False) + "\n")
+                self._fh.write(_json_line(r))
             self.n_rows += 1
             self._errors += 0 if r.ok else 1
             if r.model_id:

@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import dataclasses
+import math
 from dataclasses import dataclass, field
 from enum import StrEnum
 from pathlib import Path
@@ -31,7 +32,7 @@ def verdict_for(prob_fake: float | None, threshold: float, band: float) -> Verdi
 
     Scores inside the band around the threshold are Inconclusive; ``band = 0`` disables it.
     """
-    if prob_fake is None:
+    if prob_fake is None or not math.isfinite(prob_fake):
         return Verdict.ERROR
     if prob_fake >= threshold + band:
         return Verdict.AI_GENERATED
@@ -74,7 +75,8 @@ class ScanResult:
 
     @property
     def ok(self) -> bool:
-        return self.error is None and self.prob_fake is not None
+        return (self.error is None and self.prob_fake is not None
+                and math.isfinite(self.prob_fake))
 
     def with_threshold(self, threshold: float, band: float) -> ScanResult:
         """A copy re-judged at another threshold/band (the score itself is unchanged)."""
