@@ -17,6 +17,7 @@ from __future__ import annotations
 import hashlib
 import os
 import pickle
+import re
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
@@ -30,6 +31,12 @@ from forensics_app.core.architectures import (
     fold_batchnorm,
     infer_arch_from_state_dict,
     resolve_arch,
+)
+from forensics_app.core.checkpoint_check import (
+    CheckpointFieldError,
+    check_finite,
+    check_state_fits,
+    validate_meta,
 )
 from forensics_app.core.speed import SpeedLevers, cpu_has_native_bf16
 
@@ -125,14 +132,30 @@ def _classify(obj: Any) -> tuple[str, dict[str, torch.Tensor], dict[str, Any]]:
 
 
 def _unpickling_detail(message: str) -> str:
-    """The informative line of torch's weights-only refusal (not its advice to disable it)."""
+    """The informative line of torch's weights-only refusal, never its advice to disable it."""
     boilerplate = ("Weights only load failed", "In PyTorch", "Re-running", "Check the documentation",
                    "Please file an issue")
     for line in message.splitlines():
-        line = line.strip()
-        if line and not line.startswith(boilerplate):
-            return line.removeprefix("WeightsUnpickler error:").strip() or line
+        line = line.strip().removeprefix("WeightsUnpickler error:").strip()
+        if line and not line.startswith(boilerplate) and "weights_only" not in line:
+            return line
     return "unreadable pickle data"
+
+
+def _refusal(path: Path, message: str) -> CheckpointError:
+    """What torch's weights-only unpickler refused, in this app's words."""
+    detail = _unpickling_detail(message)
+    found = re.search(r"GLOBAL ([\w.]+)", detail)
+    if found:
+        return CheckpointError(
+            f"{path}: refused: the file contains pickled code or objects (GLOBAL "
+            f"{found.group(1)}), not only weights; it was not loaded and nothing in it ran")
+    operand = re.search(r"Unsupported operand (\d+)", detail)
+    if operand:
+        return CheckpointError(
+            f"{path}: refused: the file is a pickle using an operation outside the weights-only "
+            f"subset (opcode {operand.group(1)}), not a PyTorch weights file; it was not loaded")
+    return CheckpointError(f"{path}: not a PyTorch checkpoint ({detail[:300]})")
 
 
 def load_checkpoint(path: Path | str, fake_index: int = 1) -> LoadedCheckpoint:
@@ -145,26 +168,26 @@ def load_checkpoint(path: Path | str, fake_index: int = 1) -> LoadedCheckpoint:
     try:
         obj = torch.load(path, map_location="cpu", weights_only=True)
     except pickle.UnpicklingError as exc:
-        detail = _unpickling_detail(str(exc))
-        if "GLOBAL" in detail:
-            raise CheckpointError(
-                f"{path}: refused -- it holds pickled code or objects, not just weights, and "
-                f"loading it could run that code: {detail[:300]}"
-            ) from None
-        raise CheckpointError(f"{path}: not a PyTorch checkpoint ({detail[:300]})") from None
+        raise _refusal(path, str(exc)) from None
     except Exception as exc:  # noqa: BLE001 -- arbitrary bytes make torch.load raise anything
         raise CheckpointError(
-            f"{path}: not a PyTorch checkpoint ({type(exc).__name__}: {str(exc)[:200]})"
+            f"{path}: not a PyTorch checkpoint ({type(exc).__name__}: "
+            f"{_unpickling_detail(str(exc))[:200]})"
         ) from None
     try:
         kind, state, meta = _classify(obj)
+        validate_meta(meta)
         arch = resolve_arch(meta["architecture"]) if "architecture" in meta else (
             infer_arch_from_state_dict(state)
         )
         if kind == "two-class" and fake_index not in (0, 1):
             raise ValueError(f"fake_index must be 0 or 1, got {fake_index}")
+        check_state_fits(state, arch)  # before building: nothing is allocated for a bad shape
+        check_finite(state)
         model = build_model(arch)
         model.load_state_dict(state, strict=True)
+    except CheckpointFieldError as exc:
+        raise CheckpointError(f"{path}: unusable checkpoint: {exc}") from None
     except (ValueError, KeyError, TypeError) as exc:
         raise CheckpointError(
             f"{path}: not a detector checkpoint this app can use: {exc}. Expected this app's "
