@@ -52,6 +52,7 @@ from forensics_app.core.export import COLUMNS as EXPORT_COLUMNS
 from forensics_app.core.export import result_to_row
 from forensics_app.core.results import ScanResult, Verdict
 from forensics_app.gui.case_controller import CaseController
+from forensics_app.gui.drops import accept_without_move
 from forensics_app.gui.folder_browser import FolderBrowser
 from forensics_app.gui.heatmap_view import HeatmapService, HeatmapViewer
 from forensics_app.gui.model_dialog import ModelDialog
@@ -504,22 +505,21 @@ class MainWindow(QMainWindow):
     # drag and drop: anywhere on the window
     def dragEnterEvent(self, event: QDragEnterEvent) -> None:
         if event.mimeData().hasUrls():
-            event.acceptProposedAction()
+            accept_without_move(event)
         else:
             event.ignore()
 
     def dragMoveEvent(self, event: QDragMoveEvent) -> None:
         if event.mimeData().hasUrls():
-            event.acceptProposedAction()
+            accept_without_move(event)
 
     def dropEvent(self, event: QDropEvent) -> None:
         urls = event.mimeData().urls()
         local = [u.toLocalFile() for u in urls if u.isLocalFile()]
         if len(local) < len(urls):
             self._flash("Only local files and folders can be scanned; web links were ignored.")
-        if local:
+        if local and accept_without_move(event):
             self.scan_paths(local)
-            event.acceptProposedAction()
         else:
             event.ignore()
 

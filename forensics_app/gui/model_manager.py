@@ -63,8 +63,10 @@ class ModelManager(QObject):
         self._worker.result.connect(self._on_result)
         self._worker.error.connect(self._on_error)
         self._worker.finished.connect(self._on_finished)
-        self.loading.emit(request.path or "")
+        # The thread is recorded before anyone hears of the load, so is_loading is already
+        # True for them ("Loading model…", not "No detector model is available").
         self._thread = start_worker(self._worker, "model-load")
+        self.loading.emit(request.path or "")
 
     def reload_on(self, device: str) -> None:
         """Put the current checkpoint on another device."""
