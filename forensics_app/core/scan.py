@@ -418,6 +418,8 @@ def scan_files(
     def add_intake(intake: _Intake) -> None:
         nonlocal waiting
         if intake.prepared is None:
+            # A decode that failed after reserving room (a corrupt body, say) gives it back.
+            window.release(intake.index)
             finish(intake, None, 0.0)
             return
         pend = _Pending(intake)

@@ -196,3 +196,13 @@ def test_oom_in_a_batch_retries_alone_then_errors_that_image_only(tmp_path, tiny
     assert "out of memory" in results[1].error and results[1].verdict is Verdict.ERROR
     assert results[1].sha256 is not None
     assert max(calls) > 1 and 1 in calls  # batched first, then alone
+
+
+def test_a_decode_failing_after_its_reservation_gives_the_room_back(tmp_path, tiny_detector):
+    good = tmp_path / "b_good.png"
+    make_image((120, 90), 1).save(good)
+    data = good.read_bytes()
+    broken = tmp_path / "a_broken.png"
+    broken.write_bytes(data[: len(data) // 2])  # valid header, truncated pixels
+    results = scan_files([broken, good], tiny_detector, ScanOptions(max_inflight_bytes=1))
+    assert [r.ok for r in results] == [False, True]  # and no deadlock on the window
