@@ -863,19 +863,24 @@ def _ijg_table(std: list[int], q: int) -> list[int]:
     return [min(255, max(1, (v * scale + 50) // 100)) for v in std]
 
 
+_IJG_TABLES: Any = None  # (100, 128) libjpeg luma+chroma tables for q = 1..100, made once
+
+
 def _jpeg_quality(dqt: list[tuple[int, list[int]]]) -> tuple[int | None, bool | None]:
     """Best-fitting libjpeg quality for the tables, and whether they match it exactly."""
+    import numpy as np
+
+    global _IJG_TABLES
     tables = {tid: t for tid, t in dqt}
     if 0 not in tables:
         return None, None
-    targets = [(tables[0], _STD_ZZ[0])] + ([(tables[1], _STD_ZZ[1])] if 1 in tables else [])
-    best, best_err = None, None
-    for q in range(1, 101):
-        err = sum(abs(a - b) for t, std in targets for a, b in zip(t, _ijg_table(std, q),
-                                                                    strict=True))
-        if best_err is None or err < best_err:
-            best, best_err = q, err
-    return best, best_err == 0
+    if _IJG_TABLES is None:
+        _IJG_TABLES = np.array([_ijg_table(_STD_ZZ[0], q) + _ijg_table(_STD_ZZ[1], q)
+                                for q in range(1, 101)], dtype=np.int64)
+    target = tables[0] + (tables[1] if 1 in tables else [])
+    err = np.abs(_IJG_TABLES[:, :len(target)] - np.asarray(target, dtype=np.int64)).sum(axis=1)
+    best = int(np.argmin(err))
+    return best + 1, bool(err[best] == 0)
 
 
 # ----------------------------------------------------------------------------- verdicts
