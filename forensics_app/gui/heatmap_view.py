@@ -454,7 +454,12 @@ class HeatmapViewer(QWidget):
         return image
 
     def save_overlay(self, path: str) -> bool:
-        ok = self.overlay_image().save(path, "PNG")
+        image = self.overlay_image()
+        if self.record is not None:  # file name, SHA-256, model, score: chunks and a caption
+            from forensics_app.gui.overlay_export import captioned_overlay
+
+            image = captioned_overlay(image, self.record)
+        ok = image.save(path, "PNG")
         self.status.setText(f"Saved overlay to {path}" if ok else f"Could not write {path}")
         return ok
 
@@ -463,8 +468,9 @@ class HeatmapViewer(QWidget):
             return
         from pathlib import Path
 
-        start = Path(self.last_folder or Path(self.record.path).parent) / (
-            Path(self.record.path).stem + "_gradcam.png")
+        # last_folder is set by the window to a folder that holds no evidence
+        start = Path(self.last_folder or Path.home()) / (Path(self.record.path).stem
+                                                         + "_gradcam.png")
         path, _ = QFileDialog.getSaveFileName(self, "Save overlay as PNG", str(start),
                                               "PNG image (*.png)")
         if path:

@@ -57,6 +57,7 @@ from forensics_app.gui.folder_browser import FolderBrowser
 from forensics_app.gui.heatmap_view import HeatmapService, HeatmapViewer
 from forensics_app.gui.model_dialog import ModelDialog
 from forensics_app.gui.model_manager import LoadRequest, ModelManager
+from forensics_app.gui.output_folders import output_folder, remember_output_folder
 from forensics_app.gui.provenance_panel import ProvenancePanel
 from forensics_app.gui.queue_view import QueueView
 from forensics_app.gui.records import (
@@ -795,7 +796,7 @@ class MainWindow(QMainWindow):
             self.heatmap_viewer.opacity_changed.connect(
                 lambda v: setattr(self.settings, "heatmap_opacity", v))
         viewer = self.heatmap_viewer
-        viewer.last_folder = self.settings.last_folder
+        viewer.last_folder = str(output_folder(self))
         if not viewer.isVisible():
             viewer.show()
         record = self.results.record(row)
@@ -842,7 +843,7 @@ class MainWindow(QMainWindow):
     def choose_export_path(self) -> None:
         if not self.results.rowCount():
             return
-        start = str(Path(self.settings.last_folder or Path.home()) / "scan-report.csv")
+        start = str(output_folder(self) / "scan-report.csv")  # never a scanned folder
         path, chosen = QFileDialog.getSaveFileName(
             self, "Export report", start,
             "CSV report (*.csv);;JSON Lines report (*.jsonl)")
@@ -850,6 +851,7 @@ class MainWindow(QMainWindow):
             return
         if not Path(path).suffix:
             path += ".jsonl" if "jsonl" in chosen else ".csv"
+        remember_output_folder(self, path)
         try:
             self.export_report(path)
         except OSError as exc:

@@ -63,3 +63,47 @@ def test_drops_are_taken_as_copy_never_move(make_window, qtbot, tmp_path):
 
     events = _drag(window, files, Move, proposed=Move)  # a move or nothing: nothing
     assert len(events) == 1 and not events[0].isAccepted()
+
+
+def test_save_dialogs_never_open_in_a_scanned_folder(make_window, qtbot, tmp_path, monkeypatch):
+    """Item 17: Export report / Save overlay start in documents (or the case), not evidence."""
+    import platformdirs
+
+    from forensics_app.gui.output_folders import output_folder
+
+    docs = tmp_path / "docs"
+    docs.mkdir()
+    monkeypatch.setattr(platformdirs, "user_documents_dir", lambda: str(docs))
+    window = make_window()
+    folder = tmp_path / "ev"
+    make_images(folder, 1)
+    window.scan_paths([str(folder)])
+    wait_idle(qtbot, window)
+    window.last_output_folder = str(folder / "sub")  # even a remembered one inside evidence
+    (folder / "sub").mkdir()
+    assert output_folder(window) == docs
+    window.last_output_folder = str(tmp_path / "reports")
+    (tmp_path / "reports").mkdir()
+    assert output_folder(window) == tmp_path / "reports"
+
+
+def test_saved_overlay_carries_its_provenance(qapp, tmp_path):
+    """Item 17: file name, SHA-256, model id and score in PNG text chunks and a caption."""
+    from PIL import Image
+    from PySide6.QtGui import QColor, QImage
+
+    from forensics_app.core.results import ScanResult, Verdict
+    from forensics_app.gui.overlay_export import captioned_overlay
+
+    record = ScanResult(path=str(tmp_path / "photo.jpg"), sha256="ab" * 32, prob_fake=0.8125,
+                        verdict=Verdict.AI_GENERATED, model_id="tiny.pt@0123456789ab")
+    image = QImage(120, 90, QImage.Format.Format_RGB32)
+    image.fill(QColor("red"))
+    out = captioned_overlay(image, record)
+    assert out.width() == 120 and out.height() > 90
+    path = tmp_path / "overlay.png"
+    assert out.save(str(path), "PNG")
+    with Image.open(path) as saved:
+        text = dict(saved.text)
+    assert text["Source"] == "photo.jpg" and text["SHA-256"] == "ab" * 32
+    assert text["Model"] == "tiny.pt@0123456789ab" and text["P(generated)"] == "0.8125"

@@ -57,7 +57,9 @@ def test_heatmap_for_selected_row(scanned, qtbot, tmp_path):
     out = tmp_path / "overlay.png"
     assert viewer.save_overlay(str(out))
     saved = QImage(str(out))
-    assert (saved.width(), saved.height()) == (record.width, record.height)
+    # Full resolution, plus a caption strip; the facts also travel as PNG text chunks.
+    assert saved.width() == record.width and saved.height() > record.height
+    assert saved.text("SHA-256") == record.sha256 and saved.text("Model") == record.model_id
 
     # Another row, then back: the first map comes from the cache (per file hash).
     other = next(i for i, r in enumerate(window.results.records()) if r.ok and i != row)

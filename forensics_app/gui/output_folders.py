@@ -1,0 +1,42 @@
+"""Where Export report and Save overlay open: never a folder that holds evidence.
+
+The open case's folder first, then the folder the user last saved an output to, then the
+user's documents folder, then home -- the first that is not a scanned folder, inside one, or
+the folder of a scanned file. (A save dialog that opens on the evidence invites writing there.)
+"""
+
+from __future__ import annotations
+
+from pathlib import Path
+from typing import Any
+
+import platformdirs
+
+from forensics_app.core.output_guard import evidence_conflict
+
+
+def evidence_folders(window: Any) -> list[Path]:
+    """Scanned folders and the folders of scanned files, as far as the window knows them."""
+    folders: set[Path] = set()
+    for job in getattr(window.queue, "jobs", []):
+        for src in job.sources:
+            p = Path(src)
+            folders.add(p if p.is_dir() else p.parent)
+    for record in window.results.records():
+        folders.add(Path(record.path).parent)
+    return sorted(folders)
+
+
+def output_folder(window: Any) -> Path:
+    case = getattr(getattr(window, "cases", None), "case", None)
+    candidates = [getattr(case, "folder", None), getattr(window, "last_output_folder", None),
+                  platformdirs.user_documents_dir(), Path.home()]
+    evidence = evidence_folders(window)
+    for c in candidates:
+        if c and Path(c).is_dir() and evidence_conflict(Path(c) / "x", evidence) is None:
+            return Path(c)
+    return Path(platformdirs.user_data_dir("forensics-app", ensure_exists=True))
+
+
+def remember_output_folder(window: Any, path: str | Path) -> None:
+    window.last_output_folder = str(Path(path).parent)
