@@ -52,6 +52,7 @@ from forensics_app.core.export import COLUMNS as EXPORT_COLUMNS
 from forensics_app.core.export import result_to_row
 from forensics_app.core.results import ScanResult, Verdict
 from forensics_app.gui.case_controller import CaseController
+from forensics_app.gui.close_guard import CloseGuard
 from forensics_app.gui.drops import accept_without_move
 from forensics_app.gui.folder_browser import FolderBrowser
 from forensics_app.gui.heatmap_view import HeatmapService, HeatmapViewer
@@ -161,6 +162,8 @@ class MainWindow(QMainWindow):
         self._refresh_model_state()
         self._update_actions()
         recent = (settings_path.parent if settings_path else None)
+        self.close_guard = CloseGuard(self, self.choose_export_path,
+                                      lambda: self.cases.case is not None)
         self.cases = CaseController(self, recent / "recent_cases.json" if recent else None)
 
     # ------------------------------------------------------------------ construction
@@ -499,6 +502,7 @@ class MainWindow(QMainWindow):
 
     def clear_results(self) -> None:
         removed = self.results.clear()
+        self.close_guard.cleared()
         self.registry.release(r.path for r in removed)
         self.thumbnails.forget(r.path for r in removed)
         self._update_actions()
@@ -528,6 +532,7 @@ class MainWindow(QMainWindow):
     @Slot(object, object)
     def _on_rows(self, rows: list[ScanResult], settings: ScanSettings) -> None:
         self.results.add_results(rows, settings)
+        self.close_guard.added(len(rows))
 
     @Slot(object)
     def _on_job_updated(self, job: ScanJob) -> None:
@@ -836,6 +841,7 @@ class MainWindow(QMainWindow):
                                             scan_options_for(self.scan_settings()))
         writer = write_jsonl if path.suffix.lower() in (".jsonl", ".json") else write_csv
         writer(path, records, extra)
+        self.close_guard.exported()
         log.info("exported %d rows to %s", len(records), path)
         self._flash(f"Exported {len(records)} rows to {path}")
         return path
@@ -902,6 +908,9 @@ class MainWindow(QMainWindow):
         self.statusBar().showMessage(message, 6000)
 
     def closeEvent(self, event: QCloseEvent) -> None:
+        if not getattr(self, "_shut_down", False) and not self.close_guard.may_close():
+            event.ignore()
+            return
         self.shutdown()
         super().closeEvent(event)
 

@@ -9,6 +9,7 @@ from pathlib import Path
 import pytest
 from PySide6.QtCore import QCoreApplication
 
+from forensics_app.gui.close_guard import CloseChoice
 from forensics_app.gui.main_window import MainWindow
 from forensics_app.gui.settings import AppSettings
 from forensics_app.gui.workers import live_threads
@@ -47,6 +48,8 @@ def make_window(qtbot, tiny_checkpoint, tmp_path):
             model_path=str(model_path) if model_path else None,
             threads=2,
         )
+        # Closing at teardown must not block on the unexported-results question.
+        window.close_guard.ask = lambda _parent, _n: CloseChoice.DISCARD
         qtbot.addWidget(window)
         window.show()
         qtbot.waitExposed(window)
