@@ -70,7 +70,7 @@ from forensics_app.gui.records import (
     ScanJob,
     ScanSettings,
 )
-from forensics_app.gui.scan_queue import ScanQueue, format_duration
+from forensics_app.gui.scan_queue import CANCELLING_MESSAGE, ScanQueue, format_duration
 from forensics_app.gui.settings import AppSettings
 from forensics_app.gui.table_model import (
     COLUMNS,
@@ -395,7 +395,8 @@ class MainWindow(QMainWindow):
         self.progress_label = QLabel()
         self.model_label = QLabel()
         self.model_label.setTextInteractionFlags(Qt.TextInteractionFlag.TextSelectableByMouse)
-        sb.addWidget(self.progress_label)
+        # permanent, so a flashed message (left) never hides what the scan is doing
+        sb.addPermanentWidget(self.progress_label)
         sb.addPermanentWidget(self.progress)
         sb.addPermanentWidget(self.model_label)
 
@@ -424,9 +425,9 @@ class MainWindow(QMainWindow):
         self.provenance_filter.currentIndexChanged.connect(
             lambda _i: self.proxy.set_provenance(self.provenance_filter.currentData()))
         self.text_filter.textChanged.connect(self.proxy.set_text)
-        self.proxy.rowsInserted.connect(lambda *_: self._update_actions())
-        self.proxy.modelReset.connect(self._update_actions)
-        self.proxy.layoutChanged.connect(self._update_actions)
+        for signal in (self.proxy.rowsInserted, self.proxy.rowsRemoved, self.proxy.modelReset,
+                       self.proxy.layoutChanged):
+            signal.connect(lambda *_: self._update_summary())  # "showing N of M" follows the filter
         self.table.selectionModel().selectionChanged.connect(self._on_selection)
         self.threshold_spin.valueChanged.connect(self._on_threshold_edited)
         self.band_spin.valueChanged.connect(self._on_threshold_edited)
@@ -552,6 +553,8 @@ class MainWindow(QMainWindow):
 
     @Slot(object)
     def _on_job_finished(self, job: ScanJob) -> None:
+        if self.statusBar().currentMessage() == CANCELLING_MESSAGE:
+            self.statusBar().clearMessage()  # the cancel is done: "Cancelling…" is stale
         if self.queue.running_thread is None and not self.queue.pending():
             self.progress.hide()
             text = f"{job.status.value}: “{job.title}”, {job.done} files"
@@ -763,7 +766,8 @@ class MainWindow(QMainWindow):
         if not n:
             self.summary.setText("")
         else:
-            parts = [f"<b>{n}</b> files"]
+            shown = self.proxy.rowCount()
+            parts = [f"showing <b>{shown}</b> of {n} files" if shown != n else f"<b>{n}</b> files"]
             for v, colour in ((Verdict.AI_GENERATED, "#a3261b"), (Verdict.REAL, "#1e6b2b"),
                               (Verdict.INCONCLUSIVE, "#7a5600"), (Verdict.ERROR, "#555")):
                 if counts.get(v):

@@ -6,6 +6,7 @@ No Qt widgets and no torch here; the scan results themselves are the core's
 
 from __future__ import annotations
 
+import functools
 import itertools
 import threading
 import time
@@ -96,6 +97,11 @@ class ScanJob:
         if self.total is None or not self.rate:
             return None
         return max(0.0, (self.total - self.done) / self.rate)
+
+    @functools.cached_property
+    def has_folders(self) -> bool:
+        """Whether "include sub-folders" can mean anything for this job (not for files)."""
+        return any(Path(s).is_dir() for s in self.sources)
 
     def same_request(self, sources: list[str], recursive: bool) -> bool:
         return self.sources == sources and self.recursive == recursive

@@ -27,6 +27,9 @@ from forensics_app.gui.workers import ScanWorker, release_thread, start_worker
 log = logging.getLogger(__name__)
 
 
+CANCELLING_MESSAGE = "Cancelling the running scan…"
+
+
 def format_duration(seconds: float | None) -> str:
     if seconds is None:
         return "–"
@@ -110,7 +113,8 @@ class JobListModel(QAbstractTableModel):
         if role == Qt.ItemDataRole.DisplayRole:
             return {
                 JobColumn.ID: str(job.id),
-                JobColumn.SOURCE: job.title + (" (with sub-folders)" if job.recursive else ""),
+                JobColumn.SOURCE: job.title + (" (with sub-folders)" if job.recursive
+                                               and job.has_folders else ""),
                 JobColumn.STATUS: job.status.value,
                 JobColumn.PROGRESS: job_progress_text(job),
                 JobColumn.NOTE: job_note(job),
@@ -209,7 +213,7 @@ class ScanQueue(QObject):
     def cancel_running(self) -> None:
         if self._worker is not None:
             self._worker.cancel()
-            self.message.emit("Cancelling the running scan…")
+            self.message.emit(CANCELLING_MESSAGE)
 
     def cancel_pending(self) -> int:
         jobs = self.pending()

@@ -387,6 +387,17 @@ class HeatmapWorker(Worker):
         return data, model
 
 
+def to_8bit(im):
+    """16- and 32-bit greyscale scaled to 8 bits (Pillow's own convert clips it to white)."""
+    import numpy as np
+    from PIL import Image
+
+    if im.mode.startswith("I;16") or im.mode == "I":
+        a = np.asarray(im).astype(np.float64)
+        return Image.fromarray(np.clip(a / 257.0 + 0.5, 0, 255).astype(np.uint8), "L")
+    return im
+
+
 class ThumbnailWorker(Worker):
     """Small previews for the table, decoded off the GUI thread (QImage is thread-safe)."""
 
@@ -417,6 +428,7 @@ class ThumbnailWorker(Worker):
                                          limits if im.format == "JPEG" else no_draft_limits)
                     im.draft("RGB", (self.size * 2, self.size * 2))
                     im = ImageOps.exif_transpose(im) or im
+                    im = to_8bit(im)
                     im.thumbnail((self.size, self.size))
                     im = im.convert("RGB")
                     qimg = QImage(im.tobytes(), im.width, im.height, 3 * im.width,
