@@ -21,6 +21,7 @@ window check loads torch only the way the app does, after the window is on scree
 from __future__ import annotations
 
 import argparse
+import ctypes.util
 import json
 import os
 import sys
@@ -44,6 +45,17 @@ TAIL_FLOOR = 1e-6
 # images share its batch, so the stored values are exactly reproducible.
 SAMPLE_BATCH_SIZE = 1
 WINDOW_TIMEOUT_S = 300.0
+# Shared libraries Qt's xcb platform plugin needs that a fresh Debian/Ubuntu desktop may lack
+# (PySide6 bundles Qt, not these), by ctypes.util.find_library name -> Debian/Ubuntu package.
+# Qt's own error names none of them; the README's Quick start lists the same packages.
+XCB_LIBRARIES = {
+    "xcb-icccm": "libxcb-icccm4",
+    "xcb-keysyms": "libxcb-keysyms1",
+    "xcb-cursor": "libxcb-cursor0",
+    "xkbcommon-x11": "libxkbcommon-x11-0",
+    "EGL": "libegl1",
+    "GL": "libgl1",
+}
 
 
 @dataclass
@@ -313,6 +325,14 @@ def check_window(model_path: Path, timeout_s: float = WINDOW_TIMEOUT_S) -> dict[
     return info
 
 
+def missing_gui_libraries(find=None) -> list[tuple[str, str]]:
+    """(library, Debian package) for each xcb-plugin library the loader cannot find (Linux)."""
+    if not sys.platform.startswith("linux"):
+        return []
+    find = find or ctypes.util.find_library
+    return [(lib, pkg) for lib, pkg in XCB_LIBRARIES.items() if find(lib) is None]
+
+
 # ---------------------------------------------------------------------- entry point
 def build_parser() -> argparse.ArgumentParser:
     p = argparse.ArgumentParser(
@@ -348,7 +368,13 @@ def run_self_test(argv: list[str] | None = None) -> int:
     try:
         if not args.gui_only:
             check_samples(model, samples, samples / EXPECTED_FILE, report)
-        if (args.gui or args.gui_only) and (report.ok or args.gui_only):
+        missing = missing_gui_libraries() if (args.gui or args.gui_only) else []
+        if missing:  # the offscreen window may still open; a desktop session would not
+            report.fail("missing system libraries for Qt's xcb plugin: "
+                        + ", ".join(f"lib{lib}.so (package {pkg})" for lib, pkg in missing)
+                        + "; install with: sudo apt-get install "
+                        + " ".join(pkg for _lib, pkg in missing))
+        if (args.gui or args.gui_only) and (report.ok or args.gui_only or missing):
             if not model.is_file():
                 report.fail(f"no model at {model}")
             else:

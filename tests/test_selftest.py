@@ -206,3 +206,35 @@ def test_gui_self_test_opens_and_closes_the_window(samples, tiny_checkpoint, tmp
     assert 0 < window["exposed_s"] <= window["model_ready_s"]
     assert "window ok on offscreen" in report["line"]
     assert not list((tmp_path / "xdg_config_home").rglob("settings.json"))  # nothing saved
+
+
+def test_gui_self_test_names_missing_xcb_libraries_and_their_packages(
+        capsys, samples, tiny_checkpoint, monkeypatch):
+    """Issue 11 item 20: a desktop without libxcb-icccm4 / libxcb-keysyms1 is told so."""
+    import ctypes.util
+
+    import forensics_app.selftest as selftest
+
+    absent = {"xcb-icccm", "xcb-keysyms"}
+    real = ctypes.util.find_library
+    monkeypatch.setattr(sys, "platform", "linux")
+    monkeypatch.setattr(ctypes.util, "find_library",
+                        lambda name: None if name in absent else real(name) or f"lib{name}.so")
+    opened = []
+    monkeypatch.setattr(selftest, "check_window", lambda *a: opened.append(a) or {
+        "ok": True, "platform": "offscreen", "exposed_s": 0.1, "model_ready_s": 0.2})
+    rc, report = run(capsys, "--gui", "--model", tiny_checkpoint, "--samples", samples)
+    assert rc == 1 and not report["ok"]
+    line = report["line"]
+    assert "libxcb-icccm.so (package libxcb-icccm4)" in line
+    assert "libxcb-keysyms.so (package libxcb-keysyms1)" in line
+    assert "sudo apt-get install libxcb-icccm4 libxcb-keysyms1" in line
+    assert "cursor" not in line and opened  # only what is missing; the window still checked
+
+    # all present: no complaint; without --gui the libraries are not checked at all
+    absent.clear()
+    rc, report = run(capsys, "--gui", "--model", tiny_checkpoint, "--samples", samples)
+    assert rc == 0, report["line"]
+    absent.update(selftest.XCB_LIBRARIES)
+    rc, report = run(capsys, "--model", tiny_checkpoint, "--samples", samples)
+    assert rc == 0, report["line"]
