@@ -218,6 +218,7 @@ def test_gui_self_test_names_missing_xcb_libraries_and_their_packages(
     absent = {"xcb-icccm", "xcb-keysyms"}
     real = ctypes.util.find_library
     monkeypatch.setattr(sys, "platform", "linux")
+    monkeypatch.setenv("QT_QPA_PLATFORM", "xcb")  # a desktop session: the plugin is needed
     monkeypatch.setattr(ctypes.util, "find_library",
                         lambda name: None if name in absent else real(name) or f"lib{name}.so")
     opened = []
@@ -230,6 +231,12 @@ def test_gui_self_test_names_missing_xcb_libraries_and_their_packages(
     assert "libxcb-keysyms.so (package libxcb-keysyms1)" in line
     assert "sudo apt-get install libxcb-icccm4 libxcb-keysyms1" in line
     assert "cursor" not in line and opened  # only what is missing; the window still checked
+
+    # headless (offscreen) checks do not load the xcb plugin: a warning, not a failure
+    monkeypatch.setenv("QT_QPA_PLATFORM", "offscreen")
+    rc, report = run(capsys, "--gui", "--model", tiny_checkpoint, "--samples", samples)
+    assert rc == 0 and "warning: missing system libraries" in report["line"]
+    assert "package libxcb-icccm4" in report["line"]
 
     # all present: no complaint; without --gui the libraries are not checked at all
     absent.clear()
