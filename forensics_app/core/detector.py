@@ -142,6 +142,16 @@ def _unpickling_detail(message: str) -> str:
     return "unreadable pickle data"
 
 
+def _looks_like_pickle(path: Path) -> bool:
+    """A pickle of protocol 2+ starts with PROTO (0x80) and its version byte."""
+    try:
+        with open(path, "rb") as fh:
+            head = fh.read(2)
+    except OSError:
+        return False
+    return len(head) == 2 and head[0] == 0x80 and 2 <= head[1] <= 5
+
+
 def _refusal(path: Path, message: str) -> CheckpointError:
     """What torch's weights-only unpickler refused, in this app's words."""
     detail = _unpickling_detail(message)
@@ -151,6 +161,10 @@ def _refusal(path: Path, message: str) -> CheckpointError:
             f"{path}: refused: the file contains pickled code or objects (GLOBAL "
             f"{found.group(1)}), not only weights; it was not loaded and nothing in it ran")
     operand = re.search(r"Unsupported operand (\d+)", detail)
+    if operand and not _looks_like_pickle(path):
+        # Random bytes, text or an image: torch reads its first byte as an opcode.
+        return CheckpointError(f"{path}: not a PyTorch checkpoint (neither a PyTorch zip "
+                               f"archive nor a pickle); it was not loaded")
     if operand:
         return CheckpointError(
             f"{path}: refused: the file is a pickle using an operation outside the weights-only "
