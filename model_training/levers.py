@@ -37,6 +37,7 @@ def describe(recipe: dict[str, Any]) -> dict[str, str]:
     arch = recipe.get("arch", {})
     return {
         "data (aligned fakes; unaligned)": data,
+        "network": arch.get("name", "resnet50"),
         "input": arch.get("input_transform", "none"),
         "stages": str(arch.get("stages", 4)),
         "crop": str(recipe.get("crop")),
