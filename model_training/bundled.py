@@ -77,10 +77,10 @@ class BundledRecipe:
     dev_test: str = str(DEFAULT_SHARED / "dev_test")
     seed: int = 0
     arch: dict[str, Any] = field(default_factory=lambda: {
-        "name": "resnet50", "num_outputs": 1, "input_transform": "npr", "stages": 2})
+        "name": "resnet18", "num_outputs": 1, "input_transform": "npr", "stages": 2})
     crop: int = 128
     batch_pairs: int = 16  # 32 images a step: 16 reals and their 16 fakes
-    steps: int = 1600
+    steps: int = 800
     lr: float = 1e-3
     weight_decay: float = 1e-4
     warmup_fraction: float = 0.1
