@@ -461,10 +461,12 @@ def _pil_blocks(data: bytes, blocks: _Blocks, notes: list[str]) -> None:
     """TIFF/GIF: let PIL parse the header (no pixel decode) for EXIF/XMP/comments."""
     from PIL import Image
 
+    from forensics_app.core.loading import DECODE_FORMATS
+
     try:
         with warnings.catch_warnings():
             warnings.simplefilter("ignore")
-            with Image.open(io.BytesIO(data)) as img:
+            with Image.open(io.BytesIO(data), formats=DECODE_FORMATS) as img:
                 if blocks.format == "TIFF":
                     exif = img.getexif()
                     blocks.exif = exif.tobytes() if len(exif) else None

@@ -411,6 +411,7 @@ class ThumbnailWorker(Worker):
         from PIL import Image, ImageOps
 
         from forensics_app.core.bomb_guard import DecodeLimits, check_declared_image
+        from forensics_app.core.loading import DECODE_FORMATS
 
         # BombRefused is a ValueError: the engine's bomb guard applies to previews too (Pillow's
         # own pixel limit is off once core.loading is imported).
@@ -423,7 +424,7 @@ class ThumbnailWorker(Worker):
             self.check_cancelled()
             qimg = QImage()
             try:
-                with Image.open(path) as im:
+                with Image.open(path, formats=DECODE_FORMATS) as im:
                     check_declared_image(im.width, im.height, im.mode, Path(path).stat().st_size,
                                          limits if im.format == "JPEG" else no_draft_limits)
                     im.draft("RGB", (self.size * 2, self.size * 2))
