@@ -28,6 +28,14 @@ def select_pairs(manifest: dict, splits: Iterable[str] = ("train",),
             if p["split"] in splits and (gens is None or p["generator"] in gens)]
 
 
+def item_rng(deterministic_seed: int | None, index: int) -> random.Random:
+    """Per-item RNG: fixed per (seed, index) for validation, else drawn from torch's RNG."""
+    if deterministic_seed is not None:
+        return random.Random(deterministic_seed * 1_000_003 + index)
+    # torch's RNG is seeded per DataLoader worker and epoch: reproducible, never repeated.
+    return random.Random(int(torch.randint(0, 2**62, (1,)).item()))
+
+
 class PairedCrops(Dataset):
     def __init__(self, root: Path | str, pairs: list[dict], crop: int = 96,
                  augment: AugmentConfig | None = None, flip: bool = True,
@@ -44,10 +52,7 @@ class PairedCrops(Dataset):
         return len(self.pairs)
 
     def _rng(self, index: int) -> random.Random:
-        if self.deterministic_seed is not None:
-            return random.Random(self.deterministic_seed * 1_000_003 + index)
-        # torch's RNG is seeded per DataLoader worker and epoch: reproducible, never repeated.
-        return random.Random(int(torch.randint(0, 2**62, (1,)).item()))
+        return item_rng(self.deterministic_seed, index)
 
     def images(self, index: int) -> tuple[Image.Image, Image.Image]:
         """The (real, fake) pair exactly as the network will see it, before normalisation."""

@@ -35,6 +35,7 @@ from torch.utils.data import Dataset
 from forensics_app.core.loading import IMAGE_EXTENSIONS
 from forensics_app.core.preprocess import to_normalized_tensor
 from model_training.augment import AugmentConfig, apply_params, draw_params
+from model_training.paired import item_rng
 
 # StyleGAN2 models in train/fake/stylegan2 whose outputs are drawings, paintings, maps or
 # textures rather than photographs (content shortcut: "painting = generated").
@@ -101,9 +102,7 @@ class UnalignedPairs(Dataset):
         return len(self.fakes)
 
     def _rng(self, index: int) -> random.Random:
-        if self.deterministic_seed is not None:
-            return random.Random(self.deterministic_seed * 1_000_003 + index)
-        return random.Random(int(torch.randint(0, 2**62, (1,)).item()))
+        return item_rng(self.deterministic_seed, index)
 
     @staticmethod
     def _crop(img: Image.Image, c: int, rng: random.Random) -> Image.Image:
