@@ -51,7 +51,13 @@ from model_training.evaluate import (
     score_folder_sets,
     summarize,
 )
-from model_training.export import calibrate, export_checkpoint, write_model_card
+from model_training.export import (
+    add_int8_calibration,
+    calibrate,
+    export_checkpoint,
+    int8_calibration_tiles,
+    write_model_card,
+)
 from model_training.fakes.cues import audit_pairs
 from model_training.fakes.engine import FakeDataConfig, generate, load_manifest, manifest_digest
 from model_training.fakes.taef2 import heldout_psnr
@@ -166,6 +172,16 @@ def training_reals(recipe: BundledRecipe, manifest: dict) -> list[Path]:
     src = Path(recipe.real_root)
     return [src / s["source"] for s in manifest["sources"]
             if s["split"] == "train" and not s.get("skipped")]
+
+
+def int8_tiles(recipe: BundledRecipe, root: Path, manifest: dict) -> tuple[torch.Tensor, str]:
+    """Training photos and training fakes (aligned and unaligned) for the int8 ranges."""
+    fakes = [root / p["fake"] for p in select_pairs(manifest, ["train"])]
+    if recipe.unaligned:
+        fakes += list_fakes(UnalignedConfig(**recipe.unaligned), "train")
+    reals = training_reals(recipe, manifest)
+    tiles = int8_calibration_tiles(reals, fakes, seed=recipe.seed)
+    return tiles, f"{len(tiles)} training tiles of 256^2 (half photos, half fakes)"
 
 
 def _min_side(path: Path) -> int:
@@ -364,6 +380,7 @@ def run(recipe: BundledRecipe, out: Path, install: bool = False) -> Path:
         },
     }
     ckpt = export_checkpoint(model, recipe.arch, out / "detector.pt", meta)
+    add_int8_calibration(ckpt, *int8_tiles(recipe, root, manifest))
     detector = Detector.from_checkpoint(ckpt, device="cpu")
 
     # Evaluation: dev_test (never used above) and the held-out test split.

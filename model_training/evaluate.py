@@ -160,10 +160,13 @@ def as_predict_fn(obj: Any, device: torch.device | str = "cpu") -> tuple[Predict
     raise TypeError(f"cannot score with a {type(obj).__name__}")
 
 
-def load_predictor(path: Path | str, device: str = "auto") -> tuple[PredictFn, float, str]:
-    """A scoring function for any checkpoint: the app's formats through ``Detector``, this
-    package's training checkpoints (``last.pt``/``best.pt``) through their recorded arch."""
+def load_predictor(path: Path | str, device: str = "auto",
+                   precision: str = "fp32") -> tuple[PredictFn, float, str]:
+    """A scoring function for any checkpoint: the app's formats through ``Detector`` (with the
+    app's forward ``precision``), this package's training checkpoints (``last.pt``/``best.pt``)
+    through their recorded arch."""
     from forensics_app.core.detector import Detector, resolve_device
+    from forensics_app.core.speed import SpeedLevers
     from model_training.checkpoint import TRAINING_FORMAT, load_torch_file
     from model_training.models import build_network
 
@@ -173,10 +176,14 @@ def load_predictor(path: Path | str, device: str = "auto") -> tuple[PredictFn, f
         net = build_network(obj["arch"])
         net.load_state_dict(obj["model"])
         desc = f"{path.name} (training checkpoint, {obj['arch']['name']}, epoch {obj.get('epoch')})"
+        if precision != "fp32":
+            raise ValueError(f"--precision {precision} needs an app checkpoint, not a training one")
         return model_predict_fn(net, resolve_device(device)), 0.5, desc
     del obj
-    det = Detector.from_checkpoint(path, device=device)
-    return det.predict_proba, det.checkpoint.threshold, f"{det.model_id} ({det.checkpoint.kind})"
+    det = Detector.from_checkpoint(path, device=device, levers=SpeedLevers(precision=precision))
+    suffix = "" if precision == "fp32" else f", {precision}"
+    return (det.predict_proba, det.checkpoint.threshold,
+            f"{det.model_id} ({det.checkpoint.kind}{suffix})")
 
 
 # --------------------------------------------------------------------------- scoring
@@ -634,6 +641,8 @@ def build_parser() -> argparse.ArgumentParser:
     p.add_argument("--batch-size", type=int, default=16)
     p.add_argument("--workers", type=int, default=2, help="decode threads")
     p.add_argument("--device", choices=("auto", "cpu", "cuda"), default="auto")
+    p.add_argument("--precision", choices=("fp32", "bf16", "int8"), default="fp32",
+                   help="the app's forward-pass precision (app checkpoints only)")
     p.add_argument("--max-per-class", type=int, help="subsample each set (quick runs)")
     p.add_argument("--no-baselines", action="store_true")
     p.add_argument("--no-curves", action="store_true")
@@ -657,7 +666,7 @@ def main(argv: list[str] | None = None) -> int:
     protocol = f"centre crop {args.crop}" if args.crop else "full image, no resize"
     predict, threshold, desc = None, 0.5, ""
     if args.model is not None:
-        predict, threshold, desc = load_predictor(args.model, args.device)
+        predict, threshold, desc = load_predictor(args.model, args.device, args.precision)
     if args.threshold is not None:
         threshold = args.threshold
     sets = discover_sets(args.test_root, [s for s in (args.sets or "").split(",") if s] or None)

@@ -384,3 +384,46 @@ def main(argv: list[str] | None = None) -> int:
     print(json.dumps({"checkpoint": str(args.out), "card": str(card), "threshold": threshold},
                      indent=2))
     return 0
+
+
+def int8_calibration_tiles(reals: Sequence[Path | str], fakes: Sequence[Path | str],
+                           n_each: int = 8, side: int = 256, seed: int = 0) -> torch.Tensor:
+    """Tiles for the int8 activation ranges: ``n_each`` training photos and ``n_each`` training
+    fakes (never held-out or dev_test files), a centred ``side``-pixel crop of each, prepared
+    with the app's one preprocessing preset."""
+    from PIL import Image
+
+    from forensics_app.core.preprocess import PreprocessConfig, center_crop, prepare_image
+
+    rng = np.random.default_rng(seed)
+    tiles = []
+    for group in (sorted(map(str, reals)), sorted(map(str, fakes))):
+        if not group:
+            continue
+        for i in rng.choice(len(group), size=min(n_each, len(group)), replace=False):
+            with Image.open(group[i]) as im:
+                img = im.convert("RGB")
+            if min(img.size) >= side:
+                img = center_crop(img, side)
+            tiles.append(prepare_image(img, PreprocessConfig()).tile(0))
+    shapes = {tuple(t.shape) for t in tiles}
+    if len(shapes) != 1:
+        raise ValueError(f"calibration tiles differ in shape: {sorted(shapes)}")
+    return torch.stack(tiles)
+
+
+def add_int8_calibration(path: Path | str, tiles: torch.Tensor, source: str) -> dict[str, Any]:
+    """Measure the int8 activation ranges of the checkpoint at ``path`` as the app loads it
+    (fp16 weights, BatchNorm folded) on ``tiles`` and store them in its ``meta`` (atomically)."""
+    from forensics_app.core.architectures import fold_batchnorm
+    from forensics_app.core.quantize import calibrate_int8
+
+    path = Path(path)
+    loaded = load_checkpoint(path)
+    info = calibrate_int8(fold_batchnorm(loaded.model.eval()), tiles, source)
+    raw = torch.load(path, map_location="cpu", weights_only=True)
+    raw["meta"]["int8_calibration"] = plain_data(info)
+    atomic_torch_save(raw, path)
+    log.info("int8 calibration (%d observers, %s) stored in %s", len(info["observers"]),
+             source, path)
+    return info

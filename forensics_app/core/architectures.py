@@ -7,6 +7,8 @@ CNNDetection checkpoints load unchanged. Options recorded in checkpoint metadata
   ``x - up(down(x))`` (nearest, factor 2) of Tan et al. (CVPR 2024), which exposes up-sampling
   traces; odd trailing rows/columns are dropped.
 * ``stages``: how many of the four residual stages are kept (4 = full ResNet-50).
+* ``width``: channels of the stem and the first stage (64 = torchvision's; each later stage
+  doubles it). A narrower trunk costs about (width / 64)^2 of the work per pixel.
 """
 
 from __future__ import annotations
@@ -31,7 +33,9 @@ DEFAULT_ARCH: dict[str, Any] = {
     "input_transform": "none",
     "stages": 4,
     "npr_gain": 4.0,
+    "width": 64,
 }
+WIDTHS = (16, 24, 32, 48, 64)
 
 
 def npr_residual(x: torch.Tensor, gain: float = 4.0) -> torch.Tensor:
@@ -54,7 +58,25 @@ class ForensicResNet(ResNet):
             raise ValueError(f"stages must be 1..4, got {self.stages}")
         for i in range(self.stages + 1, 5):
             setattr(self, f"layer{i}", nn.Identity())
-        width = 64 * (2 ** (self.stages - 1)) * block.expansion
+        base = int(arch.get("width", 64))
+        if base not in WIDTHS:
+            raise ValueError(f"width must be one of {WIDTHS}, got {base}")
+        if base != 64:  # rebuild the trunk narrower, keeping torchvision's names and init
+            norm = self._norm_layer
+            self.inplanes = base
+            self.conv1 = nn.Conv2d(3, base, kernel_size=7, stride=2, padding=3, bias=False)
+            self.bn1 = norm(base)
+            for i in range(1, self.stages + 1):
+                setattr(self, f"layer{i}", self._make_layer(block, base * 2 ** (i - 1),
+                                                            layers[i - 1],
+                                                            stride=1 if i == 1 else 2))
+            for m in self.modules():
+                if isinstance(m, nn.Conv2d):
+                    nn.init.kaiming_normal_(m.weight, mode="fan_out", nonlinearity="relu")
+                elif isinstance(m, nn.BatchNorm2d):
+                    nn.init.constant_(m.weight, 1)
+                    nn.init.constant_(m.bias, 0)
+        width = base * (2 ** (self.stages - 1)) * block.expansion
         self.fc = nn.Linear(width, arch["num_outputs"])
         self.input_transform = arch.get("input_transform", "none")
         if self.input_transform not in ("none", "npr"):
@@ -126,9 +148,11 @@ def infer_arch_from_state_dict(state: dict[str, torch.Tensor]) -> dict[str, Any]
             break
         counts.append(max(idx) + 1)
     stages = len(counts)
+    width = int(state["conv1.weight"].shape[0])
     for name, (block, layers) in ARCH_LAYERS.items():
         if (block is Bottleneck) == bottleneck and layers[:stages] == counts:
             return resolve_arch(
-                {"name": name, "num_outputs": int(state["fc.weight"].shape[0]), "stages": stages}
+                {"name": name, "num_outputs": int(state["fc.weight"].shape[0]), "stages": stages,
+                 "width": width}
             )
     raise ValueError(f"unrecognised ResNet layout (blocks per stage {counts})")

@@ -15,7 +15,7 @@ from typing import Any
 
 import torch
 
-from forensics_app.core.architectures import ARCH_LAYERS, DEFAULT_ARCH, ForensicResNet
+from forensics_app.core.architectures import ARCH_LAYERS, DEFAULT_ARCH, WIDTHS, ForensicResNet
 
 FLOAT_DTYPES = (torch.float16, torch.bfloat16, torch.float32, torch.float64)
 # Integer buffers that a ResNet state dict legitimately holds.
@@ -88,6 +88,10 @@ def _check_architecture(arch: Any) -> None:
     if not isinstance(stages, int) or isinstance(stages, bool) or not 1 <= stages <= 4:
         raise CheckpointFieldError("meta.architecture.stages",
                                    f"must be an integer 1..4, found {stages!r:.60}")
+    width = full["width"]
+    if not isinstance(width, int) or isinstance(width, bool) or width not in WIDTHS:
+        raise CheckpointFieldError("meta.architecture.width",
+                                   f"must be one of {WIDTHS}, found {width!r:.60}")
     transform = full["input_transform"]
     if transform not in ("none", "npr"):
         raise CheckpointFieldError("meta.architecture.input_transform",
@@ -114,6 +118,35 @@ def validate_meta(meta: dict[str, Any]) -> None:
     _check_calibration(meta.get("calibration"))
     if "architecture" in meta:
         _check_architecture(meta["architecture"])
+    if "int8_calibration" in meta:
+        _check_int8_calibration(meta["int8_calibration"])
+
+
+def _check_int8_calibration(info: Any) -> None:
+    """``meta.int8_calibration``: {"engine": str, "observers": {name: [scale, zero_point,
+    quant_min, quant_max]}, ...}; the values become quantisation parameters, so each is checked."""
+    field_ = "meta.int8_calibration"
+    if not isinstance(info, dict):
+        raise CheckpointFieldError(field_, f"must be a mapping, found {type(info).__name__}")
+    if not isinstance(info.get("engine"), str):
+        raise CheckpointFieldError(f"{field_}.engine", "must be text")
+    observers = info.get("observers")
+    if not isinstance(observers, dict) or not observers or len(observers) > 10_000:
+        raise CheckpointFieldError(f"{field_}.observers", "must be a non-empty mapping")
+    for name, value in observers.items():
+        where = f"{field_}.observers.{str(name)[:40]}"
+        if not isinstance(name, str) or not isinstance(value, list | tuple) or len(value) != 4:
+            raise CheckpointFieldError(where, "must be [scale, zero_point, quant_min, quant_max]")
+        scale, zero_point, qmin, qmax = value
+        if not _is_real(scale) or not math.isfinite(scale) or not 0 < scale < 1e6:
+            raise CheckpointFieldError(where, f"scale must be a finite positive number, found "
+                                       f"{scale!r:.60}")
+        ints = (zero_point, qmin, qmax)
+        if any(not isinstance(v, int) or isinstance(v, bool) for v in ints) or not (
+                -128 <= qmin < qmax <= 255 and qmin <= zero_point <= qmax):
+            raise CheckpointFieldError(where, f"zero point and range must be integers with "
+                                       f"-128 <= min <= zero point <= max <= 255, found "
+                                       f"{list(ints)!r:.80}")
 
 
 def check_state_fits(state: dict[str, torch.Tensor], arch: dict[str, Any]) -> None:

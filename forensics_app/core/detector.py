@@ -254,6 +254,7 @@ class Detector:
     levers: SpeedLevers = field(default_factory=SpeedLevers)
     _calib: tuple[float, float] = field(default=(1.0, 0.0), init=False)
     _forward: Any = field(default=None, init=False, repr=False)
+    int8_source: str | None = field(default=None, init=False)  # where int8 ranges came from
 
     @classmethod
     def from_checkpoint(
@@ -273,6 +274,9 @@ class Detector:
         if levers.precision == "bf16" and dev.type == "cpu" and not cpu_has_native_bf16():
             raise ValueError("bf16 was requested but this CPU has no native bf16 (AVX512-BF16 "
                              "or AMX); emulated bf16 is slower than fp32 -- use fp32")
+        if levers.precision == "int8" and dev.type != "cpu":
+            raise ValueError(f"int8 runs on the CPU only; this scan uses {dev.type} -- use fp32 "
+                             "(or bf16) there")
         if dev.type == "cpu":
             torch.set_num_threads(threads or max(1, os.cpu_count() or 1))
         det = cls(ckpt, dev, levers)
@@ -282,8 +286,13 @@ class Detector:
         if levers.channels_last:
             det.checkpoint.model.to(memory_format=torch.channels_last)
         det._forward = det.checkpoint.model
+        if levers.precision == "int8":
+            from forensics_app.core.quantize import quantize_int8
+
+            det._forward, det.int8_source = quantize_int8(
+                det.checkpoint.model.eval(), stored=ckpt.meta.get("int8_calibration"))
         if levers.compile:
-            det._forward = torch.compile(det.checkpoint.model, dynamic=False)
+            det._forward = torch.compile(det._forward, dynamic=False)
         cal = ckpt.meta.get("calibration") or {}
         if cal.get("type") == "platt":
             det._calib = (float(cal["a"]), float(cal["b"]))
@@ -323,7 +332,7 @@ class Detector:
                 x = x.contiguous(memory_format=torch.channels_last)
             if self.levers.precision == "bf16":
                 with torch.autocast(self.device.type, dtype=torch.bfloat16):
-                    out = (self._forward or self.model)(x)
+                    out = (self.model if self._forward is None else self._forward)(x)
             else:
-                out = (self._forward or self.model)(x)
+                out = (self.model if self._forward is None else self._forward)(x)
             return self.logits_to_proba(out)

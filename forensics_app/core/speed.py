@@ -12,7 +12,7 @@ from dataclasses import asdict, dataclass
 
 # No torch import at module level: the GUI picks its thread counts before torch loads.
 
-PRECISIONS = ("fp32", "bf16")
+PRECISIONS = ("fp32", "bf16", "int8")
 
 
 @dataclass(frozen=True)
@@ -22,7 +22,9 @@ class SpeedLevers:
     inference_mode: bool = True  # torch.inference_mode (off: torch.no_grad)
     channels_last: bool = True  # NHWC activations (oneDNN's preferred layout)
     fold_batchnorm: bool = True  # BatchNorm folded into the convolutions
-    precision: str = "fp32"  # fp32 | bf16 (bf16 autocast, only where the CPU has native bf16)
+    # fp32 | bf16 (autocast, only where the CPU has native bf16) | int8 (torch.ao static
+    # quantisation of the convolution trunk on the CPU, core/quantize.py)
+    precision: str = "fp32"
     compile: bool = False  # torch.compile (inductor; needs a C++ compiler on CPU)
 
     def __post_init__(self) -> None:
@@ -85,8 +87,11 @@ def engine_record(detector, options) -> dict:
     the detector's :class:`SpeedLevers`, the scan's own settings and the thread counts."""
     import torch
 
+    levers = detector.levers.record()
+    if getattr(detector, "int8_source", None):
+        levers["int8_ranges"] = detector.int8_source
     return {
-        "levers": detector.levers.record(),
+        "levers": levers,
         "scan": options.record(),
         "threads": {"torch_threads": torch.get_num_threads(),
                     "intake_workers": options.workers, "cores": usable_cores()},
