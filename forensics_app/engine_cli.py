@@ -30,10 +30,12 @@ def add_engine_arguments(p: argparse.ArgumentParser) -> None:
                    help="intake memory window: decoded images held at once (default 512)")
     g.add_argument("--threads", type=int, default=None,
                    help="torch intra-op threads (default: every usable core)")
-    g.add_argument("--precision", choices=("fp32", "bf16", "int8"), default="fp32",
-                   help="forward-pass precision: fp32 (default); bf16 only where the CPU has "
-                        "it natively; int8: static int8 convolutions on the CPU (faster; its "
-                        "effect on accuracy is in the model card)")
+    g.add_argument("--precision", choices=("auto", "fp32", "bf16", "int8"), default="auto",
+                   help="forward-pass precision. auto (default): int8 on the CPU when the "
+                        "checkpoint carries int8 ranges measured at export (its model card "
+                        "gives int8's dev_test AP), else fp32; fp32; bf16 only where the CPU "
+                        "has it natively; int8: static int8 convolutions on the CPU. The "
+                        "report side-car records the precision used")
     g.add_argument("--lever", action="append", default=[], metavar="NAME=on|off",
                    help="switch a speed lever: " + ", ".join(DETECTOR_LEVERS + SCAN_LEVERS))
 

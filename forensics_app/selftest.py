@@ -45,6 +45,10 @@ TAIL_FLOOR = 1e-6
 # images share its batch, so the stored values are exactly reproducible.
 SAMPLE_BATCH_SIZE = 1
 WINDOW_TIMEOUT_S = 300.0
+# Where scans run int8 by default (precision "auto"), the self-test also scores the samples in
+# int8: each must stay within this of its fp32 score (the export measured about 0.02 on dev
+# images), or int8 is not working on this CPU.
+INT8_TOLERANCE = 0.05
 # Shared libraries Qt's xcb platform plugin needs that a fresh Debian/Ubuntu desktop may lack
 # (PySide6 bundles Qt, not these), by ctypes.util.find_library name -> Debian/Ubuntu package.
 # Qt's own error names none of them; the README's Quick start lists the same packages.
@@ -86,6 +90,7 @@ class SelfTestReport:
     tolerance: float = DEFAULT_TOLERANCE
     rel_tolerance: float = DEFAULT_REL_TOLERANCE
     window: dict[str, Any] | None = None
+    int8_max_diff: float | None = None  # set where scans default to int8
     seconds: float = 0.0
     warnings: list[str] = field(default_factory=list)
 
@@ -102,6 +107,9 @@ class SelfTestReport:
             parts.append(f"{n_ok}/{len(self.samples)} sample scores match"
                          f"{worst} (tolerance {self.tolerance:.0e}, "
                          f"tails {100 * self.rel_tolerance:.0f} %)")
+        if self.int8_max_diff is not None:
+            parts.append(f"int8 within {self.int8_max_diff:.1e} of fp32 "
+                         f"(tolerance {INT8_TOLERANCE:g})")
         if self.model_id:
             parts.append(f"model {self.model_id}")
         if self.device:
@@ -133,8 +141,11 @@ def score_samples(model_path: Path, files: list[Path], threads: int | None = Non
     """Score ``files`` on the CPU exactly as the self-test does: (detector, results)."""
     from forensics_app.core.detector import Detector
     from forensics_app.core.scan import ScanOptions, scan_files
+    from forensics_app.core.speed import SpeedLevers
 
-    detector = Detector.from_checkpoint(model_path, device="cpu", threads=threads)
+    # fp32: the reference checks the bundle (weights, preprocessing, decoders), not a lever.
+    detector = Detector.from_checkpoint(model_path, device="cpu", threads=threads,
+                                        levers=SpeedLevers(precision="fp32"))
     options = ScanOptions(batch_size=SAMPLE_BATCH_SIZE, workers=1)
     return detector, scan_files(files, detector, options)
 
@@ -233,11 +244,36 @@ def check_samples(model_path: Path, samples: Path, expected_path: Path,
         report.model_id, report.device = detector.model_id, detector.device_description
         for (check, entry, _), res in zip(present, results, strict=True):
             _compare(check, entry, res, report.tolerance, report.rel_tolerance)
+        check_int8(model_path, detector, [f for _, _, f in present], results, report)
     bad = [c for c in checks if c.problem is not None]
     if bad:
         shown = "; ".join(f"{c.file} {c.problem}" for c in bad[:3])
         more = f" (+{len(bad) - 3} more)" if len(bad) > 3 else ""
         report.fail(f"{len(bad)}/{len(checks)} samples differ: {shown}{more}")
+
+
+def check_int8(model_path: Path, fp32, files: list[Path], fp32_results, report) -> None:
+    """Where ``precision="auto"`` picks int8 for this model on this CPU, int8 scores of the
+    samples must stay within :data:`INT8_TOLERANCE` of the fp32 ones."""
+    from forensics_app.core.detector import Detector, auto_precision
+    from forensics_app.core.scan import ScanOptions, scan_files
+    from forensics_app.core.speed import SpeedLevers
+
+    if auto_precision(fp32.checkpoint, fp32.device) != "int8":
+        return
+    try:
+        q = Detector.from_checkpoint(model_path, device="cpu",
+                                     levers=SpeedLevers(precision="int8"))
+        results = scan_files(files, q, ScanOptions(batch_size=SAMPLE_BATCH_SIZE, workers=1))
+    except Exception as exc:  # noqa: BLE001 -- any failure of the int8 path is the finding
+        report.fail(f"int8 (the default on this CPU) failed: {type(exc).__name__}: {exc}")
+        return
+    diffs = [abs(a.prob_fake - b.prob_fake) for a, b in zip(fp32_results, results, strict=True)
+             if a.ok and b.ok]
+    report.int8_max_diff = max(diffs) if diffs else None
+    if report.int8_max_diff is not None and report.int8_max_diff > INT8_TOLERANCE:
+        report.fail(f"int8 scores differ from fp32 by up to {report.int8_max_diff:.3f} "
+                    f"(tolerance {INT8_TOLERANCE:g}); scan with --precision fp32")
 
 
 def scores_agree(actual: float, expected: float, tolerance: float = DEFAULT_TOLERANCE,

@@ -14,6 +14,8 @@ Three checkpoint formats are accepted, always through
 
 from __future__ import annotations
 
+import dataclasses
+
 import hashlib
 import os
 import pickle
@@ -239,6 +241,16 @@ def describe_device(device: torch.device) -> str:
     return f"cpu ({n} thread{'' if n == 1 else 's'})"
 
 
+def auto_precision(ckpt: LoadedCheckpoint, dev: torch.device) -> str:
+    """``precision="auto"``: int8 on a CPU whose quantized engine the checkpoint's stored int8
+    ranges were measured for, else fp32."""
+    from forensics_app.core.quantize import quantized_engine
+
+    stored = ckpt.meta.get("int8_calibration") or {}
+    engine = quantized_engine() if dev.type == "cpu" else None
+    return "int8" if engine is not None and stored.get("engine") == engine else "fp32"
+
+
 @dataclass
 class Detector:
     """A loaded checkpoint on a device, scoring batches of preprocessed tensors.
@@ -271,6 +283,8 @@ class Detector:
     ) -> Detector:
         dev = resolve_device(device)
         levers = levers or SpeedLevers()
+        if levers.precision == "auto":
+            levers = dataclasses.replace(levers, precision=auto_precision(ckpt, dev))
         if levers.precision == "bf16" and dev.type == "cpu" and not cpu_has_native_bf16():
             raise ValueError("bf16 was requested but this CPU has no native bf16 (AVX512-BF16 "
                              "or AMX); emulated bf16 is slower than fp32 -- use fp32")

@@ -12,7 +12,7 @@ from dataclasses import asdict, dataclass
 
 # No torch import at module level: the GUI picks its thread counts before torch loads.
 
-PRECISIONS = ("fp32", "bf16", "int8")
+PRECISIONS = ("auto", "fp32", "bf16", "int8")
 
 
 @dataclass(frozen=True)
@@ -22,9 +22,12 @@ class SpeedLevers:
     inference_mode: bool = True  # torch.inference_mode (off: torch.no_grad)
     channels_last: bool = True  # NHWC activations (oneDNN's preferred layout)
     fold_batchnorm: bool = True  # BatchNorm folded into the convolutions
-    # fp32 | bf16 (autocast, only where the CPU has native bf16) | int8 (torch.ao static
-    # quantisation of the convolution trunk on the CPU, core/quantize.py)
-    precision: str = "fp32"
+    # auto | fp32 | bf16 (autocast, only where the CPU has native bf16) | int8 (torch.ao static
+    # quantisation of the convolution trunk on the CPU, core/quantize.py). ``auto`` becomes
+    # int8 on a CPU when the checkpoint carries int8 ranges for this CPU's quantized engine
+    # (measured at export, with the dev_test AP of int8 in its model card), else fp32; the
+    # detector keeps and records the resolved value, never "auto".
+    precision: str = "auto"
     compile: bool = False  # torch.compile (inductor; needs a C++ compiler on CPU)
 
     def __post_init__(self) -> None:

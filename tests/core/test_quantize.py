@@ -145,3 +145,20 @@ def test_a_compiled_forward_is_called_not_tested_for_truth(tiny_detector):
         assert out.shape == (1,)
     finally:
         tiny_detector._forward = saved
+
+
+@needs_engine
+def test_auto_precision_picks_int8_only_with_ranges_for_this_engine(tmp_path):
+    plain = save_tiny_checkpoint(tmp_path / "plain.pt", arch=ARCH)
+    assert Detector.from_checkpoint(plain, "cpu", threads=1).levers.precision == "fp32"
+    model = _model()
+    stored = calibrate_int8(model, _tiles(4, 1), "t")
+    ranged = save_tiny_checkpoint(tmp_path / "ranged.pt", arch=ARCH,
+                                  meta={"int8_calibration": stored})
+    det = Detector.from_checkpoint(ranged, "cpu", threads=1)
+    assert det.levers.precision == "int8" and det.int8_source == "checkpoint (t)"
+    assert Detector.from_checkpoint(ranged, "cpu", threads=1, levers=SpeedLevers(
+        precision="fp32")).levers.precision == "fp32"
+    other = save_tiny_checkpoint(tmp_path / "other.pt", arch=ARCH,
+                                 meta={"int8_calibration": {**stored, "engine": "elsewhere"}})
+    assert Detector.from_checkpoint(other, "cpu", threads=1).levers.precision == "fp32"
