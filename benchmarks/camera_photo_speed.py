@@ -1,7 +1,8 @@
 """Cost of camera photos per mode, and what each speed lever does (figures, not a test).
 
     .venv/bin/python benchmarks/camera_photo_speed.py --model resources/models/detector.pt \
-        [--sizes 12,24] [--modes full,sample] [--levers] [--int8] [--threads N]
+        [--sizes 12,24] [--modes full,sample] [--precisions fp32,int8] [--levers] [--int8] \
+        [--threads N]
 
 1. Generates camera-like JPEGs (4000x3000 = 12 MP, 6000x4000 = 24 MP; smooth content, sensor
    noise, quality 92) in a temporary folder, scans each with ``scan_files`` in every mode and
@@ -82,12 +83,12 @@ def time_scan(det: Detector, files: list[Path], options: ScanOptions, repeat: in
     return min(times), results, min(cpu)
 
 
-def per_mode(det: Detector, folder: Path, sizes: list[int], modes: list[str], repeat: int,
-             tile: int) -> None:
-    print("\n| photo | mode | tiles scored | engine s/photo (CPU s) | bare forward s (CPU s) | "
-          "engine/forward (CPU) | P(generated) |")
-    print("|:--|:--|--:|--:|--:|--:|--:|")
-    for mp in sizes:
+def per_mode(dets: list[Detector], folder: Path, sizes: list[int], modes: list[str],
+             repeat: int, tile: int) -> None:
+    print("\n| photo | precision | mode | tiles scored | engine s/photo (CPU s) | "
+          "bare forward s (CPU s) | engine/forward (CPU) | P(generated) |")
+    print("|:--|:--|:--|--:|--:|--:|--:|--:|")
+    for mp, det in ((mp, det) for mp in sizes for det in dets):
         path = make_photo(folder, mp)
         full_p = None
         for mode in modes:
@@ -97,7 +98,8 @@ def per_mode(det: Detector, folder: Path, sizes: list[int], modes: list[str], re
             n = max(1, len(r.tile_boxes))
             full_p = r.prob_fake if mode == "full" else full_p
             delta = "" if mode == "full" or full_p is None else f" (full {full_p:.3f})"
-            print(f"| {mp} MP {r.width}x{r.height} | {r.preprocessing} | {n} | {engine_s:.2f} "
+            print(f"| {mp} MP {r.width}x{r.height} | {det.levers.precision} | {r.preprocessing} | "
+                  f"{n} | {engine_s:.2f} "
                   f"({engine_cpu:.1f}) | {fwd:.2f} ({fwd_cpu:.1f}) | {engine_s / fwd:.2f} "
                   f"({engine_cpu / fwd_cpu:.2f}) | {r.prob_fake:.3f}{delta} |", flush=True)
 
@@ -213,7 +215,10 @@ def main(argv: list[str] | None = None) -> int:
     ap.add_argument("--threads", type=int, default=None)
     ap.add_argument("--levers", action="store_true")
     ap.add_argument("--crop", default="2048x1024", help="crop of the lever table, WxH")
-    ap.add_argument("--int8", action="store_true")
+    ap.add_argument("--precisions", default="auto",
+                    help="comma-separated forward precisions for the per-mode table "
+                         "(auto, fp32, int8, bf16)")
+    ap.add_argument("--int8", action="store_true", help="the raw torch.ao int8 trial")
     ap.add_argument("--skip-modes", action="store_true")
     ap.add_argument("--folder", type=Path, default=None, help="keep the generated photos here")
     args = ap.parse_args(argv)
@@ -221,13 +226,17 @@ def main(argv: list[str] | None = None) -> int:
     threads = args.threads or torch.get_num_threads()
     det = Detector.from_checkpoint(ckpt, "cpu", threads=threads)
     load = Path("/proc/loadavg").read_text().split()[:3] if Path("/proc/loadavg").exists() else []
-    print(f"model {det.model_id} ({det.checkpoint.arch}), {threads} torch threads, "
+    print(f"model {det.model_id} ({det.checkpoint.arch}), {threads} torch threads, default "
+          f"precision {det.levers.precision}{f' ({det.int8_source})' if det.int8_source else ''}, "
           f"load average {' '.join(load)}")
     with tempfile.TemporaryDirectory() as tmp:
         folder = args.folder or Path(tmp)
         folder.mkdir(parents=True, exist_ok=True)
         if not args.skip_modes:
-            per_mode(det, folder, [int(s) for s in args.sizes.split(",")],
+            dets = [Detector.from_checkpoint(ckpt, "cpu", threads=threads,
+                                             levers=SpeedLevers(precision=p))
+                    for p in args.precisions.split(",")]
+            per_mode(dets, folder, [int(s) for s in args.sizes.split(",")],
                      args.modes.split(","), args.repeat, args.tile_size)
         if args.levers:
             cw, ch = (int(v) for v in args.crop.split("x"))

@@ -398,17 +398,18 @@ def int8_calibration_tiles(reals: Sequence[Path | str], fakes: Sequence[Path | s
     rng = np.random.default_rng(seed)
     tiles = []
     for group in (sorted(map(str, reals)), sorted(map(str, fakes))):
-        if not group:
-            continue
-        for i in rng.choice(len(group), size=min(n_each, len(group)), replace=False):
+        taken = 0
+        for i in rng.permutation(len(group)):  # seeded order; files smaller than side skipped
+            if taken == n_each:
+                break
             with Image.open(group[i]) as im:
-                img = im.convert("RGB")
-            if min(img.size) >= side:
-                img = center_crop(img, side)
+                if min(im.size) < side:
+                    continue
+                img = center_crop(im.convert("RGB"), side)
             tiles.append(prepare_image(img, PreprocessConfig()).tile(0))
-    shapes = {tuple(t.shape) for t in tiles}
-    if len(shapes) != 1:
-        raise ValueError(f"calibration tiles differ in shape: {sorted(shapes)}")
+            taken += 1
+    if not tiles:
+        raise ValueError(f"no calibration image is at least {side} px on its shorter side")
     return torch.stack(tiles)
 
 

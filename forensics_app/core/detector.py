@@ -326,7 +326,10 @@ class Detector:
 
     @property
     def device_description(self) -> str:
-        return describe_device(self.device)
+        desc = describe_device(self.device)
+        if self.levers.precision == "fp32":
+            return desc
+        return f"{desc[:-1]}, {self.levers.precision})" if desc.endswith(")") else desc
 
     def logits_to_proba(self, out: torch.Tensor) -> np.ndarray:
         """Model outputs -> calibrated P(generated) as float64 numpy."""

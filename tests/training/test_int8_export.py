@@ -21,8 +21,10 @@ def test_calibration_is_stored_and_used(tmp_path):
             p = tmp_path / f"{name}{i}.png"
             make_image((80 + 7 * i, 72), i + (10 if name == "f" else 0)).save(p)
             group.append(p)
-    tiles = int8_calibration_tiles(reals, fakes, n_each=2, side=64)
-    assert tiles.shape == (4, 3, 64, 64)
+    small = tmp_path / "small.png"  # below the crop: skipped, not a differently shaped tile
+    make_image((40, 30), 99).save(small)
+    tiles = int8_calibration_tiles([*reals, small], fakes, n_each=3, side=64)
+    assert tiles.shape == (6, 3, 64, 64)
     ckpt = save_tiny_checkpoint(tmp_path / "t.pt", arch=ARCH)
     before = load_checkpoint(ckpt)
     info = add_int8_calibration(ckpt, tiles, "4 test tiles")
