@@ -1,6 +1,7 @@
 """Detector network definitions, shared by the app and the training package.
 
-All variants are torchvision ResNets with torchvision's parameter names, so official
+All variants are torchvision ResNets (the blocks copied in core/resnet.py, so the app imports
+no torchvision) with torchvision's parameter names, so official
 CNNDetection checkpoints load unchanged. Options recorded in checkpoint metadata:
 
 * ``input_transform``: ``"none"`` (the paper) or ``"npr"`` -- the neighbouring-pixel residual
@@ -18,7 +19,7 @@ from typing import Any
 import torch
 from torch import nn
 from torch.nn.utils.fusion import fuse_conv_bn_eval
-from torchvision.models.resnet import BasicBlock, Bottleneck, ResNet
+from forensics_app.core.resnet import BasicBlock, Bottleneck, ResNet, init_weights
 
 ARCH_LAYERS = {
     "resnet50": (Bottleneck, [3, 4, 6, 3]),
@@ -70,12 +71,7 @@ class ForensicResNet(ResNet):
                 setattr(self, f"layer{i}", self._make_layer(block, base * 2 ** (i - 1),
                                                             layers[i - 1],
                                                             stride=1 if i == 1 else 2))
-            for m in self.modules():
-                if isinstance(m, nn.Conv2d):
-                    nn.init.kaiming_normal_(m.weight, mode="fan_out", nonlinearity="relu")
-                elif isinstance(m, nn.BatchNorm2d):
-                    nn.init.constant_(m.weight, 1)
-                    nn.init.constant_(m.bias, 0)
+            init_weights(self)
         width = base * (2 ** (self.stages - 1)) * block.expansion
         self.fc = nn.Linear(width, arch["num_outputs"])
         self.input_transform = arch.get("input_transform", "none")
