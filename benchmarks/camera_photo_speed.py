@@ -220,8 +220,14 @@ def main(argv: list[str] | None = None) -> int:
                          "(auto, fp32, int8, bf16)")
     ap.add_argument("--int8", action="store_true", help="the raw torch.ao int8 trial")
     ap.add_argument("--skip-modes", action="store_true")
+    ap.add_argument("--no-heap-limit", action="store_true",
+                    help="leave glibc's mmap threshold dynamic (the app fixes it: core/heap.py)")
     ap.add_argument("--folder", type=Path, default=None, help="keep the generated photos here")
     args = ap.parse_args(argv)
+    if not args.no_heap_limit:
+        from forensics_app.core.heap import limit_heap_retention
+
+        print(f"heap: {limit_heap_retention()['why']}")
     ckpt = args.model or bundled_model_path()
     threads = args.threads or torch.get_num_threads()
     det = Detector.from_checkpoint(ckpt, "cpu", threads=threads)

@@ -74,8 +74,11 @@ def _output_problem(args: argparse.Namespace) -> str | None:
 
 
 def main(argv: list[str] | None = None) -> int:
+    from forensics_app.core.heap import limit_heap_retention
+
     parser = build_parser()
     args = parser.parse_args(argv)
+    limit_heap_retention()  # before any image is decoded (core/heap.py)
     if args.batch_size < 1:
         parser.error("--batch-size must be >= 1")
     for name in ("threshold", "band"):

@@ -90,6 +90,8 @@ def engine_record(detector, options) -> dict:
     the detector's :class:`SpeedLevers`, the scan's own settings and the thread counts."""
     import torch
 
+    from forensics_app.core.heap import heap_record
+
     levers = detector.levers.record()
     if getattr(detector, "int8_source", None):
         levers["int8_ranges"] = detector.int8_source
@@ -98,4 +100,5 @@ def engine_record(detector, options) -> dict:
         "scan": options.record(),
         "threads": {"torch_threads": torch.get_num_threads(),
                     "intake_workers": options.workers, "cores": usable_cores()},
+        "heap": heap_record(),
     }

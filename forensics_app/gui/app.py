@@ -97,7 +97,10 @@ def make_application():
 
 
 def run_app(argv: list[str] | None = None) -> int:
+    from forensics_app.core.heap import limit_heap_retention
+
     args = build_parser().parse_args(sys.argv[1:] if argv is None else argv)
+    limit_heap_retention()  # freed image memory goes back to the OS (core/heap.py)
     app = make_application()
     log_path = configure_logging()
     logging.getLogger(__name__).info("starting %s %s (log %s)", APP_NAME, __version__, log_path)
