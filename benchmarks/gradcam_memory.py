@@ -29,6 +29,7 @@ def vmhwm_mib() -> float:
 
 
 def main(argv: list[str] | None = None) -> int:
+    import numpy as np
     import torch
     from scale_memory import big_image
 
@@ -43,6 +44,9 @@ def main(argv: list[str] | None = None) -> int:
     ap.add_argument("--model", type=Path, default=None)
     ap.add_argument("--max-tiles", type=int, default=24)
     args = ap.parse_args(argv)
+    from forensics_app.core.heap import limit_heap_retention
+
+    limit_heap_retention()  # as the GUI does at start-up
     image = args.image
     if image is None:
         image = Path(tempfile.gettempdir()) / "forensics_scale_fixtures" / "big_00.jpg"
@@ -64,7 +68,10 @@ def main(argv: list[str] | None = None) -> int:
         prepared.boxes = [prepared.boxes[int(i * step)] for i in range(args.max_tiles)]
     t1 = time.perf_counter()
     cam = tiled_gradcam(model, prepared, ckpt.fake_index)
-    rgba = colour_map(cam.heat)
+    prepared.release()  # then the display arrays, as the GUI's heat-map worker builds them
+    rgb = colour_map(cam.heat)
+    rgba = np.concatenate([rgb, np.where(cam.analysed, 255, 0).astype(np.uint8)[..., None]], 2)
+    del rgb
     t2 = time.perf_counter()
     per_tile = (t2 - t1) / prepared.n_tiles
     print(f"{image.name} {prepared.scored_size[0]}x{prepared.scored_size[1]}: {prepared.n_tiles} "

@@ -35,9 +35,17 @@ class _GeneratedScore:
 
 
 def cam_model_copy(model: ForensicResNet) -> ForensicResNet:
-    """A private fp32 CPU copy of the detector for Grad-CAM (scans keep their own)."""
+    """A private fp32 CPU copy of the detector for Grad-CAM (scans keep their own).
+
+    Only the target block and what follows it need gradients: Grad-CAM weighs the target's
+    activations by d(score)/d(activations), which the layers before it do not enter. With their
+    parameters frozen, autograd keeps none of their (full-resolution, widest) activations, so a
+    512^2 tile's backward pass holds a fraction of the memory and the map is the same.
+    """
     m = copy.deepcopy(model).to("cpu", memory_format=torch.contiguous_format).float().eval()
     for p in m.parameters():
+        p.requires_grad_(False)
+    for p in (*m.cam_target_layer().parameters(), *m.fc.parameters()):
         p.requires_grad_(True)
     return m
 
@@ -106,9 +114,20 @@ def tiled_gradcam(
     width, height = prepared.scored_size
     scale = min(1.0, math.sqrt(display_pixels / max(1, width * height)))
     dw, dh = max(1, round(width * scale)), max(1, round(height * scale))
+    notes: list[str] = []
+    single = prepared.n_tiles == 1 and prepared.boxes[0] == (0, 0, width, height)
+    image = None
+    if not single:  # the display picture first, while no tile's Grad-CAM memory is held
+        src = prepared.source
+        image = np.asarray(src if scale == 1.0 else src.resize((dw, dh), Image.BOX),
+                           dtype=np.uint8)
+        del src
+        if prepared.n_tiles > 1:
+            notes.append("Grad-CAM computed per tile; each tile's map is scaled on its own.")
+        else:
+            notes.append("Only the highlighted crop was analysed.")
     heat = np.zeros((dh, dw), dtype=np.float32)
     analysed = np.zeros((dh, dw), dtype=bool)
-    notes: list[str] = []
     boxes = []
     for i, (x, y, w, h) in enumerate(prepared.boxes):
         if should_cancel is not None and should_cancel():
@@ -123,17 +142,9 @@ def tiled_gradcam(
         heat[y0:y1, x0:x1] = cam
         analysed[y0:y1, x0:x1] = True
         boxes.append((x0, y0, x1 - x0, y1 - y0))
-    if prepared.n_tiles == 1 and prepared.boxes[0] == (0, 0, width, height):
+    if single:
         # Exactly the pixels the network saw (this includes any recorded up-scaling).
         image = (denormalize(prepared.tile(0)) * 255.0).round().astype(np.uint8)
-    else:
-        src = prepared.source
-        image = np.asarray(src if scale == 1.0 else src.resize((dw, dh), Image.BOX),
-                           dtype=np.uint8)
-        if prepared.n_tiles > 1:
-            notes.append("Grad-CAM computed per tile; each tile's map is scaled on its own.")
-        else:
-            notes.append("Only the highlighted crop was analysed.")
     if scale < 1.0:
         notes.append(f"Shown at {scale:.0%} of full resolution ({dw}x{dh} of {width}x{height}); "
                      "the score and each tile's map were computed at full resolution.")

@@ -38,3 +38,19 @@ def test_gradcam_two_class_and_npr_odd_size():
     heat = compute_gradcam(cam_model_copy(model), tensor, fake_index=1)
     assert heat.shape == (65, 67)
     assert heat.min() >= 0.0 and heat.max() <= 1.0
+
+
+def test_frozen_prefix_gives_the_same_map():
+    """cam_model_copy freezes everything before the target block: same map, less memory."""
+    torch.manual_seed(1)
+    model = build_model({"name": "resnet18", "stages": 2, "input_transform": "npr"}).eval()
+    tensor = to_normalized_tensor(make_image((96, 80), 6))
+    frozen = cam_model_copy(model)
+    trainable = [n for n, p in frozen.named_parameters() if p.requires_grad]
+    assert trainable and all(n.startswith(("layer2.1.", "fc.")) for n in trainable)
+    full = cam_model_copy(model)
+    for p in full.parameters():
+        p.requires_grad_(True)
+    a = compute_gradcam(frozen, tensor)
+    b = compute_gradcam(full, tensor)
+    np.testing.assert_allclose(a, b, atol=1e-5)
