@@ -46,9 +46,9 @@ TAIL_FLOOR = 1e-6
 SAMPLE_BATCH_SIZE = 1
 WINDOW_TIMEOUT_S = 300.0
 # Where scans run int8 by default (precision "auto"), the self-test also scores the samples in
-# int8: each must stay within this of its fp32 score (the export measured about 0.02 on dev
-# images), or int8 is not working on this CPU.
-INT8_TOLERANCE = 0.05
+# int8: each must stay within this of its fp32 score (shipped model on this CPU: 0.058 at most on
+# these synthetic samples, ~0.02 on dev_test photos), or int8 is not working on this CPU.
+INT8_TOLERANCE = 0.1
 # Shared libraries Qt's xcb platform plugin needs that a fresh Debian/Ubuntu desktop may lack
 # (PySide6 bundles Qt, not these), by ctypes.util.find_library name -> Debian/Ubuntu package.
 # Qt's own error names none of them; the README's Quick start lists the same packages.
