@@ -221,7 +221,7 @@ def main(argv: list[str] | None = None) -> int:
     ap.add_argument("--int8", action="store_true", help="the raw torch.ao int8 trial")
     ap.add_argument("--skip-modes", action="store_true")
     ap.add_argument("--no-heap-limit", action="store_true",
-                    help="leave glibc's mmap threshold dynamic (the app fixes it: core/heap.py)")
+                    help="leave Pillow's block size as it is (the app raises it: core/heap.py)")
     ap.add_argument("--folder", type=Path, default=None, help="keep the generated photos here")
     args = ap.parse_args(argv)
     if not args.no_heap_limit:

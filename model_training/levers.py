@@ -33,11 +33,14 @@ def describe(recipe: dict[str, Any]) -> dict[str, str]:
     data = "+".join(aligned) or "-"
     if recipe.get("unaligned"):
         dirs = [Path(d).name for d in recipe["unaligned"].get("fake_dirs", [])]
-        data += f"; unaligned {'+'.join(dirs)} ({recipe.get('unaligned_fraction', 0.5):.0%})"
+        per_folder = ", per folder" if recipe.get("unaligned_balance") == "folder" else ""
+        data += (f"; unaligned {'+'.join(dirs)} "
+                 f"({recipe.get('unaligned_fraction', 0.5):.0%}{per_folder})")
     arch = recipe.get("arch", {})
+    width = arch.get("width", 64)
     return {
         "data (aligned fakes; unaligned)": data,
-        "network": arch.get("name", "resnet50"),
+        "network": arch.get("name", "resnet50") + ("" if width == 64 else f" width {width}"),
         "input": arch.get("input_transform", "none"),
         "stages": str(arch.get("stages", 4)),
         "crop": str(recipe.get("crop")),

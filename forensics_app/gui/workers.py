@@ -37,6 +37,29 @@ _live_threads: set[QThread] = set()
 _live_lock = threading.Lock()
 
 
+# Worker threads run this much nicer than the GUI thread (Linux, where nice is per thread):
+# the event loop gets a core the moment it has work, and the threads a worker starts -- the
+# scan's intake pool, torch's intra-op pool when it is created there -- inherit the value.
+WORKER_NICE = 5
+
+
+def lower_thread_priority(increment: int = WORKER_NICE) -> int | None:
+    """Raise the calling thread's nice value by ``increment``; the new value, or None where
+    threads have no nice value of their own (not Linux) or it cannot be read."""
+    import os
+    import sys
+
+    if not sys.platform.startswith("linux"):
+        return None
+    tid = threading.get_native_id()
+    try:
+        nice = os.getpriority(os.PRIO_PROCESS, tid)
+        os.setpriority(os.PRIO_PROCESS, tid, min(19, nice + increment))
+        return os.getpriority(os.PRIO_PROCESS, tid)
+    except OSError:
+        return None
+
+
 class WorkCancelled(Exception):
     """Raised by :meth:`Worker.work` when the cancel flag was seen; carries partial output."""
 
@@ -77,6 +100,7 @@ class Worker(QObject):
     def run(self) -> None:
         # Name the Python side of the thread so log lines say which worker wrote them.
         threading.current_thread().name = QThread.currentThread().objectName() or type(self).__name__
+        lower_thread_priority()
         self.started.emit()
         t0 = time.perf_counter()
         try:

@@ -74,3 +74,26 @@ def test_summary_says_showing_n_of_m_under_a_filter(make_window, qtbot, tmp_path
     assert "showing <b>1</b> of 3 files" in window.summary.text()
     window.text_filter.setText("")
     assert "showing" not in window.summary.text()
+
+
+def test_worker_threads_run_nicer_than_the_gui_thread():
+    import os
+    import sys
+    import threading
+
+    from forensics_app.gui.workers import WORKER_NICE, lower_thread_priority
+
+    if not sys.platform.startswith("linux"):
+        assert lower_thread_priority() is None
+        return
+    main_nice = os.getpriority(os.PRIO_PROCESS, threading.get_native_id())
+    seen = {}
+
+    def body():
+        seen["nice"] = lower_thread_priority()
+
+    t = threading.Thread(target=body)
+    t.start()
+    t.join()
+    assert seen["nice"] == min(19, main_nice + WORKER_NICE)
+    assert os.getpriority(os.PRIO_PROCESS, threading.get_native_id()) == main_nice
