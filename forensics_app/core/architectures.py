@@ -19,6 +19,7 @@ from typing import Any
 import torch
 from torch import nn
 from torch.nn.utils.fusion import fuse_conv_bn_eval
+
 from forensics_app.core.resnet import BasicBlock, Bottleneck, ResNet, init_weights
 
 ARCH_LAYERS = {

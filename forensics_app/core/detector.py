@@ -15,7 +15,6 @@ Three checkpoint formats are accepted, always through
 from __future__ import annotations
 
 import dataclasses
-
 import hashlib
 import os
 import pickle

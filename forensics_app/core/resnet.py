@@ -1,7 +1,8 @@
 """The ResNet building blocks the detector is made of, so the app needs no torchvision import.
 
 Copied from ``torchvision/models/resnet.py`` (torchvision 0.29.1) without the weight
-registry: ``conv3x3``, ``conv1x1``, ``BasicBlock``, ``Bottleneck`` and ``ResNet``, with the same
+registry (and with its type hints in this project's style): ``conv3x3``, ``conv1x1``, ``BasicBlock``,
+``Bottleneck`` and ``ResNet``, with the same
 module and parameter names, so torchvision-format state dicts (official CNNDetection
 checkpoints among them) load unchanged; ``tests/core/test_resnet.py`` checks names, shapes and
 outputs against torchvision itself. Why: importing torchvision pulls in ``torchvision.ops``,
@@ -27,11 +28,9 @@ CAUSED AND ON ANY THEORY OF LIABILITY, WHETHER IN CONTRACT, STRICT LIABILITY, OR
 ADVISED OF THE POSSIBILITY OF SUCH DAMAGE.
 """
 
-# ruff: noqa: UP006, UP007, UP035 -- kept as torchvision writes it, to diff against upstream
-
 from __future__ import annotations
 
-from typing import Callable, Optional, Union
+from collections.abc import Callable
 
 import torch
 import torch.nn as nn
@@ -76,11 +75,11 @@ class BasicBlock(nn.Module):
         inplanes: int,
         planes: int,
         stride: int = 1,
-        downsample: Optional[nn.Module] = None,
+        downsample: nn.Module | None = None,
         groups: int = 1,
         base_width: int = 64,
         dilation: int = 1,
-        norm_layer: Optional[Callable[..., nn.Module]] = None,
+        norm_layer: Callable[..., nn.Module] | None = None,
     ) -> None:
         super().__init__()
         if norm_layer is None:
@@ -131,11 +130,11 @@ class Bottleneck(nn.Module):
         inplanes: int,
         planes: int,
         stride: int = 1,
-        downsample: Optional[nn.Module] = None,
+        downsample: nn.Module | None = None,
         groups: int = 1,
         base_width: int = 64,
         dilation: int = 1,
-        norm_layer: Optional[Callable[..., nn.Module]] = None,
+        norm_layer: Callable[..., nn.Module] | None = None,
     ) -> None:
         super().__init__()
         if norm_layer is None:
@@ -178,14 +177,14 @@ class Bottleneck(nn.Module):
 class ResNet(nn.Module):
     def __init__(
         self,
-        block: type[Union[BasicBlock, Bottleneck]],
+        block: type[BasicBlock | Bottleneck],
         layers: list[int],
         num_classes: int = 1000,
         zero_init_residual: bool = False,
         groups: int = 1,
         width_per_group: int = 64,
-        replace_stride_with_dilation: Optional[list[bool]] = None,
-        norm_layer: Optional[Callable[..., nn.Module]] = None,
+        replace_stride_with_dilation: list[bool] | None = None,
+        norm_layer: Callable[..., nn.Module] | None = None,
     ) -> None:
         super().__init__()
         if norm_layer is None:
@@ -230,7 +229,7 @@ class ResNet(nn.Module):
 
     def _make_layer(
         self,
-        block: type[Union[BasicBlock, Bottleneck]],
+        block: type[BasicBlock | Bottleneck],
         planes: int,
         blocks: int,
         stride: int = 1,
