@@ -180,8 +180,13 @@ def int8_tiles(recipe: BundledRecipe, root: Path, manifest: dict) -> tuple[torch
     if recipe.unaligned:
         fakes += list_fakes(UnalignedConfig(**recipe.unaligned), "train")
     reals = training_reals(recipe, manifest)
-    tiles = int8_calibration_tiles(reals, fakes, seed=recipe.seed)
-    return tiles, f"{len(tiles)} training tiles of 256^2 (half photos, half fakes)"
+    for side in (256, recipe.crop):  # the dev sets' size; the training crop for tiny data
+        try:
+            tiles = int8_calibration_tiles(reals, fakes, side=side, seed=recipe.seed)
+        except ValueError:
+            continue
+        return tiles, f"{len(tiles)} training tiles of {side}^2 (half photos, half fakes)"
+    raise ValueError(f"no training image is at least {recipe.crop} px for the int8 ranges")
 
 
 def _min_side(path: Path) -> int:

@@ -7,14 +7,14 @@ input transform, the average pool and the linear head stay float32, so the logit
 float range and the checkpoint's calibration applies unchanged.
 
 Activation ranges never depend on the evidence being scanned. A checkpoint exported by
-``model_training`` carries them in ``meta["int8_calibration"]``: the scale and zero point of
+the training package carries them in ``meta["int8_calibration"]``: the scale and zero point of
 every activation observer, measured at export on held-in training tiles of both classes
 (:func:`calibrate_int8`). A checkpoint without them (or made for another quantized engine) is
 calibrated at load on a fixed, seeded set of photo-like tiles (a smooth colour field with
 per-pixel sensor noise, one JPEG round trip at quality 90) prepared with the app's one
 preprocessing preset -- a weaker stand-in for photos, so scores move more. Either way the same
 checkpoint and torch build give the same int8 network on every run. What int8 does to accuracy is measured on dev_test
-(``python -m model_training evaluate --precision int8``) and recorded in the model card.
+(the training package's ``evaluate --precision int8``) and recorded in the model card.
 """
 
 from __future__ import annotations
