@@ -3,15 +3,16 @@
 A scan decodes large images one after another, in intake threads; Pillow stores each in
 blocks of 16 MiB by default. glibc serves a block of that size with mmap the first time, and
 after the first one is freed it raises its mmap threshold (up to 32 MiB), so later blocks come
-from the threads' heaps and stay resident after the image is gone: on this machine a mixed
-folder (500 small images, two 100 MP JPEGs, two 8000^2 PNGs) peaked at 1.70 GB instead of
-1.27 GB (``benchmarks/scale_memory.py``).
+from the threads' heaps and stay resident after the image is gone.
 
 The fix chosen: Pillow blocks of 64 MiB. glibc never raises its threshold above 32 MiB, so
 every large image block is mmapped and unmapped when the image is freed, while the forward
-pass's tensors keep glibc's fast dynamic behaviour. (Fixing glibc's threshold at 8 MiB with
-``mallopt`` bounded memory as well, but made each forward pass page-fault its 8-32 MiB
-activations afresh: 12 MP took 12.0 CPU s instead of 10.1.)
+pass's tensors keep glibc's fast dynamic behaviour. A mixed folder (500 small images, two
+100 MP JPEGs, two 8000^2 PNGs, triage) peaked at 1,465 MiB with it, 1,704 MiB without
+(``benchmarks/scale_memory.py``). Fixing glibc's threshold at 8 MiB bounds memory further
+(1,267 MiB there; 1,442 vs 1,608 MiB in full mode) but makes each forward pass page-fault its
+8-32 MiB activations afresh (12 MP: 12.0 CPU s instead of 10.1, full mode 17 % slower), so it
+is left to the analyst: ``MALLOC_MMAP_THRESHOLD_=8388608`` in the environment does it.
 
 Once per process, and never over a ``PILLOW_BLOCK_SIZE`` the user set. Called by the CLI and
 the GUI at start-up; recorded in the report side-car.
