@@ -11,8 +11,8 @@
 2. ``--levers``: each speed lever off/on on a 2048x1024 crop (8 tiles of 512), same model:
    channels-last, BatchNorm folding, inference mode, tile size, batch size, bf16 (when the
    CPU has it), torch.compile (when a compiler works), decode overlap.
-3. ``--int8``: torch.ao FX static int8 quantisation (x86 backend) of the convolution trunk,
-   calibrated on a few tiles; speed, and the score change against fp32 on those tiles.
+3. ``--int8``: the app's int8 lever (torch.ao static int8 of the convolution trunk) against fp32,
+   with the ranges the checkpoint carries; speed, and the score change on a 2048x1024 crop.
 
 Model-agnostic: ``--model`` any checkpoint the app loads; without it, the bundled one.
 """
@@ -20,7 +20,6 @@ Model-agnostic: ``--model`` any checkpoint the app loads; without it, the bundle
 from __future__ import annotations
 
 import argparse
-import copy
 import sys
 import tempfile
 import time
@@ -33,7 +32,7 @@ from PIL import Image
 REPO = Path(__file__).resolve().parent.parent
 sys.path.insert(0, str(REPO))
 
-from forensics_app.core.detector import Detector, load_checkpoint  # noqa: E402
+from forensics_app.core.detector import Detector  # noqa: E402
 from forensics_app.core.loading import load_evidence  # noqa: E402
 from forensics_app.core.preprocess import PreprocessConfig, prepare_image  # noqa: E402
 from forensics_app.core.scan import ScanOptions, scan_files  # noqa: E402
@@ -155,54 +154,28 @@ def lever_table(ckpt_path: Path, folder: Path, threads: int, repeat: int,
 
 
 def int8_trial(ckpt_path: Path, folder: Path, threads: int, repeat: int) -> None:
-    """torch.ao FX static int8 (x86) of conv1..last stage; NPR transform and head stay fp32."""
-    from torch.ao.quantization import get_default_qconfig_mapping
-    from torch.ao.quantization.quantize_fx import convert_fx, prepare_fx
-
-    from forensics_app.core.architectures import fold_batchnorm, npr_residual
-
-    torch.set_num_threads(threads)
-    torch.backends.quantized.engine = "x86"
-    ckpt = load_checkpoint(ckpt_path)
-    model = fold_batchnorm(ckpt.model.eval())
-    trunk = torch.nn.Sequential(model.conv1, model.relu, model.maxpool, model.layer1,
-                                model.layer2, model.layer3, model.layer4)
-    calib = [prepare_image(camera_like(1024, 1024, s), PreprocessConfig(mode="tiles"))
-             .tensors for s in range(3)]
-    calib = torch.stack([t for ts in calib for t in ts])  # 12 tiles of 512
-
-    def head(x: torch.Tensor) -> torch.Tensor:
-        return model.fc(torch.flatten(model.avgpool(x), 1))
-
-    def pre(x: torch.Tensor) -> torch.Tensor:
-        return npr_residual(x, model.npr_gain) if model.input_transform == "npr" else x
-
-    with torch.inference_mode():
-        example = pre(calib[:1])
-    prepared = prepare_fx(copy.deepcopy(trunk), get_default_qconfig_mapping("x86"), (example,))
-    with torch.inference_mode():
-        for i in range(0, len(calib), 4):
-            prepared(pre(calib[i : i + 4]))
-    qtrunk = convert_fx(prepared)
+    """The app's int8 lever (core/quantize.py) against fp32 on the same 8 tiles of 512."""
     test = torch.stack(prepare_image(camera_like(2048, 1024, 9), PreprocessConfig(
         mode="tiles")).tensors)
 
-    def timed(fn) -> tuple[float, torch.Tensor]:
+    def timed(det: Detector) -> tuple[float, np.ndarray]:
         out, best = None, []
         for _ in range(repeat + 1):
             t0 = time.process_time()
-            with torch.inference_mode():
-                out = torch.cat([head(fn(pre(test[i : i + 4]))) for i in range(0, len(test), 4)])
+            out = np.concatenate([det.predict_proba(test[i : i + 4])
+                                  for i in range(0, len(test), 4)])
             best.append(time.process_time() - t0)
         return min(best[1:]), out
 
-    fp_s, fp_out = timed(trunk)
-    q_s, q_out = timed(qtrunk)
-    fp_p, q_p = torch.sigmoid(fp_out[:, 0]), torch.sigmoid(q_out[:, 0])
-    diff = (q_p - fp_p).abs()
-    print(f"\nint8 (torch.ao FX, x86) on 8 tiles of 512: fp32 {fp_s:.2f} CPU s, int8 {q_s:.2f} CPU s "
-          f"({q_s / fp_s:.2f}x); per-tile |dP| mean {diff.mean():.3f}, max {diff.max():.3f}; "
-          f"logit corr {np.corrcoef(fp_out[:, 0], q_out[:, 0])[0, 1]:.3f}")
+    fp = Detector.from_checkpoint(ckpt_path, "cpu", threads=threads,
+                                  levers=SpeedLevers(precision="fp32"))
+    q = Detector.from_checkpoint(ckpt_path, "cpu", threads=threads,
+                                 levers=SpeedLevers(precision="int8"))
+    fp_s, fp_p = timed(fp)
+    q_s, q_p = timed(q)
+    diff = np.abs(q_p - fp_p)
+    print(f"\nint8 ({q.int8_source}) on 8 tiles of 512: fp32 {fp_s:.2f} CPU s, int8 {q_s:.2f} "
+          f"CPU s ({q_s / fp_s:.2f}x); per-tile |dP| mean {diff.mean():.3f}, max {diff.max():.3f}")
 
 
 def main(argv: list[str] | None = None) -> int:
@@ -218,7 +191,7 @@ def main(argv: list[str] | None = None) -> int:
     ap.add_argument("--precisions", default="auto",
                     help="comma-separated forward precisions for the per-mode table "
                          "(auto, fp32, int8, bf16)")
-    ap.add_argument("--int8", action="store_true", help="the raw torch.ao int8 trial")
+    ap.add_argument("--int8", action="store_true", help="int8 against fp32 on one crop")
     ap.add_argument("--skip-modes", action="store_true")
     ap.add_argument("--no-heap-limit", action="store_true",
                     help="leave Pillow's block size as it is (the app raises it: core/heap.py)")

@@ -244,7 +244,7 @@ def check_samples(model_path: Path, samples: Path, expected_path: Path,
         report.model_id, report.device = detector.model_id, detector.device_description
         for (check, entry, _), res in zip(present, results, strict=True):
             _compare(check, entry, res, report.tolerance, report.rel_tolerance)
-        check_int8(model_path, detector, [f for _, _, f in present], results, report)
+        check_int8(detector, [f for _, _, f in present], results, report)
     bad = [c for c in checks if c.problem is not None]
     if bad:
         shown = "; ".join(f"{c.file} {c.problem}" for c in bad[:3])
@@ -252,9 +252,10 @@ def check_samples(model_path: Path, samples: Path, expected_path: Path,
         report.fail(f"{len(bad)}/{len(checks)} samples differ: {shown}{more}")
 
 
-def check_int8(model_path: Path, fp32, files: list[Path], fp32_results, report) -> None:
+def check_int8(fp32, files: list[Path], fp32_results, report) -> None:
     """Where ``precision="auto"`` picks int8 for this model on this CPU, int8 scores of the
-    samples must stay within :data:`INT8_TOLERANCE` of the fp32 ones."""
+    samples must stay within :data:`INT8_TOLERANCE` of the fp32 ones (the int8 network is
+    built from the fp32 detector's loaded checkpoint: the file is read once)."""
     from forensics_app.core.detector import Detector, auto_precision
     from forensics_app.core.scan import ScanOptions, scan_files
     from forensics_app.core.speed import SpeedLevers
@@ -262,8 +263,8 @@ def check_int8(model_path: Path, fp32, files: list[Path], fp32_results, report) 
     if auto_precision(fp32.checkpoint, fp32.device) != "int8":
         return
     try:
-        q = Detector.from_checkpoint(model_path, device="cpu",
-                                     levers=SpeedLevers(precision="int8"))
+        q = Detector.from_loaded(fp32.checkpoint, device="cpu",
+                                 levers=SpeedLevers(precision="int8"))
         results = scan_files(files, q, ScanOptions(batch_size=SAMPLE_BATCH_SIZE, workers=1))
     except Exception as exc:  # noqa: BLE001 -- any failure of the int8 path is the finding
         report.fail(f"int8 (the default on this CPU) failed: {type(exc).__name__}: {exc}")

@@ -233,11 +233,13 @@ def resolve_device(name: str = "auto") -> torch.device:
     return torch.device(name)
 
 
-def describe_device(device: torch.device) -> str:
+def describe_device(device: torch.device, precision: str = "fp32") -> str:
+    """``cpu (2 threads)``, ``cpu (2 threads, int8)``, ``cuda (<name>)``..."""
+    extra = "" if precision == "fp32" else f", {precision}"
     if device.type == "cuda":
-        return f"cuda ({torch.cuda.get_device_name(device)})"
+        return f"cuda ({torch.cuda.get_device_name(device)}{extra})"
     n = torch.get_num_threads()
-    return f"cpu ({n} thread{'' if n == 1 else 's'})"
+    return f"cpu ({n} thread{'' if n == 1 else 's'}{extra})"
 
 
 def auto_precision(ckpt: LoadedCheckpoint, dev: torch.device) -> str:
@@ -325,10 +327,7 @@ class Detector:
 
     @property
     def device_description(self) -> str:
-        desc = describe_device(self.device)
-        if self.levers.precision == "fp32":
-            return desc
-        return f"{desc[:-1]}, {self.levers.precision})" if desc.endswith(")") else desc
+        return describe_device(self.device, self.levers.precision)
 
     def logits_to_proba(self, out: torch.Tensor) -> np.ndarray:
         """Model outputs -> calibrated P(generated) as float64 numpy."""

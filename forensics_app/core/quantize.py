@@ -51,7 +51,7 @@ def _photo_like(size: int, rng: np.random.Generator) -> Image.Image:
     buf = io.BytesIO()
     Image.fromarray(np.clip(noisy, 0, 255).astype(np.uint8)).save(buf, "JPEG", quality=90)
     buf.seek(0)
-    return Image.open(buf).convert("RGB")
+    return Image.open(buf, formats=("JPEG",)).convert("RGB")
 
 
 def calibration_batch(n_tiles: int = CALIBRATION_TILES) -> torch.Tensor:
