@@ -216,7 +216,8 @@ def read_bytes_and_hash(path: Path, max_bytes: int = MAX_FILE_BYTES, *,
                 kind = describe_format(head)
                 raise NotAnImage(path, "not an image (no image extension, and its first bytes "
                                        + (f"are {kind})" if kind else "are no image format)"))
-            data = head + fh.read(max_bytes + 1 - len(head))
+            fh.seek(0)  # one buffer for the whole file (head + rest would copy it once more)
+            data = fh.read(max_bytes + 1)
     except ImageLoadError:
         raise
     except OSError as exc:
@@ -258,8 +259,9 @@ def decode_image(
     """Decode bytes to an upright RGB image; return it with format facts of the original.
 
     ``limits`` (default: ``max_pixels`` as the pixel cap) is the bomb guard's; ``reserve``,
-    when given, is called with the bytes the decode will hold before any pixel is decoded
-    (the scan's intake memory window blocks there until there is room).
+    when given, is called with the bytes the decode will hold (its pixels plus ``data``
+    itself) before any pixel is decoded (the scan's intake memory window blocks there until
+    there is room).
     """
     limits = limits or DecodeLimits(max_pixels=max_pixels)
     try:
@@ -271,8 +273,8 @@ def decode_image(
                 check_declared_image(width, height, img.mode, len(data), limits)
             except BombRefused as exc:
                 raise ImageLoadError(path, str(exc)) from None
-            if reserve is not None:
-                reserve(decode_cost_bytes(width, height, img.mode))
+            if reserve is not None:  # the pixels, and the file's bytes held while decoding
+                reserve(decode_cost_bytes(width, height, img.mode) + len(data))
             facts = {
                 "format": img.format,
                 "width": width,

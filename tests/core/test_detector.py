@@ -59,6 +59,20 @@ def test_threads_are_set_on_cpu(tiny_checkpoint):
     assert torch.get_num_threads() == 1
 
 
+def test_npr_residual_is_the_image_minus_its_nearest_upsampled_half():
+    """The broadcast form computes exactly x - nearest_up(x[::2, ::2]), times the gain, for
+    batched and unbatched, channels-last and odd-sized inputs."""
+    for shape in ((2, 3, 17, 33), (3, 8, 10), (1, 3, 64, 64)):
+        x = torch.randn(*shape)
+        h, w = shape[-2] // 2 * 2, shape[-1] // 2 * 2
+        crop = x[..., :h, :w]
+        up = crop[..., ::2, ::2].repeat_interleave(2, dim=-2).repeat_interleave(2, dim=-1)
+        assert torch.equal(npr_residual(x, 3.0), (crop - up) * 3.0)
+        if x.dim() == 4:
+            cl = x.contiguous(memory_format=torch.channels_last)
+            assert torch.equal(npr_residual(cl, 3.0), (crop - up) * 3.0)
+
+
 def test_npr_residual_removes_nearest_upsampled_content():
     low = torch.rand(1, 3, 8, 8)
     up = low.repeat_interleave(2, dim=-2).repeat_interleave(2, dim=-1)

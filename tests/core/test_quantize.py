@@ -162,3 +162,44 @@ def test_auto_precision_picks_int8_only_with_ranges_for_this_engine(tmp_path):
     other = save_tiny_checkpoint(tmp_path / "other.pt", arch=ARCH,
                                  meta={"int8_calibration": {**stored, "engine": "elsewhere"}})
     assert Detector.from_checkpoint(other, "cpu", threads=1).levers.precision == "fp32"
+
+
+@needs_engine
+def test_folded_batchnorm_still_fuses_convolution_and_relu():
+    """BatchNorm folded to Identity must not keep conv and ReLU apart: no float ReLU op and
+    no separate quantized ReLU remain in the int8 trunk."""
+    int8, _ = quantize_int8(_model(), calibration=_tiles(4, 1))
+    graph = int8.trunk.graph
+    modules = dict(int8.trunk.named_modules())
+    relus = [n for n in graph.nodes
+             if (n.op == "call_module" and isinstance(modules[n.target], torch.nn.ReLU))
+             or (n.op in ("call_function", "call_method") and "relu" in str(n.target)
+                 and "add_relu" not in str(n.target))]
+    assert relus == []
+    fused = [m for m in modules.values() if type(m).__name__ == "ConvReLU2d"]
+    assert fused, "no convolution was fused with its ReLU"
+    identities = [m for m in modules.values() if isinstance(m, torch.nn.Identity)]
+    assert identities == []
+
+
+def test_quantizing_imports_no_compiler_stack():
+    """FX tracing records no per-node stack traces, which would import torch._dynamo,
+    inductor and sympy (~170 MiB resident) into a scan that compiles nothing."""
+    import subprocess
+    import sys
+    from pathlib import Path
+
+    code = (
+        "import sys, torch; sys.path.insert(0, sys.argv[1]);"
+        "from forensics_app.core.quantize import quantize_int8, quantized_engine;"
+        "from forensics_app.core.architectures import build_model, fold_batchnorm;"
+        "m = fold_batchnorm(build_model(dict(name='resnet18', num_outputs=1, "
+        "input_transform='npr', stages=1, width=16)).eval());"
+        "quantized_engine() and quantize_int8(m, calibration=torch.rand(2, 3, 64, 64));"
+        "import torch.fx.config as c; assert not c.do_not_emit_stack_traces;"
+        "print(sorted(k for k in ('torch._dynamo', 'torch._inductor', 'sympy') if k in sys.modules))"
+    )
+    root = Path(__file__).resolve().parents[2]
+    out = subprocess.run([sys.executable, "-c", code, str(root)], capture_output=True,
+                         text=True, check=True).stdout
+    assert out.strip().splitlines()[-1] == "[]"
