@@ -70,9 +70,11 @@ def overlay(tensor: torch.Tensor, heat: np.ndarray, opacity: float = 0.5) -> np.
     return show_cam_on_image(rgb, heat, use_rgb=True, image_weight=1.0 - float(opacity))
 
 
-# Grad-CAM of a large image is shown at most this many pixels (display only: every tile's map
-# is computed at full resolution, then placed, scaled, into the picture of the whole image).
-DISPLAY_PIXELS = 16_000_000
+# Grad-CAM of a large image is shown at most this many pixels, a 4K screen's worth (display
+# only: every tile's map is computed at full resolution, then placed, scaled, into the picture
+# of the whole image). 16 MP took a 100 MP Grad-CAM to 1,547 MiB, 8.3 MP to 1,487 (issue 14's
+# bound is 1.5 GB; ``benchmarks/gradcam_memory.py``).
+DISPLAY_PIXELS = 8_300_000
 
 
 @dataclass
@@ -109,7 +111,7 @@ def tiled_gradcam(
     tile at a time, placed into a display-sized picture of the whole image.
 
     Memory: the decoded image (already held), one tile's forward and backward pass, and the
-    display-sized arrays -- a 100 MP photo is shown at 16 MP, never copied as floats.
+    display-sized arrays -- a 100 MP photo is shown at 8.3 MP, never copied as floats.
     """
     width, height = prepared.scored_size
     scale = min(1.0, math.sqrt(display_pixels / max(1, width * height)))
