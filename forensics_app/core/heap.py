@@ -8,11 +8,13 @@ from the threads' heaps and stay resident after the image is gone.
 The fix chosen: Pillow blocks of 64 MiB. glibc never raises its threshold above 32 MiB, so
 every large image block is mmapped and unmapped when the image is freed, while the forward
 pass's tensors keep glibc's fast dynamic behaviour. A mixed folder (500 small images, two
-100 MP JPEGs, two 8000^2 PNGs, triage) peaked at 1,465 MiB with it, 1,704 MiB without
-(``benchmarks/scale_memory.py``). Fixing glibc's threshold at 8 MiB bounds memory further
-(1,267 MiB there; 1,442 vs 1,608 MiB in full mode) but makes each forward pass page-fault its
-8-32 MiB activations afresh (12 MP: 12.0 CPU s instead of 10.1, full mode 17 % slower), so it
-is left to the analyst: ``MALLOC_MMAP_THRESHOLD_=8388608`` in the environment does it.
+100 MP JPEGs, two 8000^2 PNGs, triage) peaked at 1,465 MiB with it, 1,704 MiB without, when it
+was measured (``benchmarks/scale_memory.py``). Fixing glibc's threshold at 8 MiB
+(``MALLOC_MMAP_THRESHOLD_=8388608`` in the environment) bounds memory a little further but makes
+each forward pass page-fault its 8-32 MiB activations afresh (full mode 17 % slower); with the
+other memory fixes (README, *Memory*) the issue's folder stays within 1.5 GB without it, so it
+is left to the analyst. ``malloc_trim`` after each large image was tried and gained nothing
+measurable.
 
 Once per process, and never over a ``PILLOW_BLOCK_SIZE`` the user set. Called by the CLI and
 the GUI at start-up; recorded in the report side-car.
