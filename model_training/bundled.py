@@ -108,7 +108,7 @@ class BundledRecipe:
     unaligned: dict[str, Any] | None = field(default_factory=lambda: {
         "fake_dirs": [str(DEFAULT_SHARED / "train" / "fake" / d)
                       for d in ("sd14", "sd15", "stylegan2")]})
-    unaligned_fraction: float = 0.5  # share of each batch's pairs drawn from that source
+    unaligned_fraction: float = 0.75  # share of each batch's pairs drawn from that source
     # "tile": every unaligned tile equally likely; "folder": each generator folder (sd14, sd15,
     # stylegan2) gets an equal share of the unaligned draws, whatever its size.
     unaligned_balance: str = "tile"
