@@ -123,16 +123,19 @@ def _without_identities(trunk: nn.Module) -> torch.fx.GraphModule:
 
 
 @contextlib.contextmanager
-def _no_fx_stack_traces():
-    """FX tracing without a stack trace per node: recording them imports torch._dynamo,
-    inductor, sympy and networkx (~170 MiB of resident memory and seconds of start-up in a
-    scan that never compiles anything)."""
+def _quiet_torch_ao():
+    """The setting every torch.ao call here runs in: its deprecation notices silenced (not
+    the analyst's concern), and FX tracing without a stack trace per node -- recording them
+    imports torch._dynamo, inductor, sympy and networkx (~170 MiB of resident memory and
+    seconds of start-up in a scan that never compiles anything)."""
     import torch.fx.config as fx_config
 
     before = fx_config.do_not_emit_stack_traces
     fx_config.do_not_emit_stack_traces = True
     try:
-        yield
+        with warnings.catch_warnings():
+            warnings.simplefilter("ignore")
+            yield
     finally:
         fx_config.do_not_emit_stack_traces = before
 
@@ -152,8 +155,7 @@ def calibrate_int8(model: ForensicResNet, tiles: torch.Tensor, source: str) -> d
     """Activation scales and zero points of ``model`` on ``tiles``, as plain data for a
     checkpoint's ``meta["int8_calibration"]``."""
     engine = _engine()
-    with warnings.catch_warnings(), _no_fx_stack_traces():  # torch.ao's deprecation notices
-        warnings.simplefilter("ignore")
+    with _quiet_torch_ao():
         wrapper, prepared = _prepared(model, engine)
         _observe(wrapper, prepared, tiles)
         observers = {}
@@ -175,9 +177,7 @@ def quantize_int8(model: ForensicResNet, calibration: torch.Tensor | None = None
     from torch.ao.quantization.quantize_fx import convert_fx
 
     engine = _engine()
-    # torch.ao's deprecation notices are not the analyst's concern
-    with warnings.catch_warnings(), _no_fx_stack_traces():
-        warnings.simplefilter("ignore")
+    with _quiet_torch_ao():
         wrapper, prepared = _prepared(model, engine)
         observers = _observers(prepared)
         saved = (stored or {}).get("observers") or {}
