@@ -120,6 +120,14 @@ def validate_meta(meta: dict[str, Any]) -> None:
         _check_architecture(meta["architecture"])
     if "int8_calibration" in meta:
         _check_int8_calibration(meta["int8_calibration"])
+    if "branches" in meta or "fusion" in meta:
+        from forensics_app.core.branches import BranchError, validate_branches
+
+        try:
+            validate_branches(meta)
+        except BranchError as exc:
+            field_, _, problem = str(exc).partition(": ")
+            raise CheckpointFieldError(field_, problem) from None
 
 
 def _check_int8_calibration(info: Any) -> None:

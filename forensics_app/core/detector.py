@@ -16,6 +16,7 @@ from __future__ import annotations
 
 import dataclasses
 import hashlib
+import math
 import os
 import pickle
 import re
@@ -33,6 +34,7 @@ from forensics_app.core.architectures import (
     infer_arch_from_state_dict,
     resolve_arch,
 )
+from forensics_app.core.branches import TRACE, Fusion, build_branches, fusion_of
 from forensics_app.core.checkpoint_check import (
     CheckpointFieldError,
     check_finite,
@@ -40,6 +42,7 @@ from forensics_app.core.checkpoint_check import (
     validate_meta,
 )
 from forensics_app.core.speed import SpeedLevers, cpu_has_native_bf16
+from forensics_app.weights import MissingWeightsError
 
 CHECKPOINT_FORMAT = "forensics-detector"
 CHECKPOINT_FORMAT_VERSION = 1
@@ -268,20 +271,26 @@ class Detector:
     _calib: tuple[float, float] = field(default=(1.0, 0.0), init=False)
     _forward: Any = field(default=None, init=False, repr=False)
     int8_source: str | None = field(default=None, init=False)  # where int8 ranges came from
+    # Branches beside the trace CNN (``core.branches``), built from the checkpoint's metadata,
+    # and the rule that fuses their logits into the row's P(generated).
+    branches: dict[str, Any] = field(default_factory=dict, init=False, repr=False)
+    fusion: Fusion = field(default_factory=Fusion, init=False)
 
     @classmethod
     def from_checkpoint(
         cls, path: Path | str, device: str = "auto", fake_index: int = 1,
         threads: int | None = None, levers: SpeedLevers | None = None,
+        with_branches: bool = True,
     ) -> Detector:
         ckpt = load_checkpoint(path, fake_index=fake_index)
-        return cls.from_loaded(ckpt, device, threads, levers)
+        return cls.from_loaded(ckpt, device, threads, levers, with_branches)
 
     @classmethod
     def from_loaded(
         cls, ckpt: LoadedCheckpoint, device: str = "auto", threads: int | None = None,
-        levers: SpeedLevers | None = None,
+        levers: SpeedLevers | None = None, with_branches: bool = True,
     ) -> Detector:
+        """``with_branches=False`` loads the trace CNN alone (Grad-CAM, int8 checks)."""
         dev = resolve_device(device)
         levers = levers or SpeedLevers()
         if levers.precision == "auto":
@@ -311,7 +320,22 @@ class Detector:
         cal = ckpt.meta.get("calibration") or {}
         if cal.get("type") == "platt":
             det._calib = (float(cal["a"]), float(cal["b"]))
+        if with_branches:
+            try:
+                det.branches = build_branches(ckpt.meta, threads)
+            except MissingWeightsError as exc:
+                raise CheckpointError(f"{ckpt.path}: this detector's branches need weights "
+                                      f"that are not installed: {exc}") from None
+            det.fusion = fusion_of(ckpt.meta)
         return det
+
+    def fuse(self, trace_prob: float, branch_logits: dict[str, float]) -> tuple[float, dict]:
+        """The row's P(generated) from the trace branch's probability and the other branches'
+        logits; also each branch's own probability (for the row's ``branch_probs``)."""
+        p = min(max(trace_prob, 1e-7), 1 - 1e-7)
+        logits = {TRACE: math.log(p / (1 - p)), **branch_logits}
+        probs = {k: 1.0 / (1.0 + math.exp(-max(-60.0, min(60.0, v)))) for k, v in logits.items()}
+        return self.fusion.fuse(logits), probs
 
     @property
     def model(self) -> ForensicResNet:

