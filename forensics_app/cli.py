@@ -196,6 +196,8 @@ def main(argv: list[str] | None = None) -> int:
     if not args.quiet:
         for r in results:
             score = f"{r.prob_fake:.3f}" if r.prob_fake is not None else "  -  "
+            if r.branch_probs:
+                score += " (" + ", ".join(f"{k} {v:.3f}" for k, v in r.branch_probs.items()) + ")"
             line = f"{r.verdict.value:<13} {score}  {r.path}" + (f"  [{r.error}]" if r.error else "")
             print(escape_for_terminal(line))
     for problem in dict.fromkeys([failure, *problems]):

@@ -66,10 +66,20 @@ class Column(IntEnum):
     TIME = 8
     PROVENANCE = 9
     ERROR = 10
+    TRACE = 11  # each detector branch's own score (multi-branch detectors; else empty)
+    SEMANTIC = 12
 
 
 def _none_last(value: Any) -> tuple[int, Any]:
     return (1, 0) if value is None else (0, value)
+
+
+def _branch_spec(key: str, title: str, what: str) -> ColumnSpec:
+    return ColumnSpec(
+        title, lambda r: f"{r.branch_probs[key]:.3f}" if key in r.branch_probs else "",
+        lambda r: _none_last(r.branch_probs.get(key)), align=_RIGHT, width=80,
+        header_tip=f"The {key} branch's own score (0.5 = its own threshold): {what}. "
+                   "P(generated) is the fusion of the branches.")
 
 
 def human_size(n: int | None) -> str:
@@ -130,8 +140,12 @@ COLUMNS: dict[Column, ColumnSpec] = {
     Column.PROB: ColumnSpec("P(generated)",
                             lambda r: "" if r.prob_fake is None else f"{r.prob_fake:.3f}",
                             lambda r: _none_last(r.prob_fake), width=140,
-                            tooltip=lambda r: (None if not r.tile_probs else
-                                               f"mean of {len(r.tile_probs)} tile scores"),
+                            tooltip=lambda r: "; ".join(filter(None, [
+                                (", ".join(f"{k} {v:.3f}" for k, v in r.branch_probs.items())
+                                 and "fused from " + ", ".join(
+                                     f"{k} {v:.3f}" for k, v in r.branch_probs.items())),
+                                (f"trace: mean of {len(r.tile_probs)} tile scores"
+                                 if r.tile_probs else "")])) or None,
                             header_tip="Probability the image is AI-generated (0–1)"),
     Column.DIMENSIONS: ColumnSpec("Dimensions", _dimensions,
                                   lambda r: _none_last((r.width or 0) * (r.height or 0) or None),
@@ -154,6 +168,10 @@ COLUMNS: dict[Column, ColumnSpec] = {
                    "highlighted when it disagrees with the detector"),
     Column.ERROR: ColumnSpec("Error / notes", _problem, _problem, tooltip=lambda r: _problem(r) or None,
                              width=140),
+    Column.TRACE: _branch_spec("trace", "Trace", "the CNN on full-resolution pixels "
+                               "(generator up-sampling traces; Grad-CAM explains it)"),
+    Column.SEMANTIC: _branch_spec("semantic", "Semantic", "frozen CLIP ViT-B/16 on the centre "
+                                  "224² crop (what the picture looks like)"),
 }
 
 
