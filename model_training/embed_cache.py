@@ -75,6 +75,9 @@ def views(data: Path) -> Iterator[tuple[str, list[Path], int, Callable[[Image.Im
     reals = [p for fam, lab in TRAIN_FAMILIES.items() if lab == 0
              for p in list_images(data / "train" / fam) if (data / "train" / fam).is_dir()]
     yield "train/taef2/n90", reals, 1, _taef2_transform(data)
+    # Content control: real (not generated) drawings and screenshots, made procedurally with a
+    # different seed from the content probe's (seed 0), so the probe stays unseen.
+    yield "train/synthetic_real/n90", [Path(k) for k in SYNTHETIC], 0, lambda im: normalise(im)
     for s in sorted(p for p in (data / "dev_test").iterdir() if p.is_dir()):
         for cls, label in (("0_real", 0), ("1_fake", 1)):
             files = list_images(s / cls)
@@ -92,9 +95,41 @@ def _taef2_transform(data: Path) -> Callable[[Image.Image], Image.Image]:
         if "m" not in state:
             state["m"] = load_taef2(data / "models" / "taef2")
         crop = center_crop(img.convert("RGB"))
+        w, h = crop.size  # TAEF2 needs sides that are multiples of 8
+        crop = crop.crop((0, 0, w - w % 8, h - h % 8))
         return jpeg(reconstruct_image(state["m"], crop), 90)
 
     return fn
+
+
+class _Synthetic(dict):
+    """Procedural real drawings/screenshots by key (built on first use)."""
+
+    def _build(self) -> None:
+        from model_training.content_probe import probe_images
+
+        for group, images in probe_images(None, n_synthetic=80, seed=1).items():
+            for i, im in enumerate(images):
+                self[f"synthetic:{group.split()[0]}:seed1:{i:03d}"] = im
+
+    def __iter__(self):
+        if not len(self):
+            self._build()
+        return super().__iter__()
+
+
+SYNTHETIC = _Synthetic()
+
+
+def open_image(p: Path):
+    from PIL import Image
+
+    key = str(p)
+    if key.startswith("synthetic:"):
+        if key not in SYNTHETIC:
+            list(SYNTHETIC)
+        return SYNTHETIC[key].copy()
+    return Image.open(p)
 
 
 def cache_path(out: Path, view: str) -> Path:
@@ -147,7 +182,7 @@ def run(data: Path, out: Path, only: str | None, flush: int, batch: int,
             chunk, entry[1] = todo[:flush], todo[flush:]
             for i in range(0, len(chunk), batch):
                 part = chunk[i:i + batch]
-                x = np.stack([clip_input(fn(Image.open(p))) for p in part])
+                x = np.stack([clip_input(fn(open_image(p))) for p in part])
                 embs.append(enc.embed(x))
                 paths.extend(str(p) for p in part)
             _save(out, view, paths, np.concatenate(embs), label)

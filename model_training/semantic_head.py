@@ -28,7 +28,7 @@ from sklearn.metrics import average_precision_score
 from forensics_app.core.semantic import LinearHead
 from model_training.embed_cache import load_view
 
-REAL_VIEWS = ("train/imagenet_sample/n90", "train/bsds500/n90")
+REAL_VIEWS = ("train/imagenet_sample/n90", "train/bsds500/n90", "train/synthetic_real/n90")
 FAKE_FAMILIES = {
     "sd14": "train/sd14/n90", "sd15": "train/sd15/n90",
     "stylegan2": "train/stylegan2/n90", "taef2": "train/taef2/n90",
@@ -121,6 +121,7 @@ def lofo(pool: Pool, cand: Candidate) -> dict:
     """Per held-out family AP (mean of the two real halves), plus out-of-fold real scores."""
     per_family: dict[str, float] = {}
     oof_real = np.full(len(pool.label), np.nan)
+    oof_fake: list[np.ndarray] = []
     for fam in FAKE_FAMILIES:
         if not (pool.family == fam).any() or (fam == "taef2" and not cand.use_taef2):
             continue
@@ -135,13 +136,31 @@ def lofo(pool: Pool, cand: Candidate) -> dict:
             test = test_real | test_fake
             s = head.logits(pool.emb[test])
             aps.append(average_precision_score(pool.label[test], s))
+            oof_fake.append(head.logits(pool.emb[test_fake]))
             oof = head.logits(pool.emb[test_real])
             idx = np.flatnonzero(test_real)
             oof_real[idx] = np.where(np.isnan(oof_real[idx]), oof, np.fmax(oof_real[idx], oof))
         per_family[fam] = 100 * float(np.mean(aps))
     vals = list(per_family.values())
     return {"candidate": cand.name, "per_family": per_family, "mean": float(np.mean(vals)),
-            "worst": float(np.min(vals)), "oof_real_logits": oof_real}
+            "worst": float(np.min(vals)), "oof_real_logits": oof_real,
+            "oof_fake_logits": np.concatenate(oof_fake)}
+
+
+def calibrated(head: LinearHead, real: np.ndarray, fake: np.ndarray, fpr: float
+               ) -> tuple[LinearHead, dict]:
+    """The head rescaled so that logit 0 is the threshold at ``fpr`` on out-of-fold reals and
+    the slope is Platt's, fitted on out-of-fold scores (held-out reals vs held-out families)."""
+    real = real[np.isfinite(real)]
+    thr = threshold_at_fpr(real, fpr)
+    x = np.r_[real, fake] - thr
+    y = np.r_[np.zeros(len(real)), np.ones(len(fake))]
+    platt = LogisticRegression(C=1e4, class_weight="balanced").fit(x[:, None], y)
+    a = float(max(platt.coef_[0, 0], 1e-3))
+    out = LinearHead(head.weight * a, (head.bias - thr) * a, head.mean, head.scale)
+    return out, {"threshold_logit_raw": thr, "platt_slope": a, "target_fpr": fpr,
+                 "on": f"{len(real)} out-of-fold training reals, {len(fake)} held-out fakes",
+                 "oof_real_fpr": float((real >= thr).mean())}
 
 
 def final_head(pool: Pool, cand: Candidate) -> LinearHead:
@@ -209,22 +228,23 @@ def main(argv: list[str] | None = None) -> int:
         return (round(float(np.mean(vals)), 1), float(np.min(vals)))
 
     best_cand, best = max(results, key=key)
-    head = final_head(pool, best_cand)
-    thr = threshold_at_fpr(best["oof_real_logits"], args.fpr)
+    head, calib = calibrated(final_head(pool, best_cand), best["oof_real_logits"],
+                             best["oof_fake_logits"], args.fpr)
+    thr = 0.0  # the calibrated head's own threshold
     report = {
         "pool": counts, "face_photo_fakes": int(pool.face_photo.sum()),
         "selection": "LOFO mean over " + ", ".join(sorted(common)) + " (worst family breaks ties)",
         "candidates": [{**asdict(c), "name": c.name, "per_family": r["per_family"],
                         "mean": r["mean"], "worst": r["worst"]} for c, r in results],
         "chosen": {**asdict(best_cand), "name": best_cand.name},
-        "threshold_logit": thr, "target_fpr": args.fpr,
+        "threshold_logit": thr, "target_fpr": args.fpr, "calibration": calib,
         "head": head.to_record(),
     }
     if args.dev:
         report["dev_test"] = dev_report(args.cache, head, thr)
     args.out.parent.mkdir(parents=True, exist_ok=True)
     args.out.write_text(json.dumps(report, indent=1))
-    print("chosen:", best_cand.name, "threshold logit", round(thr, 3))
+    print("chosen:", best_cand.name, "calibration", calib)
     if args.dev:
         for s, v in report["dev_test"].items():
             print(s, {k: (round(x["ap"], 1), round(x["real_fpr"], 1), round(x["fake_caught"], 1))
