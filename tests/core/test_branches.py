@@ -12,6 +12,7 @@ from pathlib import Path
 
 import numpy as np
 import pytest
+
 from helpers import make_images, save_tiny_checkpoint
 
 onnx = pytest.importorskip("onnx")
