@@ -44,7 +44,9 @@ def build(base: Path, head_report: dict, out: Path, trace_weight: float, version
     asset = find_asset(CLIP_VITB16.key)
     meta["branches"] = {"semantic": {
         "kind": "clip-vitb16-linear", "asset": CLIP_VITB16.key,
-        "asset_sha256": sha256_of(asset), "asset_source": CLIP_VITB16.requirement,
+        "asset_sha256": sha256_of(asset),
+        "asset_data_sha256": sha256_of(asset.with_name(asset.name + ".data")),
+        "asset_source": CLIP_VITB16.requirement,
         "head": head_report["head"],
         "description": (f"logistic head ({chosen['name']}) on the L2-normalised CLIP ViT-B/16 "
                         "embedding of the centre 224² crop; chosen on leave-one-family-out "
