@@ -42,6 +42,10 @@ class SemanticBranch:
     head: Any  # LinearHead
     description: str = ""
 
+    @property
+    def runtime(self) -> str:
+        return f"CLIP ViT-B/16, {getattr(self.encoder, 'runtime', 'ONNX Runtime')}"
+
     def input_for(self, img: Image.Image) -> np.ndarray:
         from forensics_app.core.semantic import clip_input
 

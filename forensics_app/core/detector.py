@@ -351,7 +351,10 @@ class Detector:
 
     @property
     def device_description(self) -> str:
-        return describe_device(self.device, self.levers.precision)
+        text = describe_device(self.device, self.levers.precision)
+        for name, branch in self.branches.items():
+            text += f"; {name}: {getattr(branch, 'runtime', type(branch).__name__)}"
+        return text
 
     def logits_to_proba(self, out: torch.Tensor) -> np.ndarray:
         """Model outputs -> calibrated P(generated) as float64 numpy."""

@@ -58,6 +58,8 @@ class ClipEncoder:
             str(self.path), sess_options=opts, providers=["CPUExecutionProvider"]
         )
         self._lock = threading.Lock()
+        self.threads = opts.intra_op_num_threads
+        self.runtime = f"ONNX Runtime {ort.__version__} fp32, {self.threads} threads"
 
     def embed(self, batch: np.ndarray) -> np.ndarray:
         """[N,3,224,224] → [N,512] L2-normalised embeddings."""

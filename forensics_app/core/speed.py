@@ -101,4 +101,7 @@ def engine_record(detector, options) -> dict:
         "threads": {"torch_threads": torch.get_num_threads(),
                     "intake_workers": options.workers, "cores": usable_cores()},
         "heap": heap_record(),
+        "branches": {name: getattr(b, "runtime", type(b).__name__)
+                     for name, b in getattr(detector, "branches", {}).items()},
+        "fusion": detector.fusion.to_record() if getattr(detector, "branches", None) else None,
     }

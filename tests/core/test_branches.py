@@ -121,6 +121,11 @@ def test_scan_rows_carry_each_branch_and_the_fusion(tmp_path, tiny_clip_installe
     ckpt = save_tiny_checkpoint(tmp_path / "v3.pt", meta=_branch_meta(head))
     det = Detector.from_checkpoint(ckpt, device="cpu", threads=1)
     assert set(det.branches) == {"semantic"}
+    assert "semantic: CLIP ViT-B/16, ONNX Runtime" in det.device_description
+    from forensics_app.core.speed import engine_record
+
+    rec = engine_record(det, ScanOptions())
+    assert rec["fusion"]["weights"] == {"trace": 0.5, "semantic": 1.0}
     trace_only = Detector.from_checkpoint(ckpt, device="cpu", threads=1, with_branches=False)
     folder = tmp_path / "imgs"
     files = make_images(folder, 3)
