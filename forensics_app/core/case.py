@@ -2,31 +2,36 @@
 
 The database (stdlib ``sqlite3``, WAL journal) holds the evidence list, every result as it
 arrives (one transaction per batch), the model and settings of every scan, and an
-append-only audit log. Two hash chains make it tamper-evident: each audit entry and each
-result row stores the SHA-256 of the previous one and a SHA-256 over its own content and
-that link, and the heads of both chains are kept in ``case_info``. :meth:`Case.verify`
-recomputes everything and names the first entry that does not match.
+append-only audit log. The hash chains, the facts they pin and verification live in
+:mod:`forensics_app.core.case_chain`; :meth:`Case.verify` names the first entry that does
+not match, and with an anchor file (written next to every report) also proves that nothing
+was cut off the end.
 
-The chains detect an edit made with an ordinary SQLite tool; they cannot stop someone who
-rewrites the whole database and recomputes every hash. The report prints both chain heads,
-so a printed or archived report anchors the state it describes.
+Paths are stored absolute (folder resolved), and a name that is not valid UTF-8 is stored
+as its exact bytes, so a case resumes from any working directory and any file name.
+
+A case is created aside and renamed into place, so a kill during creation leaves either no
+case or a whole one (an empty ``case.sqlite3`` left by an older version is finished on the
+next open for writing).
 
 One writer: a case opened for writing holds an exclusive lock on ``case.lock`` (released by
 the operating system when the process dies, so ``kill -9`` never leaves a stale lock). Every
-connection is shared under a :class:`threading.Lock`, so a GUI thread and a scan thread can
-both use one :class:`Case`. Readers (report, verify) open the database read-only and take
-no lock.
+connection is shared under a lock, so a GUI thread and a scan thread can both use one
+:class:`Case`. Readers (report, verify) open the database read-only, take no lock and need
+no write access (on read-only media they read a private copy).
 """
 
 from __future__ import annotations
 
 import dataclasses
+import errno
 import getpass
-import hashlib
 import json
 import os
+import shutil
 import socket
 import sqlite3
+import tempfile
 import threading
 import typing
 import uuid
@@ -38,34 +43,58 @@ from pathlib import Path
 from typing import Any
 
 from forensics_app import __version__
+from forensics_app.core.case_chain import (
+    ACTION_CASE_CREATED,
+    ACTION_CASE_UPGRADED,
+    ACTION_CHECKPOINT_LOADED,
+    ACTION_EVIDENCE_MOVED,
+    ACTION_MODEL_RECORDED,
+    ACTION_SCAN_CANCELLED,
+    ACTION_SCAN_FAILED,
+    ACTION_SCAN_FINISHED,
+    ACTION_SCAN_INTERRUPTED,
+    ACTION_SCAN_STARTED,
+    GENESIS_HASH,
+    SCAN_END_ACTIONS,
+    VerifyReport,
+    absolute_path,
+    audit_hash,
+    canonical,
+    meta_digest,
+    path_from_key,
+    path_key,
+    result_hash,
+    verify_database,
+)
 from forensics_app.core.results import ScanResult, Verdict
+
+__all__ = [
+    "ACTION_CASE_CREATED", "ACTION_CASE_UPGRADED", "ACTION_CHECKPOINT_LOADED",
+    "ACTION_EVIDENCE_MOVED", "ACTION_MODEL_RECORDED", "ACTION_SCAN_CANCELLED",
+    "ACTION_SCAN_FAILED", "ACTION_SCAN_FINISHED", "ACTION_SCAN_INTERRUPTED",
+    "ACTION_SCAN_STARTED", "GENESIS_HASH", "VerifyReport",
+]
 
 CASE_DB_NAME = "case.sqlite3"
 CASE_LOCK_NAME = "case.lock"
 CASE_APP_TAG = "forensics-app-case"
-SCHEMA_VERSION = 1
-GENESIS_HASH = "0" * 64
+SCHEMA_VERSION = 2
+_CREATING_PREFIX = ".case-creating-"
 
 # Actions the audit log records (free text is allowed too; these are the ones the app writes).
-ACTION_CASE_CREATED = "case created"
 ACTION_CASE_OPENED = "case opened"
-ACTION_SCAN_STARTED = "scan started"
-ACTION_SCAN_FINISHED = "scan finished"
-ACTION_SCAN_CANCELLED = "scan cancelled"
-ACTION_SCAN_INTERRUPTED = "scan interrupted"
-ACTION_SCAN_FAILED = "scan failed"
 ACTION_THRESHOLD_CHANGED = "threshold changed"
-ACTION_CHECKPOINT_LOADED = "checkpoint loaded"
 ACTION_REPORT_EXPORTED = "report exported"
+ACTION_REPORT_FAILED = "report failed"
 ACTION_EVIDENCE_CHANGED = "evidence changed"
-ACTION_EVIDENCE_MOVED = "evidence moved"
+ACTION_EVIDENCE_MISSING = "evidence missing"
+ACTION_EVIDENCE_LINK_CHANGED = "evidence link changed"
 
 SCAN_RUNNING, SCAN_FINISHED, SCAN_CANCELLED = "running", "finished", "cancelled"
 SCAN_INTERRUPTED, SCAN_FAILED = "interrupted", "failed"
-_SCAN_END_ACTIONS = {
-    SCAN_FINISHED: ACTION_SCAN_FINISHED, SCAN_CANCELLED: ACTION_SCAN_CANCELLED,
-    SCAN_INTERRUPTED: ACTION_SCAN_INTERRUPTED, SCAN_FAILED: ACTION_SCAN_FAILED,
-}
+_SCAN_END_ACTIONS = SCAN_END_ACTIONS
+
+_canonical = canonical  # older name, used by callers outside this module
 
 
 # ----------------------------------------------------------------------------- errors
@@ -91,6 +120,10 @@ class CaseReadOnlyError(CaseError):
 
 class CaseStorageError(CaseError):
     """SQLite could not store data (disk full, I/O error); what was committed is safe."""
+
+
+class RecordingError(CaseError):
+    """A streamed report (CSV/JSONL) could not be written; the case's rows are safe."""
 
 
 # ----------------------------------------------------------------------------- records
@@ -134,52 +167,20 @@ class ModelRecord:
 class ResumePlan:
     """What a scan into the case still has to do.
 
-    ``todo`` are the files to score; ``skipped`` were already scored with the same model and
-    their bytes are unchanged; ``changed`` have a row for their path whose SHA-256 differs
-    (they are scored again and flagged); ``moved`` are files whose bytes were already scored
-    at another path that no longer exists (recorded, not scored twice).
+    ``todo`` are the files to score (absolute paths); ``skipped`` were already scored with
+    the same model and their bytes are unchanged; ``changed`` have a row for their path
+    whose SHA-256 differs (scored again and flagged); ``moved`` are files whose bytes were
+    already scored at another path that no longer exists (recorded once, not scored twice);
+    ``missing`` were scored under the scan's sources and are gone; ``relinked`` changed
+    between a regular file and a symbolic link (or to another link target).
     """
 
     todo: list[Path] = field(default_factory=list)
     skipped: list[Path] = field(default_factory=list)
     changed: dict[str, str] = field(default_factory=dict)  # path -> previous SHA-256
     moved: dict[str, str] = field(default_factory=dict)  # new path -> old path
-
-
-@dataclass
-class VerifyReport:
-    ok: bool
-    n_audit: int
-    n_results: int
-    problems: list[str] = field(default_factory=list)
-    audit_head: str = GENESIS_HASH
-    results_head: str = GENESIS_HASH
-
-    @property
-    def first_problem(self) -> str | None:
-        return self.problems[0] if self.problems else None
-
-
-# ----------------------------------------------------------------------------- hashing
-def _canonical(obj: Any) -> str:
-    return json.dumps(obj, sort_keys=True, separators=(",", ":"), ensure_ascii=False, default=str)
-
-
-def _sha(text: str) -> str:
-    return hashlib.sha256(text.encode("utf-8")).hexdigest()
-
-
-def _audit_hash(seq: int, time_utc: str, os_user: str, host: str, app_version: str,
-                action: str, params_json: str, prev_hash: str) -> str:
-    return _sha(_canonical([seq, time_utc, os_user, host, app_version, action, params_json,
-                            prev_hash]))
-
-
-def _result_hash(seq: int, scan_id: int, path: str, model_id: str, sha256: str,
-                 mtime_ns: int | None, record_json: str, recorded_utc: str,
-                 prev_hash: str) -> str:
-    return _sha(_canonical([seq, scan_id, path, model_id, sha256, mtime_ns, record_json,
-                            recorded_utc, prev_hash]))
+    missing: dict[str, str] = field(default_factory=dict)  # path -> SHA-256 scored
+    relinked: dict[str, tuple[str, str]] = field(default_factory=dict)  # path -> (was, now)
 
 
 def utc_now() -> str:
@@ -288,14 +289,64 @@ def _migration_1(conn: sqlite3.Connection) -> None:
     """)
 
 
+def _migration_2(conn: sqlite3.Connection) -> None:
+    """Schema 2: what a path was at scoring (a link and its target, '' for a regular file).
+
+    Also new in schema 2, without DDL: path columns hold a BLOB of the exact bytes when a
+    name is not valid UTF-8; audit entries pin every fact a report prints (see
+    case_chain); a "case upgraded" entry pins the facts of a schema-1 case as found.
+    """
+    conn.execute("ALTER TABLE evidence ADD COLUMN link_target TEXT")
+
+
 # Migration n takes a database at schema n-1 to schema n. Add new ones at the end; never
 # edit a released one.
-MIGRATIONS: tuple[Callable[[sqlite3.Connection], None], ...] = (_migration_1,)
+MIGRATIONS: tuple[Callable[[sqlite3.Connection], None], ...] = (_migration_1, _migration_2)
 assert len(MIGRATIONS) == SCHEMA_VERSION
 
 
 def is_case_folder(folder: Path | str) -> bool:
     return (Path(folder) / CASE_DB_NAME).is_file()
+
+
+def _never_initialised(folder: Path) -> bool:
+    """An empty ``case.sqlite3`` (a kill during creation by an older version)."""
+    db = folder / CASE_DB_NAME
+    try:
+        if db.stat().st_size:
+            return False
+        wal = Path(f"{db}-wal")
+        return not wal.exists() or wal.stat().st_size == 0
+    except OSError:
+        return False
+
+
+def _creation_leftover(p: Path) -> bool:
+    """Files a killed creation may leave in an otherwise empty folder."""
+    if p.name == CASE_LOCK_NAME or p.name.startswith(_CREATING_PREFIX):
+        return True
+    if p.name in (CASE_DB_NAME, f"{CASE_DB_NAME}-wal", f"{CASE_DB_NAME}-shm",
+                  f"{CASE_DB_NAME}-journal"):
+        try:
+            return p.is_file() and p.stat().st_size == 0
+        except OSError:
+            return False
+    return False
+
+
+def _fsync_folder(folder: Path) -> None:
+    if os.name != "posix":
+        return
+    try:
+        fd = os.open(folder, os.O_RDONLY)
+    except OSError:
+        return
+    try:
+        os.fsync(fd)
+    except OSError:
+        pass
+    finally:
+        os.close(fd)
 
 
 def _storage_error(exc: sqlite3.Error, folder: Path, what: str) -> CaseError:
@@ -328,12 +379,12 @@ class _CaseLock:
     def acquire(self) -> None:
         try:
             fh = open(self.path, "a+", encoding="utf-8")  # noqa: SIM115 -- held while open
-        except PermissionError as exc:
+        except OSError as exc:
+            if exc.errno not in (errno.EACCES, errno.EPERM, errno.EROFS):
+                raise CaseStorageError(f"cannot create {self.path}: {exc}") from exc
             raise CaseReadOnlyError(
                 f"the case folder {self.path.parent} is read-only: it can be reported on and "
                 "verified, not scanned into (copy it somewhere writable to continue)") from exc
-        except OSError as exc:
-            raise CaseStorageError(f"cannot create {self.path}: {exc}") from exc
         try:
             if os.name == "nt":  # pragma: no cover - exercised on Windows only
                 import msvcrt
@@ -373,22 +424,23 @@ class Case:
     """One case folder. Use :meth:`create`, :meth:`open` or :meth:`open_or_create`."""
 
     def __init__(self, folder: Path, conn: sqlite3.Connection, lock: _CaseLock | None,
-                 read_only: bool):
+                 read_only: bool, scratch: str | None = None):
         self.folder = folder
         self._conn = conn
         self._lock = lock
         self.read_only = read_only
         self._mutex = threading.RLock()
+        self._scratch = scratch  # private copy read from read-only media
 
     # -- opening
     @classmethod
     def create(cls, folder: Path | str, name: str | None = None) -> Case:
         folder = Path(folder)
-        if is_case_folder(folder):
-            raise CaseError(f"{folder} is already a case; open it instead")
         if folder.exists() and not folder.is_dir():
             raise NotACaseError(f"{folder} is a file, not a case folder")
-        if folder.is_dir() and any(folder.iterdir()):
+        if is_case_folder(folder) and not _never_initialised(folder):
+            raise CaseError(f"{folder} is already a case; open it instead")
+        if folder.is_dir() and any(not _creation_leftover(p) for p in folder.iterdir()):
             raise NotACaseError(
                 f"{folder} is not a case folder (it has no {CASE_DB_NAME}) and is not empty; "
                 "choose an empty or new folder for a new case")
@@ -396,14 +448,52 @@ class Case:
             folder.mkdir(parents=True, exist_ok=True)
         except OSError as exc:
             raise CaseReadOnlyError(f"cannot create the case folder {folder}: {exc}") from exc
-        case = cls._open_writable(folder, creating=True)
-        with case._write("create the case"):
-            case._set_info("case_id", str(uuid.uuid4()))
-            case._set_info("name", name or folder.name)
-            case._set_info("created_utc", utc_now())
-            case._append_audit(ACTION_CASE_CREATED, {"name": name or folder.name,
-                                                     "folder": str(folder.absolute())})
-        return case
+        lock = _CaseLock(folder)
+        lock.acquire()
+        try:
+            cls._build(folder, name or folder.name)
+            return cls._open_writable(folder, lock)
+        except BaseException:
+            lock.release()
+            raise
+
+    @classmethod
+    def _build(cls, folder: Path, name: str, finishing: bool = False) -> None:
+        """Write a whole new case aside and rename it into place (the lock is held)."""
+        for p in folder.glob(f"{_CREATING_PREFIX}*"):
+            p.unlink(missing_ok=True)
+        tmp = folder / f"{_CREATING_PREFIX}{uuid.uuid4().hex}"
+        try:
+            try:
+                conn = sqlite3.connect(tmp, isolation_level=None)
+            except sqlite3.Error as exc:
+                raise _storage_error(exc, folder, "create the case") from exc
+            try:
+                cls._migrate(conn, folder)
+                case = cls(folder, conn, None, read_only=False)
+                case_id, created = str(uuid.uuid4()), utc_now()
+                with case._write("create the case"):
+                    case._set_info("case_id", case_id)
+                    case._set_info("name", name)
+                    case._set_info("created_utc", created)
+                    params: dict[str, Any] = {"name": name, "folder": absolute_path(folder),
+                                              "case_id": case_id, "created_utc": created}
+                    if finishing:
+                        params["note"] = ("an empty case file left by an interrupted creation "
+                                          "was completed")
+                    case._append_audit(ACTION_CASE_CREATED, params)
+            finally:
+                conn.close()
+            with open(tmp, "rb+") as fh:
+                os.fsync(fh.fileno())
+            for suffix in ("-wal", "-shm", "-journal"):  # empty leftovers of an older kill
+                Path(f"{folder / CASE_DB_NAME}{suffix}").unlink(missing_ok=True)
+            os.replace(tmp, folder / CASE_DB_NAME)
+            _fsync_folder(folder)
+        except OSError as exc:
+            raise CaseStorageError(f"cannot create the case in {folder}: {exc}") from exc
+        finally:
+            tmp.unlink(missing_ok=True)
 
     @classmethod
     def open(cls, folder: Path | str, read_only: bool = False) -> Case:
@@ -413,8 +503,25 @@ class Case:
         if not is_case_folder(folder):
             raise NotACaseError(f"{folder} is not a case folder (it has no {CASE_DB_NAME})")
         if read_only:
+            if _never_initialised(folder):
+                raise NotACaseError(
+                    f"{folder / CASE_DB_NAME} is empty: its creation was interrupted. Open the "
+                    "case for writing (or scan into it) to finish creating it.")
             return cls._open_read_only(folder)
-        case = cls._open_writable(folder, creating=False)
+        db = folder / CASE_DB_NAME
+        if not os.access(db, os.W_OK):
+            raise CaseReadOnlyError(
+                f"the case database {db} is read-only: the case can be reported on and "
+                "verified, not scanned into (copy it somewhere writable to continue)")
+        lock = _CaseLock(folder)
+        lock.acquire()
+        try:
+            if _never_initialised(folder):
+                cls._build(folder, folder.name, finishing=True)
+            case = cls._open_writable(folder, lock)
+        except BaseException:
+            lock.release()
+            raise
         case._mark_interrupted_scans()
         return case
 
@@ -426,65 +533,81 @@ class Case:
         return cls.create(folder, name)
 
     @classmethod
-    def _open_writable(cls, folder: Path, creating: bool) -> Case:
+    def _open_writable(cls, folder: Path, lock: _CaseLock) -> Case:
+        """Open the (whole) database for writing; ``lock`` is held and released on failure
+        by the caller."""
         db = folder / CASE_DB_NAME
-        if not creating and not os.access(db, os.W_OK):
-            raise CaseReadOnlyError(
-                f"the case database {db} is read-only: the case can be reported on and "
-                "verified, not scanned into (copy it somewhere writable to continue)")
-        lock = _CaseLock(folder)
-        lock.acquire()
         try:
             conn = sqlite3.connect(db, isolation_level=None, check_same_thread=False,
                                    timeout=5.0)
             try:
-                cls._check_is_case(conn, folder, creating)
+                cls._check_is_case(conn, folder)
                 conn.execute("PRAGMA journal_mode=WAL")
                 conn.execute("PRAGMA synchronous=FULL")
                 conn.execute("PRAGMA foreign_keys=ON")
-                cls._migrate(conn, folder)
+                from_version = cls._migrate(conn, folder)
             except BaseException:
                 conn.close()
                 raise
         except sqlite3.Error as exc:
-            lock.release()
             raise _storage_error(exc, folder, "open the case") from exc
-        except BaseException:
-            lock.release()
-            raise
-        return cls(folder, conn, lock, read_only=False)
+        case = cls(folder, conn, lock, read_only=False)
+        if 0 < from_version < SCHEMA_VERSION:
+            case._pin_upgrade(from_version)
+        return case
 
     @classmethod
     def _open_read_only(cls, folder: Path) -> Case:
         db = (folder / CASE_DB_NAME).absolute()
+        scratch = None
         try:
-            conn = sqlite3.connect(f"{db.as_uri()}?mode=ro", uri=True,
-                                   isolation_level=None, check_same_thread=False, timeout=5.0)
             try:
-                cls._check_is_case(conn, folder, creating=False)
+                conn = sqlite3.connect(f"{db.as_uri()}?mode=ro", uri=True,
+                                       isolation_level=None, check_same_thread=False,
+                                       timeout=5.0)
+                try:
+                    cls._check_is_case(conn, folder)
+                except BaseException:
+                    conn.close()
+                    raise
             except sqlite3.OperationalError:
-                # A read-only medium without the WAL's -shm file: read the file as it is.
-                conn.close()
-                conn = sqlite3.connect(f"{db.as_uri()}?mode=ro&immutable=1", uri=True,
-                                       isolation_level=None, check_same_thread=False)
-                cls._check_is_case(conn, folder, creating=False)
+                # Read-only media: SQLite cannot make the WAL's index there. Read a private
+                # copy (database and WAL), so rows still in the WAL are not missed.
+                scratch = tempfile.mkdtemp(prefix="forensics-case-")
+                conn = cls._open_copy(folder, Path(scratch))
             version = cls._schema_version(conn)
             if version > SCHEMA_VERSION:
                 conn.close()
                 raise cls._newer(folder, version)
-            if version < SCHEMA_VERSION:
-                conn.close()
-                raise CaseError(f"the case {folder} uses schema {version}; open it once for "
-                                f"writing to upgrade it to schema {SCHEMA_VERSION}")
         except sqlite3.Error as exc:
+            if scratch:
+                shutil.rmtree(scratch, ignore_errors=True)
             raise _storage_error(exc, folder, "read the case") from exc
-        return cls(folder, conn, None, read_only=True)
+        except BaseException:
+            if scratch:
+                shutil.rmtree(scratch, ignore_errors=True)
+            raise
+        return cls(folder, conn, None, read_only=True, scratch=scratch)
+
+    @classmethod
+    def _open_copy(cls, folder: Path, scratch: Path) -> sqlite3.Connection:
+        src = folder / CASE_DB_NAME
+        try:
+            shutil.copyfile(src, scratch / CASE_DB_NAME)
+            wal = Path(f"{src}-wal")
+            if wal.is_file():
+                shutil.copyfile(wal, scratch / f"{CASE_DB_NAME}-wal")
+        except OSError as exc:
+            raise CaseStorageError(f"cannot read the case {folder}: {exc}") from exc
+        conn = sqlite3.connect(scratch / CASE_DB_NAME, isolation_level=None,
+                               check_same_thread=False)
+        conn.execute("PRAGMA query_only=ON")
+        cls._check_is_case(conn, folder)
+        return conn
 
     @staticmethod
-    def _check_is_case(conn: sqlite3.Connection, folder: Path, creating: bool) -> None:
+    def _check_is_case(conn: sqlite3.Connection, folder: Path) -> None:
         tables = {r[0] for r in conn.execute("SELECT name FROM sqlite_master WHERE type='table'")}
-        if creating and not tables:
-            return
         if "schema_version" not in tables or "case_info" not in tables:
             raise NotACaseError(f"{folder / CASE_DB_NAME} is an SQLite database but not a case "
                                 "of this app")
@@ -508,12 +631,13 @@ class Case:
             "Update the app to open it; the case was not changed.")
 
     @classmethod
-    def _migrate(cls, conn: sqlite3.Connection, folder: Path) -> None:
+    def _migrate(cls, conn: sqlite3.Connection, folder: Path) -> int:
+        """Bring the schema up to date; return the version found."""
         version = cls._schema_version(conn)
         if version > SCHEMA_VERSION:
             raise cls._newer(folder, version)
         if version == SCHEMA_VERSION:
-            return
+            return version
         conn.execute("BEGIN IMMEDIATE")
         try:
             if version == 0:
@@ -529,6 +653,25 @@ class Case:
         except BaseException:
             conn.execute("ROLLBACK")
             raise
+        return version
+
+    def _pin_upgrade(self, from_version: int) -> None:
+        """Pin, in the audit log, the facts an older schema left unchained (as found now)."""
+        before = self.verify()
+        models = {m.model_id: {"path": m.path, "sha256": m.sha256, "kind": m.kind,
+                               "meta_sha256": meta_digest(canonical(m.meta))}
+                  for m in self.models().values()}
+        scans = {str(s.scan_id): {
+            "started_utc": s.started_utc, "finished_utc": s.finished_utc, "status": s.status,
+            "model_id": s.model_id, "settings": s.settings, "sources": s.sources,
+            "recursive": s.recursive, "n_files": s.n_files, "n_done": s.n_done}
+            for s in self.scans()}
+        info = {k: self.info(k) for k in ("name", "case_id", "created_utc")
+                if self.info(k) is not None}
+        self.audit(ACTION_CASE_UPGRADED, {
+            "from_schema": from_version, "to_schema": SCHEMA_VERSION,
+            "verified_before": "intact" if before.ok else f"BROKEN: {before.first_problem}",
+            "snapshot": {"case_info": info, "models": models, "scans": scans}})
 
     def close(self) -> None:
         with self._mutex:
@@ -538,6 +681,9 @@ class Case:
             if self._lock is not None:
                 self._lock.release()
                 self._lock = None
+            if self._scratch is not None:
+                shutil.rmtree(self._scratch, ignore_errors=True)
+                self._scratch = None
 
     def __enter__(self) -> Case:
         return self
@@ -608,8 +754,8 @@ class Case:
         seq, prev = self._head("audit_head")
         seq += 1
         t, user, host = utc_now(), _os_user(), socket.gethostname()
-        params_json = _canonical(params)
-        digest = _audit_hash(seq, t, user, host, __version__, action, params_json, prev)
+        params_json = canonical(params)
+        digest = audit_hash(seq, t, user, host, __version__, action, params_json, prev)
         self._conn.execute("INSERT INTO audit VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?)",
                            (seq, t, user, host, __version__, action, params_json, prev, digest))
         self._set_info("audit_head", f"{seq}:{digest}")
@@ -622,23 +768,33 @@ class Case:
 
     def audit_entries(self) -> list[AuditEntry]:
         rows = self._read("SELECT * FROM audit ORDER BY seq")
-        return [AuditEntry(r[0], r[1], r[2], r[3], r[4], r[5], json.loads(r[6]), r[7], r[8])
+        return [AuditEntry(r[0], r[1], r[2], r[3], r[4], r[5], _params(r[6]), r[7], r[8])
                 for r in rows]
 
     # -- models and scans
     def register_model(self, model_id: str, path: str, sha256: str, kind: str,
                        meta: dict[str, Any]) -> None:
+        """Record a checkpoint (first record wins); a new one is pinned in the audit log."""
         with self._write("record the model"):
-            self._register_model(model_id, path, sha256, kind, meta)
+            if self._register_model(model_id, path, sha256, kind, meta):
+                self._append_audit(ACTION_MODEL_RECORDED, self._model_pin(model_id))
 
     def _register_model(self, model_id: str, path: str, sha256: str, kind: str,
-                        meta: dict[str, Any]) -> None:
-        self._conn.execute("INSERT OR IGNORE INTO models VALUES (?, ?, ?, ?, ?, ?)",
-                           (model_id, path, sha256, kind, _canonical(meta), utc_now()))
+                        meta: dict[str, Any]) -> bool:
+        cur = self._conn.execute("INSERT OR IGNORE INTO models VALUES (?, ?, ?, ?, ?, ?)",
+                                 (model_id, path, sha256, kind, canonical(meta), utc_now()))
+        return cur.rowcount == 1
+
+    def _model_pin(self, model_id: str) -> dict[str, Any]:
+        path, sha, kind, meta_json = self._conn.execute(
+            "SELECT path, sha256, kind, meta_json FROM models WHERE model_id = ?",
+            (model_id,)).fetchone()
+        return {"model_id": model_id, "path": path, "sha256": sha, "kind": kind,
+                "meta_sha256": meta_digest(meta_json)}
 
     def models(self) -> dict[str, ModelRecord]:
         rows = self._read("SELECT model_id, path, sha256, kind, meta_json FROM models")
-        return {r[0]: ModelRecord(r[0], r[1], r[2], r[3], json.loads(r[4])) for r in rows}
+        return {r[0]: ModelRecord(r[0], r[1], r[2], r[3], _params(r[4])) for r in rows}
 
     def begin_scan(self, detector_facts: dict[str, Any], settings: dict[str, Any],
                    sources: Sequence[str], recursive: bool, n_files: int | None = None,
@@ -646,45 +802,63 @@ class Case:
         """Record a scan (model, settings, sources) and its start in the audit log.
 
         ``detector_facts``: ``model_id``, ``path``, ``sha256``, ``kind``, ``meta`` of the
-        checkpoint (see :func:`detector_facts`).
+        checkpoint (see :func:`detector_facts`). Sources are stored absolute (the evidence
+        roots); what ``plan`` found changed, moved, missing or relinked is logged.
         """
         model_id = detector_facts["model_id"]
+        roots = [absolute_path(s) for s in sources]
         with self._write("record the scan") as conn:
             self._register_model(model_id, detector_facts.get("path", ""),
                                  detector_facts.get("sha256", ""),
                                  detector_facts.get("kind", ""), detector_facts.get("meta", {}))
+            model = self._model_pin(model_id)
+            started = utc_now()
             cur = conn.execute(
                 "INSERT INTO scans (started_utc, status, model_id, settings_json, sources_json, "
                 "recursive, n_files) VALUES (?, ?, ?, ?, ?, ?, ?)",
-                (utc_now(), SCAN_RUNNING, model_id, _canonical(settings),
-                 _canonical([str(s) for s in sources]), int(recursive), n_files))
+                (started, SCAN_RUNNING, model_id, canonical(settings), canonical(roots),
+                 int(recursive), n_files))
             scan_id = int(cur.lastrowid)
             params: dict[str, Any] = {
-                "scan_id": scan_id, "model_id": model_id,
-                "model_sha256": detector_facts.get("sha256", ""),
-                "model_path": detector_facts.get("path", ""), "settings": settings,
-                "sources": [str(s) for s in sources], "recursive": recursive,
-                "n_files": n_files,
+                "scan_id": scan_id, "started_utc": started, "model_id": model_id,
+                "model_sha256": model["sha256"], "model_path": model["path"],
+                "model_kind": model["kind"], "model_meta_sha256": model["meta_sha256"],
+                "settings": json.loads(canonical(settings)), "sources": roots,
+                "recursive": recursive, "n_files": n_files, "cwd": os.getcwd(),
             }
             if plan is not None:
                 params.update(n_to_score=len(plan.todo), n_skipped=len(plan.skipped),
-                              n_changed=len(plan.changed), n_moved=len(plan.moved))
+                              n_changed=len(plan.changed), n_moved=len(plan.moved),
+                              n_missing=len(plan.missing))
             self._append_audit(ACTION_SCAN_STARTED, params)
             if plan is not None:
-                for path, old in plan.changed.items():
-                    self._append_audit(ACTION_EVIDENCE_CHANGED, {
-                        "path": path, "previous_sha256": old, "model_id": model_id,
-                        "scan_id": scan_id})
-                for new, old in plan.moved.items():
-                    self._append_audit(ACTION_EVIDENCE_MOVED, {
-                        "path": new, "scored_as": old, "model_id": model_id,
-                        "scan_id": scan_id})
-                    self._note_evidence_path(new, old)
+                self._log_plan(plan, model_id, scan_id)
         return scan_id
+
+    def _log_plan(self, plan: ResumePlan, model_id: str, scan_id: int) -> None:
+        for path, old in plan.changed.items():
+            self._append_audit(ACTION_EVIDENCE_CHANGED, {
+                "path": path, "previous_sha256": old, "model_id": model_id, "scan_id": scan_id})
+        for new, old in plan.moved.items():
+            self._append_audit(ACTION_EVIDENCE_MOVED, {
+                "path": new, "scored_as": old, "model_id": model_id, "scan_id": scan_id})
+            self._note_evidence_path(new, old)
+        for path, sha in plan.missing.items():
+            self._append_audit(ACTION_EVIDENCE_MISSING, {
+                "path": path, "sha256": sha, "model_id": model_id, "scan_id": scan_id})
+        for path, (was, now) in plan.relinked.items():
+            self._append_audit(ACTION_EVIDENCE_LINK_CHANGED, {
+                "path": path, "was": was or "a regular file", "now": now or "a regular file",
+                "scan_id": scan_id})
+            self._conn.execute("UPDATE evidence SET link_target = ? WHERE path = ?",
+                               (now, path_key(path)))
 
     def finish_scan(self, scan_id: int, status: str = SCAN_FINISHED,
                     message: str = "") -> None:
-        """Close a scan (finished / cancelled / interrupted / failed) in the audit log."""
+        """Close a scan (finished / cancelled / interrupted / failed) in the audit log.
+
+        The entry pins the scan's outcome and both chains' counts at that moment.
+        """
         if status not in _SCAN_END_ACTIONS:
             raise ValueError(f"unknown scan status {status!r}")
         with self._write("close the scan") as conn:
@@ -692,10 +866,14 @@ class Case:
                                (scan_id,)).fetchone()
             if row is None or row[1] != SCAN_RUNNING:
                 return
+            finished = utc_now()
             conn.execute("UPDATE scans SET status = ?, finished_utc = ? WHERE scan_id = ?",
-                         (status, utc_now(), scan_id))
+                         (status, finished, scan_id))
             seq, head = self._head("results_head")
-            params = {"scan_id": scan_id, "n_done": row[0], "results_head": f"{seq}:{head}"}
+            audit_seq, _ = self._head("audit_head")
+            params = {"scan_id": scan_id, "n_done": row[0], "finished_utc": finished,
+                      "results_head": f"{seq}:{head}", "n_results": seq,
+                      "n_audit": audit_seq + 1}
             if message:
                 params["message"] = message
             self._append_audit(_SCAN_END_ACTIONS[status], params)
@@ -711,8 +889,8 @@ class Case:
         rows = self._read("SELECT scan_id, started_utc, finished_utc, status, model_id, "
                           "settings_json, sources_json, recursive, n_files, n_done FROM scans "
                           "ORDER BY scan_id")
-        return [ScanRecord(r[0], r[1], r[2], r[3], r[4], json.loads(r[5]), json.loads(r[6]),
-                           bool(r[7]), r[8], r[9]) for r in rows]
+        return [ScanRecord(r[0], r[1], r[2], r[3], r[4], _params(r[5]),
+                           _json(r[6], []), bool(r[7]), r[8], r[9]) for r in rows]
 
     def resumable_scans(self) -> list[ScanRecord]:
         """Interrupted or cancelled scans that left files unscored (latest first)."""
@@ -725,6 +903,7 @@ class Case:
         """Store a batch of results in one transaction; return how many rows were new.
 
         A row already stored for the same (path, model id, SHA-256) is not stored twice.
+        Paths are stored absolute; a name that is not valid UTF-8 as its bytes.
         """
         results = list(results)
         if not results:
@@ -734,68 +913,84 @@ class Case:
             seq, prev = self._head("results_head")
             now = utc_now()
             for r in results:
+                path = absolute_path(r.path)
+                if path != r.path:
+                    r = dataclasses.replace(r, path=path)
+                key = path_key(path)
                 sha = r.sha256 or ""
                 exists = conn.execute(
                     "SELECT 1 FROM results WHERE path = ? AND model_id = ? AND sha256 = ?",
-                    (r.path, r.model_id, sha)).fetchone()
+                    (key, r.model_id, sha)).fetchone()
                 if exists:
                     continue
-                mtime_ns = _mtime_ns(r.path)
-                record_json = _canonical(result_to_record(r))
+                mtime_ns = _mtime_ns(path)
+                record_json = canonical(result_to_record(r))
                 seq += 1
-                digest = _result_hash(seq, scan_id, r.path, r.model_id, sha, mtime_ns,
-                                      record_json, now, prev)
+                digest = result_hash(seq, scan_id, path, r.model_id, sha, mtime_ns,
+                                     record_json, now, prev)
                 conn.execute("INSERT INTO results VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?, ?)",
-                             (seq, scan_id, r.path, r.model_id, sha, mtime_ns, record_json,
+                             (seq, scan_id, key, r.model_id, sha, mtime_ns, record_json,
                               now, prev, digest))
                 prev = digest
                 added += 1
                 if sha:
                     conn.execute(
                         "INSERT INTO evidence (path, sha256, bytes, mtime_ns, first_seen_utc, "
-                        "last_seen_utc) VALUES (?, ?, ?, ?, ?, ?) ON CONFLICT(path, sha256) "
-                        "DO UPDATE SET last_seen_utc = excluded.last_seen_utc",
-                        (r.path, sha, r.bytes, mtime_ns, now, now))
+                        "last_seen_utc, link_target) VALUES (?, ?, ?, ?, ?, ?, ?) "
+                        "ON CONFLICT(path, sha256) DO UPDATE SET "
+                        "last_seen_utc = excluded.last_seen_utc, "
+                        "link_target = excluded.link_target",
+                        (key, sha, r.bytes, mtime_ns, now, now, _link_target(path)))
             self._set_info("results_head", f"{seq}:{prev}")
             conn.execute("UPDATE scans SET n_done = n_done + ? WHERE scan_id = ?",
-                         (len(results), scan_id))
+                         (added, scan_id))
         return added
 
     def _note_evidence_path(self, new_path: str, old_path: str) -> None:
         row = self._conn.execute("SELECT sha256, bytes FROM evidence WHERE path = ? "
-                                 "ORDER BY evidence_id DESC", (old_path,)).fetchone()
+                                 "ORDER BY evidence_id DESC", (path_key(old_path),)).fetchone()
         if row is not None:
             now = utc_now()
             self._conn.execute(
                 "INSERT OR IGNORE INTO evidence (path, sha256, bytes, mtime_ns, first_seen_utc, "
-                "last_seen_utc) VALUES (?, ?, ?, ?, ?, ?)",
-                (new_path, row[0], row[1], _mtime_ns(new_path), now, now))
+                "last_seen_utc, link_target) VALUES (?, ?, ?, ?, ?, ?, ?)",
+                (path_key(new_path), row[0], row[1], _mtime_ns(new_path), now, now,
+                 _link_target(new_path)))
 
     def results(self, model_id: str | None = None) -> list[ScanResult]:
         """Stored results in the order they were recorded, with case notes added."""
         return [r for _seq, _scan, r in self.result_rows(model_id)]
 
     def result_rows(self, model_id: str | None = None) -> list[tuple[int, int, ScanResult]]:
-        """``(seq, scan_id, result)`` in recorded order; changed or moved evidence is noted."""
+        """``(seq, scan_id, result)`` in recorded order; changed or moved evidence is noted.
+
+        A row whose file later changed at the same path is marked ``superseded``
+        (:func:`is_superseded`); counts of files leave it out.
+        """
         sql = "SELECT seq, scan_id, path, model_id, sha256, record_json FROM results"
         args: tuple = ()
         if model_id is not None:
             sql, args = sql + " WHERE model_id = ?", (model_id,)
-        rows = self._read(sql + " ORDER BY seq", args)
+        rows = [(seq, scan_id, path_from_key(key), mid, sha, rec)
+                for seq, scan_id, key, mid, sha, rec in self._read(sql + " ORDER BY seq", args)]
         by_path: dict[tuple[str, str], list[str]] = {}
         for _seq, _scan, path, mid, sha, _ in rows:
             by_path.setdefault((path, mid), []).append(sha)
         moved = self._moved_paths()
         out = []
         for i, (seq, scan_id, path, mid, sha, rec) in enumerate(rows):
-            r = record_to_result(json.loads(rec))
+            try:
+                r = record_to_result(json.loads(rec))
+            except (TypeError, ValueError, KeyError) as exc:
+                r = ScanResult(path=path, model_id=mid, sha256=sha, verdict=Verdict.ERROR,
+                               error=f"stored record unreadable ({exc}); see --verify")
             r.index = i
             shas = by_path[(path, mid)]
             if len(shas) > 1 and sha and shas.index(sha) > 0:
                 r.notes.append(f"EVIDENCE CHANGED: an earlier scan of this path had SHA-256 "
                                f"{shas[shas.index(sha) - 1]}")
-            elif len(shas) > 1 and sha:
-                r.notes.append("superseded: the file at this path changed after this scan")
+            if len(shas) > 1 and sha and shas.index(sha) < len(shas) - 1:
+                r.notes.append(SUPERSEDED_NOTE)
             for new in moved.get((path, sha), ()):
                 r.notes.append(f"same bytes later found at {new} (moved or copied)")
             out.append((seq, scan_id, r))
@@ -805,47 +1000,69 @@ class Case:
         rows = self._read("SELECT params_json FROM audit WHERE action = ?",
                           (ACTION_EVIDENCE_MOVED,))
         out: dict[tuple[str, str], list[str]] = {}
-        by_path = {(r[0]): r[1] for r in self._read("SELECT path, sha256 FROM results")}
+        by_path = {path_from_key(r[0]): r[1]
+                   for r in self._read("SELECT path, sha256 FROM results")}
         for (params_json,) in rows:
-            p = json.loads(params_json)
+            p = _params(params_json)
             old = p.get("scored_as", "")
-            out.setdefault((old, by_path.get(old, "")), []).append(p.get("path", ""))
+            news = out.setdefault((old, by_path.get(old, "")), [])
+            if p.get("path", "") not in news:
+                news.append(p.get("path", ""))
         return out
 
     def count_results(self) -> int:
         return int(self._read("SELECT COUNT(*) FROM results")[0][0])
 
     # -- resume
-    def plan_resume(self, files: Sequence[Path | str], model_id: str) -> ResumePlan:
+    def plan_resume(self, files: Sequence[Path | str], model_id: str,
+                    sources: Sequence[Path | str] = ()) -> ResumePlan:
         """Split ``files`` into what still needs scoring with ``model_id`` and what does not.
 
         A file is skipped when a row for its path and model exists and its size and SHA-256
         match that row now (mtime is a quick pre-check; the hash decides). Hashing reads only
         files that already have a row, and new files whose size equals that of a scored file
-        whose path has gone (a moved file).
+        whose path has gone (a moved file). A move already recorded is not recorded again.
+        Files scored before under ``sources`` that are gone now are listed as missing (once).
         """
         rows = self._read("SELECT path, sha256, record_json FROM results WHERE model_id = ?",
                           (model_id,))
         by_path: dict[str, list[tuple[str, int | None]]] = {}
-        for path, sha, rec in rows:
-            by_path.setdefault(path, []).append((sha, json.loads(rec).get("bytes")))
+        for key, sha, rec in rows:
+            by_path.setdefault(path_from_key(key), []).append((sha, _json(rec, {}).get("bytes")))
+        links = {path_from_key(k): t for k, t in self._read(
+            "SELECT path, link_target FROM evidence WHERE link_target IS NOT NULL")}
+        recorded_moves: set[tuple[str, str]] = set()
+        recorded_missing: set[str] = set()
+        for action, params_json in self._read(
+                "SELECT action, params_json FROM audit WHERE action IN (?, ?)",
+                (ACTION_EVIDENCE_MOVED, ACTION_EVIDENCE_MISSING)):
+            p = _params(params_json)
+            if action == ACTION_EVIDENCE_MOVED:
+                recorded_moves.add((p.get("path", ""), p.get("scored_as", "")))
+            else:
+                recorded_missing.add(p.get("path", ""))
         gone: dict[tuple[int, str], str] = {}  # (bytes, sha) -> old path, for vanished files
         for path, entries in by_path.items():
-            if not os.path.exists(path):
+            if not os.path.lexists(path):
                 for sha, n in entries:
                     if sha and n is not None:
                         gone[(int(n), sha)] = path
         gone_sizes = {n for n, _ in gone}
         plan = ResumePlan()
+        listed: set[str] = set()
         for f in files:
-            p = Path(f)
-            key = str(p)
+            key = absolute_path(f)
+            p = Path(key)
+            listed.add(key)
             entries = by_path.get(key)
             try:
                 size = p.stat().st_size
             except OSError:
                 size = None
             if entries:
+                now_link = _link_target(key)
+                if key in links and links[key] != now_link:
+                    plan.relinked[key] = (links[key], now_link)
                 if size is None:
                     # Unreadable now; skip when it was unreadable before too.
                     if any(not sha for sha, _ in entries):
@@ -867,78 +1084,52 @@ class Case:
                 current = _hash_file(p)
                 old = gone.get((size, current or ""))
                 if old is not None:
-                    plan.moved[key] = old
+                    if (key, old) not in recorded_moves:
+                        plan.moved[key] = old
                     plan.skipped.append(p)
                     continue
             plan.todo.append(p)
+        roots = [absolute_path(s) for s in sources]
+        moved_from = set(plan.moved.values()) | {old for _new, old in recorded_moves}
+        for (_size, sha), path in gone.items():
+            if (path not in listed and path not in moved_from and path not in recorded_missing
+                    and any(_within(path, root) for root in roots)):
+                plan.missing[path] = sha
         return plan
 
     # -- verification
-    def verify(self) -> VerifyReport:
-        """Recompute both hash chains; ``problems[0]`` names the first broken entry."""
-        problems: list[str] = []
-        audit = self._read("SELECT seq, time_utc, os_user, host, app_version, action, "
-                           "params_json, prev_hash, entry_hash FROM audit ORDER BY seq")
-        prev, expected = GENESIS_HASH, 1
-        for seq, t, user, host, ver, action, params_json, prev_hash, entry_hash in audit:
-            label = f"audit entry #{seq} ({action}, {t})"
-            if seq != expected:
-                gap = (f"#{expected}" if seq == expected + 1
-                       else f"#{expected}-#{seq - 1}")
-                problems.append(f"audit entry {gap} is missing (deleted): the log jumps from "
-                                f"#{expected - 1} to #{seq}")
-            elif prev_hash != prev:
-                problems.append(f"{label}: its link to the previous entry does not match")
-            if _audit_hash(seq, t, user, host, ver, action, params_json, prev_hash) != entry_hash:
-                problems.append(f"{label}: content does not match its hash (edited)")
-            prev, expected = entry_hash, seq + 1
-        n_audit = len(audit)
-        a_head = self.info("audit_head") or f"0:{GENESIS_HASH}"
-        if a_head != f"{expected - 1}:{prev}":
-            problems.append(f"audit log ends at #{expected - 1} but the case records its last "
-                            f"entry as #{a_head.split(':')[0]} (entries removed from the end, "
-                            "or the head was edited)")
+    def verify(self, anchor: dict[str, Any] | None = None,
+               anchor_name: str | None = None) -> VerifyReport:
+        """Recompute both hash chains and every pinned fact (see :mod:`case_chain`);
+        ``problems[0]`` names the first broken entry. Never raises for a damaged case."""
+        with self._mutex:
+            if self._conn is None:
+                raise CaseError(f"the case {self.folder} is closed")
+            return verify_database(self._conn, anchor, anchor_name)
 
-        rows = self._read("SELECT seq, scan_id, path, model_id, sha256, mtime_ns, record_json, "
-                          "recorded_utc, prev_hash, row_hash FROM results ORDER BY seq")
-        prev, expected = GENESIS_HASH, 1
-        hashes: dict[int, str] = {}
-        for seq, scan_id, path, mid, sha, mtime, rec, t, prev_hash, row_hash in rows:
-            label = f"result #{seq} ({Path(path).name}, {mid})"
-            if seq != expected:
-                problems.append(f"result #{expected} is missing (deleted): results jump from "
-                                f"#{expected - 1} to #{seq}")
-            elif prev_hash != prev:
-                problems.append(f"{label}: its link to the previous result does not match")
-            if _result_hash(seq, scan_id, path, mid, sha, mtime, rec, t, prev_hash) != row_hash:
-                problems.append(f"{label}: content does not match its hash (edited)")
-            else:
-                try:
-                    stored = json.loads(rec)
-                except ValueError:
-                    stored = {}
-                if stored.get("path") != path or (stored.get("sha256") or "") != sha:
-                    problems.append(f"{label}: record and key columns disagree")
-            hashes[seq] = row_hash
-            prev, expected = row_hash, seq + 1
-        r_head = self.info("results_head") or f"0:{GENESIS_HASH}"
-        if r_head != f"{expected - 1}:{prev}":
-            problems.append(f"results end at #{expected - 1} but the case records the last one "
-                            f"as #{r_head.split(':')[0]} (results removed from the end, or the "
-                            "head was edited)")
-        # Scan-end audit entries pin the results chain as it was at that moment.
-        for seq, _t, _u, _h, _v, action, params_json, *_ in audit:
-            if action not in _SCAN_END_ACTIONS.values():
-                continue
-            head = json.loads(params_json).get("results_head", "")
-            if ":" not in head:
-                continue
-            n, digest = head.split(":", 1)
-            if int(n) and hashes.get(int(n)) != digest:
-                problems.append(f"audit entry #{seq} ({action}) pins result #{n}, which no "
-                                "longer matches (results edited or removed)")
-        return VerifyReport(not problems, n_audit, len(rows), problems,
-                            a_head.split(":", 1)[-1], r_head.split(":", 1)[-1])
+
+SUPERSEDED_NOTE = "superseded: the file at this path changed after this scan"
+
+
+def is_superseded(r: ScanResult) -> bool:
+    """A row kept for the record whose file has since changed (a later row replaces it)."""
+    return SUPERSEDED_NOTE in r.notes
+
+
+def _params(text: str) -> dict[str, Any]:
+    value = _json(text, {})
+    return value if isinstance(value, dict) else {}
+
+
+def _json(text: str, default: Any) -> Any:
+    try:
+        return json.loads(text)
+    except (TypeError, ValueError):
+        return default
+
+
+def _within(path: str, root: str) -> bool:
+    return path == root or path.startswith(root.rstrip(os.sep) + os.sep)
 
 
 def _mtime_ns(path: str) -> int | None:
@@ -948,62 +1139,32 @@ def _mtime_ns(path: str) -> int | None:
         return None
 
 
+def _link_target(path: str) -> str:
+    """'' for a regular file (or none), else where the symbolic link points."""
+    try:
+        return os.readlink(path) if os.path.islink(path) else ""
+    except OSError:
+        return ""
+
+
 def _hash_file(path: Path) -> str | None:
-    h = hashlib.sha256()
+    import hashlib
+
     try:
         with open(path, "rb") as fh:
-            for chunk in iter(lambda: fh.read(1 << 20), b""):
-                h.update(chunk)
+            return hashlib.file_digest(fh, "sha256").hexdigest()
     except OSError:
         return None
-    return h.hexdigest()
 
 
 def detector_facts(detector: Any) -> dict[str, Any]:
     """What a case records about the checkpoint a scan used (plain data only)."""
     ck = detector.checkpoint
     return {"model_id": ck.model_id, "path": str(ck.path), "sha256": ck.sha256, "kind": ck.kind,
-            "meta": json.loads(_canonical(ck.meta)), "fake_index": ck.fake_index,
+            "meta": json.loads(canonical(ck.meta)), "fake_index": ck.fake_index,
             "device": detector.device_description}
 
 
-class CaseRecorder:
-    """An ``on_result`` callable that stores results in the case once per batch.
+from forensics_app.core.case_recorder import CaseRecorder  # noqa: E402  (re-exported)
 
-    The scan loop calls it per file; rows are committed when ``batch_size`` have gathered or
-    ``max_delay_s`` has passed, and by :meth:`flush` at the end. ``sinks`` (streamed CSV /
-    JSONL reports) receive the same batches right after the commit.
-    """
-
-    def __init__(self, case: Case | None, scan_id: int | None, batch_size: int = 16,
-                 sinks: Sequence[Callable[[list[ScanResult]], None]] = (),
-                 max_delay_s: float = 2.0, clock: Callable[[], float] | None = None):
-        import time
-
-        self.case, self.scan_id = case, scan_id
-        self.batch_size = max(1, batch_size)
-        self.sinks = list(sinks)
-        self.max_delay_s = max_delay_s
-        self._clock = clock or time.monotonic
-        self._buffer: list[ScanResult] = []
-        self._last = self._clock()
-        self.n_committed = 0
-
-    def __call__(self, result: ScanResult) -> None:
-        self._buffer.append(result)
-        if (len(self._buffer) >= self.batch_size
-                or self._clock() - self._last >= self.max_delay_s):
-            self.flush()
-
-    def flush(self) -> None:
-        rows, self._buffer = self._buffer, []
-        self._last = self._clock()
-        if not rows:
-            return
-        try:
-            if self.case is not None and self.scan_id is not None:
-                self.case.add_results(self.scan_id, rows)
-            self.n_committed += len(rows)
-        finally:  # the reports get the rows even when the case could not store them
-            for sink in self.sinks:
-                sink(rows)
+__all__ += ["CaseRecorder"]

@@ -19,11 +19,12 @@ from typing import Any
 
 from forensics_app import __version__
 from forensics_app.core.results import ScanResult, Verdict
-from forensics_app.core.safetext import escape_undecodable, has_undecodable
+from forensics_app.core.safetext import escape_text, needs_escape, spreadsheet_safe
 
-# Added to the notes of a row whose path is not valid UTF-8 (see core.safetext).
-ESCAPED_NAME_NOTE = ("file name is not valid UTF-8: its undecodable bytes are written as "
-                     "\\xNN and its backslashes doubled (reversible)")
+# Added to the notes of a row whose path had to be escaped (see core.safetext).
+ESCAPED_NAME_NOTE = ("file name is not valid UTF-8 or holds control/bidi characters: each such "
+                     "byte or character is written as \\xNN or \\uNNNN and its backslashes "
+                     "doubled (reversible)")
 
 COLUMNS: tuple[str, ...] = (
     "path", "file_name", "sha256", "bytes", "format", "width", "height", "mode",
@@ -32,20 +33,16 @@ COLUMNS: tuple[str, ...] = (
     "elapsed_ms", "error", "notes", "provenance", "declared_generated",
 )
 
-_FORMULA_PREFIXES = ("=", "+", "-", "@", "\t", "\r")
-
-
 def escape_cell(value: Any) -> Any:
-    """Neutralise spreadsheet formula injection: text starting with = + - @ tab CR gets a '."""
-    if isinstance(value, str) and value.startswith(_FORMULA_PREFIXES):
-        return "'" + value
-    return value
+    """Neutralise spreadsheet formula injection (see :func:`safetext.spreadsheet_safe`)."""
+    return spreadsheet_safe(value) if isinstance(value, str) else value
 
 
 def _escape_strings(value: Any) -> Any:
-    """Every string in a row made writable as UTF-8: undecodable bytes become ``\\xNN``."""
+    """Every string in a row made safe (core.safetext): undecodable bytes, control and bidi
+    characters visibly and reversibly escaped."""
     if isinstance(value, str):
-        return escape_undecodable(value)
+        return escape_text(value)
     if isinstance(value, dict):
         return {k: _escape_strings(v) for k, v in value.items()}
     if isinstance(value, list | tuple):
@@ -54,9 +51,9 @@ def _escape_strings(value: Any) -> Any:
 
 
 def report_notes(r: ScanResult) -> list[str]:
-    """The row's notes, plus the escaping note when its path is not valid UTF-8."""
+    """The row's notes, plus the escaping note when its path had to be escaped."""
     notes = list(r.notes)
-    if has_undecodable(r.path):
+    if needs_escape(r.path):
         notes.append(ESCAPED_NAME_NOTE)
     return notes
 

@@ -367,4 +367,4 @@ def test_file_names_cannot_forge_or_colour_terminal_lines(tmp_path, tiny_checkpo
 
 def test_escape_for_terminal():
     assert escape_for_terminal("plain ✓.png") == "plain ✓.png"
-    assert escape_for_terminal("a\nb\r\tc\x07\x9b\u202e") == "a\\nb\\r\\tc\\x07\\x9b\\u202e"
+    assert escape_for_terminal("a\nb\r\tc\x07\x9b\u202e") == "a\\nb\\r\\tc\\x07\\u009b\\u202e"
