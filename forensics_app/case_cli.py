@@ -14,6 +14,8 @@ from collections.abc import Sequence
 from pathlib import Path
 from typing import Any
 
+from forensics_app.core.safetext import escape_for_terminal
+
 REPORT_SUFFIXES = (".html", ".htm", ".pdf", ".csv", ".jsonl")
 
 
@@ -26,13 +28,18 @@ def add_case_arguments(p: argparse.ArgumentParser) -> None:
                    help="with --case: write the case report (.html, .pdf, .csv or .jsonl); "
                         "without PATHs nothing is scanned")
     g.add_argument("--verify", action="store_true",
-                   help="with --case: check the audit chain and the stored results; exit 0 "
-                        "intact, 1 broken (naming the first broken entry)")
+                   help="with --case: check both hash chains and every fact a report prints; "
+                        "exit 0 intact, 1 broken (naming the first broken entry)")
+    g.add_argument("--anchor", type=Path, metavar="FILE",
+                   help="with --verify: the anchor a report wrote (REPORT.anchor.json); also "
+                        "proves nothing was removed from the end of the case since then")
 
 
 def check_case_arguments(parser: argparse.ArgumentParser, args: argparse.Namespace) -> None:
     if (args.report or args.verify) and not args.case:
         parser.error("--report and --verify need --case CASE_DIR")
+    if args.anchor and not args.verify:
+        parser.error("--anchor is checked by --verify (add --verify)")
     if args.verify and args.paths:
         parser.error("--verify checks a case; it does not scan (drop the PATHs)")
     if args.report and args.report.suffix.lower() not in REPORT_SUFFIXES:
@@ -44,34 +51,57 @@ def check_case_arguments(parser: argparse.ArgumentParser, args: argparse.Namespa
 
 
 def _err(message: str) -> None:
-    print(f"forensics-scan: {message}", file=sys.stderr)
+    print(escape_for_terminal(f"forensics-scan: {message}"), file=sys.stderr)
 
 
 def run_case_command(args: argparse.Namespace) -> int:
-    """``--case DIR --verify`` or ``--case DIR --report OUT`` without scanning."""
-    from forensics_app.core.case import Case, CaseError
+    """``--case DIR --verify [--anchor FILE]`` or ``--case DIR --report OUT``, no scan.
 
-    try:
-        case = Case.open(args.case, read_only=True)
-    except CaseError as exc:
-        _err(str(exc))
-        return 2
-    with case:
-        if args.verify:
-            return verify_case(case)
+    Reading needs no write access: the case is opened read-only (the report is logged in
+    the case only when it can be written).
+    """
+    from forensics_app.core.case import Case, CaseError
+    from forensics_app.core.case_chain import AnchorError, read_anchor
+
+    if args.verify:
+        anchor = None
+        if args.anchor:
+            try:
+                anchor = read_anchor(args.anchor)
+            except AnchorError as exc:
+                _err(str(exc))
+                return 2
+        try:
+            case = Case.open(args.case, read_only=True)
+        except CaseError as exc:
+            _err(str(exc))
+            return 2
+        with case:
+            try:
+                return verify_case(case, anchor, str(args.anchor) if args.anchor else None)
+            except CaseError as exc:  # the database itself cannot be read
+                print(escape_for_terminal(f"case {case.folder}: BROKEN -- {exc}"))
+                return 1
     return write_report(args.case, args.report, quiet=args.quiet)
 
 
-def verify_case(case: Any) -> int:
-    report = case.verify()
+def verify_case(case: Any, anchor: dict[str, Any] | None = None,
+                anchor_name: str | None = None) -> int:
+    """Print the verdict on ``case`` with both full heads; 0 intact, 1 broken."""
+    report = case.verify(anchor, anchor_name)
+    out = escape_for_terminal
     if report.ok:
-        print(f"case {case.folder}: intact ({report.n_audit} audit entries, {report.n_results} "
-              f"results; audit head {report.audit_head[:16]}…, results head "
-              f"{report.results_head[:16]}…)")
+        print(out(f"case {case.folder}: intact ({report.n_audit} audit entries, "
+                  f"{report.n_results} results"
+                  + (f"; matches the anchor {anchor_name}" if anchor_name else "") + ")"))
+        print(f"  audit head   #{report.audit_seq} {report.audit_head}")
+        print(f"  results head #{report.results_seq} {report.results_head}")
+        for note in report.notes:
+            print(out(f"  note: {note}"))
         return 0
-    print(f"case {case.folder}: BROKEN -- first broken entry: {report.first_problem}")
+    print(out(f"case {case.folder}: BROKEN -- first broken entry: {report.first_problem}"))
     for extra in report.problems[1:10]:
-        print(f"  also: {extra}")
+        print(out(f"  also: {extra}"))
     if len(report.problems) > 10:
         print(f"  … and {len(report.problems) - 10} more")
     return 1
@@ -87,7 +117,10 @@ def write_report(case_dir: Path, out: Path, quiet: bool = False, **kwargs: Any) 
         _err(f"cannot write the report {out}: {exc}")
         return 1
     if not quiet:
-        print(f"report written to {path}", file=sys.stderr)
+        from forensics_app.core.case_chain import anchor_path
+
+        print(escape_for_terminal(f"report written to {path}; its anchor (keep it apart from "
+                                  f"the case) is {anchor_path(path)}"), file=sys.stderr)
     return 0
 
 
@@ -118,7 +151,7 @@ class ScanRecording:
         earlier: list[Any] = []
         if args.case:
             self.case = Case.open_or_create(args.case)
-            self.plan = self.case.plan_resume(files, self.detector.model_id)
+            self.plan = self.case.plan_resume(files, self.detector.model_id, args.paths)
             todo = self.plan.todo
             self.n_skipped = len(self.plan.skipped)
             skipped = {str(p) for p in self.plan.skipped}
@@ -136,6 +169,16 @@ class ScanRecording:
         self.recorder = CaseRecorder(self.case, self.scan_id, batch_size=args.batch_size,
                                      sinks=self.streams)
         return todo
+
+    @property
+    def n_new(self) -> int:
+        """Rows the case stored as new."""
+        return self.recorder.n_new if self.recorder is not None else 0
+
+    @property
+    def n_stored(self) -> int:
+        """Rows handed to the case (and the streamed reports) so far."""
+        return self.recorder.n_committed if self.recorder is not None else 0
 
     def on_result(self, result: Any) -> None:
         self.recorder(result)
@@ -156,6 +199,8 @@ class ScanRecording:
                 stream.close(completed=status == "finished", status=status)
             except OSError as exc:
                 problems.append(f"cannot finish {stream.path}: {exc}")
+            if stream.failure and status == "finished":
+                status, message = "failed", f"{stream.path}: {stream.failure}"
         if self.case is not None:
             try:
                 if self.scan_id is not None:
@@ -168,21 +213,28 @@ class ScanRecording:
 
 
 class TerminateAsInterrupt:
-    """Turn SIGTERM (logout, ``kill``) into KeyboardInterrupt so the scan ends cleanly."""
+    """Turn SIGTERM (logout, ``kill``) and SIGINT into KeyboardInterrupt so the scan ends
+    cleanly -- after the batch being recorded reached the case and every report
+    (:mod:`forensics_app.core.interrupts`)."""
 
     def __enter__(self) -> TerminateAsInterrupt:
-        self._previous = None
-        if hasattr(signal, "SIGTERM"):
+        self._previous: dict[int, Any] = {}
+        for name in ("SIGTERM", "SIGINT"):
+            signum = getattr(signal, name, None)
+            if signum is None:
+                continue
             try:
-                self._previous = signal.signal(signal.SIGTERM, self._raise)
+                self._previous[signum] = signal.signal(signum, self._raise)
             except ValueError:  # not the main thread
-                self._previous = None
+                pass
         return self
 
     @staticmethod
     def _raise(_signum, _frame) -> None:
-        raise KeyboardInterrupt
+        from forensics_app.core.interrupts import request_stop
+
+        request_stop()
 
     def __exit__(self, *exc) -> None:
-        if self._previous is not None:
-            signal.signal(signal.SIGTERM, self._previous)
+        for signum, previous in self._previous.items():
+            signal.signal(signum, previous)

@@ -65,7 +65,9 @@ def build_parser() -> argparse.ArgumentParser:
 def _output_problem(args: argparse.Namespace) -> str | None:
     """Every output checked before anything is scanned: None, or why it cannot be used."""
     outputs = {"--csv": args.csv, "--jsonl": args.jsonl,
-               "--report": getattr(args, "report", None), "--case": getattr(args, "case", None)}
+               "--report": getattr(args, "report", None),
+               # reading a case (--verify, --report without PATHs) needs no write access
+               "--case": getattr(args, "case", None) if args.paths else None}
     try:
         check_outputs(outputs, args.paths, force=args.force_output, folders=("--case",))
     except OutputPathError as exc:
@@ -217,8 +219,11 @@ def main(argv: list[str] | None = None) -> int:
         file=sys.stderr,
     )
     if args.case:
-        print(f"case {args.case}: {len(results)} new rows, {recording.n_skipped} files already "
-              "scored with this model (skipped)", file=sys.stderr)
+        print(escape_for_terminal(
+            f"case {args.case}: {recording.n_new} new rows stored, {recording.n_skipped} files "
+            "already scored with this model (skipped)"
+            + (f"; {len(results) - recording.n_stored} scored rows were not stored"
+               if len(results) > recording.n_stored else "")), file=sys.stderr)
         if args.report and not interrupted:
             from forensics_app.case_cli import write_report
 

@@ -15,8 +15,15 @@ import os
 from pathlib import Path
 from typing import Any
 
-from forensics_app.core.case import ACTION_REPORT_EXPORTED, Case, CaseError
+from forensics_app.core.case import (
+    ACTION_REPORT_EXPORTED,
+    ACTION_REPORT_FAILED,
+    Case,
+    CaseError,
+)
+from forensics_app.core.case_chain import absolute_path, anchor_path, anchor_record
 from forensics_app.core.report import ReportData, build_report, render_html, write_html
+from forensics_app.core.safetext import escape_text
 
 log = logging.getLogger(__name__)
 
@@ -61,7 +68,7 @@ def write_pdf(data: ReportData, path: Path | str) -> Path:
     writer.setResolution(PDF_RESOLUTION)
     writer.setPageSize(QPageSize(QPageSize.PageSizeId.A4))
     writer.setPageMargins(QMarginsF(12, 12, 12, 12), QPageLayout.Unit.Millimeter)
-    writer.setTitle(f"Case report — {data.case_name}")
+    writer.setTitle(f"Case report — {escape_text(data.case_name)}")
     writer.setCreator(f"Forensics App {data.app_version}")
     doc.print_(writer)
     del writer  # finishes the file
@@ -74,11 +81,14 @@ def write_pdf(data: ReportData, path: Path | str) -> Path:
 def export_case_report(case: Case | Path | str, out: Path | str,
                        threshold: float | None = None, band: float | None = None,
                        **build_kwargs: Any) -> Path:
-    """Write the case report in the format ``out``'s suffix names and log it in the case.
+    """Write the case report in the format ``out``'s suffix names, and its anchor.
 
     ``case`` is an open :class:`Case` (the GUI's) or a case folder; a folder is opened for
-    writing to record the export, or read-only when another instance holds it (the report is
-    written, the export is then not logged).
+    writing to record the export, or read-only when that is not possible (read-only media,
+    another instance holds it): the report is written, the export is then not logged.
+
+    The export is logged *before* the report is built, so the chain heads the report prints
+    (and its anchor, ``OUT.anchor.json``, records) are the ones ``--verify`` shows later.
     """
     from forensics_app.core.export import write_csv, write_jsonl
 
@@ -96,23 +106,51 @@ def export_case_report(case: Case | Path | str, out: Path | str,
             log.warning("report without audit entry: %s", exc)
             case = Case.open(case, read_only=True)
     try:
-        if kind in ("csv", "jsonl"):
-            rows = case.results()
-            if threshold is not None:
-                rows = [r.with_threshold(threshold, band if band is not None
-                                         else r.inconclusive_band) for r in rows]
-            extra = {"command": "case report", "case": str(case.folder), "case_id": case.case_id}
-            (write_csv if kind == "csv" else write_jsonl)(out, rows, extra)
-            n = len(rows)
-        else:
-            data = build_report(case, threshold=threshold, band=band, **build_kwargs)
-            (write_html if kind == "html" else write_pdf)(data, out)
-            n = len(data.rows)
         if not case.read_only:
-            case.audit(ACTION_REPORT_EXPORTED, {"path": str(out.absolute()), "format": kind,
-                                                "n_rows": n, "threshold": threshold,
+            case.audit(ACTION_REPORT_EXPORTED, {"path": absolute_path(out), "format": kind,
+                                                "n_rows": case.count_results(),
+                                                "threshold": threshold,
                                                 "inconclusive_band": band})
+        try:
+            if kind in ("csv", "jsonl"):
+                rows = case.results()
+                if threshold is not None:
+                    rows = [r.with_threshold(threshold, band if band is not None
+                                             else r.inconclusive_band) for r in rows]
+                extra = {"command": "case report", "case": str(case.folder),
+                         "case_id": case.case_id}
+                (write_csv if kind == "csv" else write_jsonl)(out, rows, extra)
+                verified = case.verify()
+            else:
+                data = build_report(case, threshold=threshold, band=band, **build_kwargs)
+                (write_html if kind == "html" else write_pdf)(data, out)
+                verified = data.verify
+            write_anchor(case, verified, out)
+        except BaseException as exc:
+            if not case.read_only:
+                try:
+                    case.audit(ACTION_REPORT_FAILED, {"path": absolute_path(out),
+                                                      "error": str(exc) or type(exc).__name__})
+                except CaseError:
+                    pass
+            raise
     finally:
         if owned:
             case.close()
     return out
+
+
+def write_anchor(case: Case, verified: Any, report: Path) -> Path:
+    """``REPORT.anchor.json``: both heads and counts as the report shows them."""
+    import hashlib
+    import json
+
+    from forensics_app.core.export import _atomic_write
+
+    record = anchor_record(case.case_id, case.name, verified, case.info("created_utc") or "",
+                           report.name)
+    with open(report, "rb") as fh:
+        record["report_sha256"] = hashlib.file_digest(fh, "sha256").hexdigest()
+    path = anchor_path(report)
+    _atomic_write(path, lambda fh: json.dump(record, fh, indent=2))
+    return path

@@ -222,10 +222,11 @@ def write_jsonl(path: Path | str, results: Iterable[ScanResult], extra: dict | N
 class StreamedReport:
     """A CSV or JSON Lines report written as results arrive, so a killed scan keeps its rows.
 
-    Each :meth:`write` appends a batch and flushes it to the operating system, so the file
-    is well formed after every batch (a ``kill -9`` loses only rows not yet handed over).
-    The side-car is written at the start with ``"completed": false`` and rewritten by
-    :meth:`close` with the outcome. Rows appear in the order they finish.
+    Each :meth:`write` appends a whole batch with unbuffered writes, so the file is well
+    formed after every batch (a ``kill -9`` loses only rows not yet handed over), and
+    rewrites the side-car (``"completed": false`` and the rows so far). A batch that cannot
+    be written (disk full) is cut back off, so the file still ends on a whole row; the
+    error is raised and :attr:`failure` says why (the side-car records it on close).
     """
 
     def __init__(self, path: Path | str, kind: str | None = None, extra: dict | None = None):
@@ -236,42 +237,80 @@ class StreamedReport:
             raise ValueError(f"unknown report kind {self.kind!r}")
         self.extra = dict(extra or {})
         self.n_rows = 0
+        self.failure: str | None = None
         self._models: set[str] = set()
         self._errors = 0
+        self._size = 0
         self._created = datetime.now(UTC).isoformat(timespec="seconds")
         self.path.parent.mkdir(parents=True, exist_ok=True)
-        self._fh = open(self.path, "w", encoding="utf-8", newline="")  # noqa: SIM115
-        self._csv = None
+        self._fh = open(self.path, "wb", buffering=0)  # noqa: SIM115 -- held for the scan
         if self.kind == "csv":
-            self._csv = csv.DictWriter(self._fh, fieldnames=COLUMNS)
-            self._csv.writeheader()
-            self._fh.flush()
+            self._emit(_csv_text(None))
         self._sidecar(completed=False, status="running")
 
+    def _emit(self, text: str) -> None:
+        """Append ``text`` whole, or cut the file back to where it was and raise."""
+        data = memoryview(text.encode("utf-8"))
+        try:
+            while data:
+                data = data[self._fh.write(data):]
+        except OSError:
+            try:
+                os.ftruncate(self._fh.fileno(), self._size)
+            except OSError:
+                pass
+            raise
+        self._size += len(text.encode("utf-8"))
+
     def write(self, results: Iterable[ScanResult]) -> None:
-        for r in results:
-            if self._csv is not None:
-                self._csv.writerow({k: escape_cell(v) for k, v in result_to_row(r).items()})
-            else:
-                self._fh.write(_json_line(r))
-            self.n_rows += 1
-            self._errors += 0 if r.ok else 1
-            if r.model_id:
-                self._models.add(r.model_id)
-        self._fh.flush()
+        results = list(results)
+        if self.failure is not None:
+            raise OSError(self.failure)
+        text = (_csv_text(results) if self.kind == "csv"
+                else "".join(_json_line(r) for r in results))
+        try:
+            self._emit(text)
+        except OSError as exc:
+            self.failure = f"stopped after {self.n_rows} rows: {exc}"
+            raise
+        self.n_rows += len(results)
+        self._errors += sum(0 if r.ok else 1 for r in results)
+        self._models.update(r.model_id for r in results if r.model_id)
+        try:
+            self._sidecar(completed=False, status="running")
+        except OSError as exc:
+            self.failure = f"side-car not updated after {self.n_rows} rows: {exc}"
+            raise
 
     __call__ = write  # usable directly as a batch sink
 
     def close(self, completed: bool, status: str | None = None) -> Path:
         if not self._fh.closed:
-            self._fh.flush()
             self._fh.close()
-        self._sidecar(completed, status or ("completed" if completed else "interrupted"))
+        status = status or ("completed" if completed else "interrupted")
+        self._sidecar(completed and self.failure is None,
+                      "failed" if self.failure is not None else status)
         return self.path
 
     def _sidecar(self, completed: bool, status: str) -> None:
         meta = report_metadata([], self.extra)
-        meta.update(report=self.path.name, created_utc=self._created, model_ids=sorted(self._models), n_files=self.n_rows,
+        meta.update(report=self.path.name, created_utc=self._created,
+                    model_ids=sorted(self._models), n_files=self.n_rows,
                     n_errors=self._errors, completed=completed, status=status,
                     updated_utc=datetime.now(UTC).isoformat(timespec="seconds"))
+        if self.failure is not None:
+            meta["failure"] = self.failure
         _atomic_write(sidecar_path(self.path), lambda fh: json.dump(meta, fh, indent=2))
+
+
+def _csv_text(results: Sequence[ScanResult] | None) -> str:
+    """CSV rows as text (the header when ``results`` is None)."""
+    import io
+
+    buf = io.StringIO(newline="")
+    writer = csv.DictWriter(buf, fieldnames=COLUMNS)
+    if results is None:
+        writer.writeheader()
+    for r in results or ():
+        writer.writerow({k: escape_cell(v) for k, v in result_to_row(r).items()})
+    return buf.getvalue()

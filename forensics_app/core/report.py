@@ -15,7 +15,6 @@ gone or whose SHA-256 no longer matches the stored one is shown without an image
 from __future__ import annotations
 
 import base64
-import html
 import io
 import json
 import logging
@@ -28,8 +27,16 @@ from pathlib import Path
 from typing import Any
 
 from forensics_app import __version__
-from forensics_app.core.case import AuditEntry, Case, ModelRecord, ScanRecord, VerifyReport
+from forensics_app.core.case import (
+    AuditEntry,
+    Case,
+    ModelRecord,
+    ScanRecord,
+    VerifyReport,
+    is_superseded,
+)
 from forensics_app.core.results import ScanResult, Verdict
+from forensics_app.core.safetext import html_text, isolate
 
 log = logging.getLogger(__name__)
 
@@ -42,16 +49,69 @@ VERDICT_COLOURS = {
 }
 
 METHOD_TEXT = (
-    "Each image is scored by a convolutional detector in the style of Wang et al., "
-    "<i>CNN-generated images are surprisingly easy to spot… for now</i> (CVPR 2020): a "
-    "ResNet-50-family network with one output whose sigmoid is P(generated). The paper's test "
-    "protocol is used unless a scan's settings say otherwise: the whole image, not resized, "
-    "ImageNet normalisation; very large images are scored in tiles whose logits are averaged, "
-    "very small ones are up-scaled, and either is recorded in the row's notes. Every file is "
-    "read once, read-only; its SHA-256 describes exactly the bytes analysed.",
+    "Each image is scored by the convolutional detector(s) described below, in the style of "
+    "Wang et al., <i>CNN-generated images are surprisingly easy to spot… for now</i> (CVPR "
+    "2020). Each scan's preprocessing is listed under Scans; the default (“full”) is the "
+    "paper's test protocol: the whole image, not resized, RGB scaled with the ImageNet mean "
+    "and standard deviation; very large images are scored in tiles whose logits are "
+    "averaged, very small ones are up-scaled, and either is recorded in the row's notes. "
+    "Every file is read once, read-only; its SHA-256 describes exactly the bytes analysed.",
     "The Grad-CAM overlay shows the regions that most raised the “generated” score. It is "
     "<b>not</b> a map of manipulated areas and does not localise edits.",
 )
+
+_TRANSFORMS = {
+    "none": "the RGB image itself",
+    "npr": "the image's neighbouring-pixel residual (NPR: each pixel minus the top-left pixel "
+           "of its 2×2 cell, amplified ×{gain:g}), which keeps up-sampling traces and drops "
+           "most content",
+}
+
+
+def model_description(m: ModelRecord) -> str:
+    """What the checkpoint is, in words, from its own metadata (plain text, not HTML)."""
+    meta = m.meta if isinstance(m.meta, dict) else {}
+    arch = meta.get("architecture") if isinstance(meta.get("architecture"), dict) else None
+    parts: list[str] = []
+    version = meta.get("version")
+    head = f"Model {m.model_id}" + (f" (version {version})" if version else "")
+    if arch is None:
+        parts.append(f"{head}: a {m.kind or 'checkpoint'} whose metadata does not record its "
+                     "architecture.")
+    else:
+        name = str(arch.get("name", "network"))
+        pretty = re.sub(r"^resnet(\d+)$", r"ResNet-\1", name)
+        stages = arch.get("stages")
+        desc = f"{head}: a {pretty}"
+        if isinstance(stages, int) and stages < 4:
+            desc += f" cut after its first {stages} of 4 residual stages"
+        width = arch.get("width")
+        if isinstance(width, int) and width != 64:
+            desc += f" at base width {width}"
+        outputs = arch.get("num_outputs", 1)
+        if outputs == 1:
+            desc += ", with one output whose sigmoid is P(generated)."
+        else:
+            desc += (f", with {outputs} outputs; the softmax of output "
+                     f"{meta.get('fake_index', 1)} is P(generated).")
+        parts.append(desc)
+        transform = str(arch.get("input_transform", "none"))
+        text = _TRANSFORMS.get(transform, f"the “{transform}” transform of the image")
+        try:
+            text = text.format(gain=float(arch.get("npr_gain", 4.0)))
+        except (TypeError, ValueError):
+            text = text.format(gain=4.0)
+        parts.append(f"The network sees {text}.")
+    cal = meta.get("calibration")
+    if isinstance(cal, dict) and cal.get("type"):
+        parts.append(f"Its scores are calibrated ({cal['type']}) before the threshold is "
+                     "applied.")
+    if "threshold" in meta:
+        try:
+            parts.append(f"Its authors' threshold is {float(meta['threshold']):.2f}.")
+        except (TypeError, ValueError):
+            pass
+    return " ".join(parts)
 
 
 def threshold_text(threshold: float, band: float) -> str:
@@ -92,10 +152,19 @@ class ReportData:
     verify: VerifyReport
     model_card: dict[str, str] = field(default_factory=dict)  # section title -> markdown
     app_version: str = __version__
+    seqs: list[int] = field(default_factory=list)  # each row's place in the results chain
+
+    @property
+    def current_rows(self) -> list[ScanResult]:
+        """Rows counted as files: a row whose file later changed is kept but not counted."""
+        return [r for r in self.rows if not is_superseded(r)]
 
     @property
     def counts(self) -> Counter[str]:
-        return Counter(r.verdict.value for r in self.rows)
+        return Counter(r.verdict.value for r in self.current_rows)
+
+    def tampered(self, i: int) -> bool:
+        return i < len(self.seqs) and self.seqs[i] in self.verify.tampered_results
 
     @property
     def has_provenance(self) -> bool:
@@ -278,11 +347,13 @@ def build_report(case: Case, threshold: float | None = None, band: float | None 
     scans = {s.scan_id: s for s in case.scans()}
     models = case.models()
     rows: list[ScanResult] = []
+    seqs: list[int] = []
     row_scan: list[ScanRecord | None] = []
-    for _seq, scan_id, r in rows_with_scan:
+    for seq, scan_id, r in rows_with_scan:
         if threshold is not None:
             r = r.with_threshold(threshold, band if band is not None else r.inconclusive_band)
         rows.append(r)
+        seqs.append(seq)
         row_scan.append(scans.get(scan_id))
     thumbs: dict[int, bytes] = {}
     thumb_notes: dict[int, str] = {}
@@ -295,7 +366,8 @@ def build_report(case: Case, threshold: float | None = None, band: float | None 
                 thumb_notes[i] = why
             else:
                 thumbs[i] = _jpeg(img, THUMB_PX * 2)
-    flagged_rows = [i for i, r in enumerate(rows) if r.verdict is Verdict.AI_GENERATED]
+    flagged_rows = [i for i, r in enumerate(rows)
+                    if r.verdict is Verdict.AI_GENERATED and not is_superseded(r)]
     cams = _CamSource(models)
     flagged = [_flagged_page(rows[i], row_scan[i], cams, gradcam)
                for i in flagged_rows[:max_flagged]]
@@ -307,13 +379,20 @@ def build_report(case: Case, threshold: float | None = None, band: float | None 
         threshold=threshold, band=band, rows=rows, thumbnails=thumbs, thumb_notes=thumb_notes,
         flagged=flagged, n_flagged=len(flagged_rows), models=list(models.values()),
         scans=list(scans.values()), audit=case.audit_entries(), verify=case.verify(),
-        model_card=model_card_sections(card),
+        model_card=model_card_sections(card), seqs=seqs,
     )
 
 
 # ----------------------------------------------------------------------------- HTML
 def _e(value: Any) -> str:
-    return html.escape("" if value is None else str(value), quote=True)
+    """Any text into HTML: escaped, control and bidi characters shown as visible escapes."""
+    return html_text(value)
+
+
+def _name(value: Any, qt: bool) -> str:
+    """A name evidence controls, isolated so its letters cannot reorder what is beside it."""
+    text = _e(value)
+    return isolate(text) if qt else f"<bdi>{text}</bdi>"
 
 
 def markdown_to_html(md: str) -> str:
@@ -388,6 +467,8 @@ img.thumb { width: 60px; height: 60px; object-fit: contain; background: #f4f4f4;
 .pair { display: flex; gap: 14px; flex-wrap: wrap; } .pair figure { margin: 0; flex: 1 1 45%; }
 .pair img { width: 100%; max-width: 480px; border: 1px solid #ccc; } figcaption { color: #555; font-size: 12px; }
 .small { font-size: 11px; color: #555; } code { font-size: 11.5px; }
+.ctl { color: #a3261b; background: #fdeeee; font-family: "DejaVu Sans Mono", monospace; }
+tr.tampered td { background: #fdeeee; } .tampered-mark { color: #a3261b; font-weight: 700; }
 @media print { body { margin: 0; max-width: none; } }
 """
 
@@ -399,14 +480,16 @@ th { background-color: #e9ecf0; font-weight: 600; text-align: left; }
 td { border-bottom: 1px solid #e3e6ea; font-size: 7.5pt; }
 .hash { font-family: "DejaVu Sans Mono"; font-size: 6.5pt; }
 .small { font-size: 7pt; color: #555555; } .sub { color: #666666; }
+.ctl { color: #a3261b; } .tampered-mark { color: #a3261b; font-weight: 700; }
 .page { page-break-before: always; }
 """
 
 
-def _hash_lines(sha: str | None) -> str:
-    """A SHA-256 on two lines of 32 hex digits, so table columns stay narrow."""
+def _hash_lines(sha: str | None, width: int = 32) -> str:
+    """A SHA-256 on lines of ``width`` hex digits, so table columns stay narrow and every
+    line break falls at the same place (left to right whatever surrounds it)."""
     sha = sha or ""
-    return _e(sha[:32]) + ("<br>" + _e(sha[32:]) if len(sha) > 32 else "")
+    return "<br>".join(_e(sha[i : i + width]) for i in range(0, len(sha), width))
 
 
 def render_html(data: ReportData, image_src: Callable[[str, bytes], str] | None = None,
@@ -432,10 +515,10 @@ def render_html(data: ReportData, image_src: Callable[[str, bytes], str] | None 
     add("<meta http-equiv='Content-Security-Policy' content=\"default-src 'none'; "
         "img-src data:; style-src 'unsafe-inline'\">")
     add(f"<style>{QT_CSS if qt else CSS}</style></head><body>")
-    add(f"<h1>Case report: {_e(data.case_name)}</h1>")
+    add(f"<h1>Case report: {_name(data.case_name, qt)}</h1>")
     add(f"<p class='sub'>Forensics App {_e(data.app_version)} · generated {_e(data.generated_utc)}"
         f" UTC · case created {_e(data.created_utc)} · case id <span class='hash'>"
-        f"{_e(data.case_id)}</span><br>Case folder: {_e(data.case_folder)}</p>")
+        f"{_e(data.case_id)}</span><br>Case folder: {_name(data.case_folder, qt)}</p>")
 
     # -- integrity
     if qt:  # Qt draws no borders or backgrounds on divs: a one-cell table does
@@ -443,10 +526,18 @@ def render_html(data: ReportData, image_src: Callable[[str, bytes], str] | None 
         add(f"<table width='100%' cellpadding='6' bgcolor='{ok_colour}'><tr><td>")
     if v.ok:
         add(f"<div class='box ok'><b>Integrity: intact.</b> {v.n_audit} audit entries and "
-            f"{v.n_results} stored results verified against their hash chains.<br>"
-            f"<span class='small'>Audit head <span class='hash'>{_e(v.audit_head)}</span> · "
-            f"results head <span class='hash'>{_e(v.results_head)}</span> — keep these to "
-            "prove later that the case was not changed after this report.</span></div>")
+            f"{v.n_results} stored results verified against their hash chains, and every "
+            "case, model and scan fact below against the audit entries that pin it.<br>"
+            f"<span class='small'>Audit head #{v.audit_seq} <span class='hash' dir='ltr'>"
+            f"{_e(v.audit_head)}</span><br>Results head #{v.results_seq} <span class='hash' "
+            f"dir='ltr'>{_e(v.results_head)}</span><br>These are the heads "
+            "<code>forensics-scan --case DIR --verify</code> prints; the anchor file written "
+            "with this report (<code>REPORT.anchor.json</code>) records them. Keep it apart "
+            "from the case: <code>--verify --anchor FILE</code> then also proves that nothing "
+            "was removed from the end of the case.</span>"
+            + "".join(f"<br><span class='small'>Note: {_e(n)}</span>" for n in v.notes
+                      if not n.startswith("no anchor"))
+            + "</div>")
     else:
         add(f"<div class='box bad'><b>Integrity: BROKEN.</b> First broken entry: "
             f"{_e(v.first_problem)}"
@@ -458,12 +549,17 @@ def render_html(data: ReportData, image_src: Callable[[str, bytes], str] | None 
     # -- summary
     add("<h2>Summary</h2>")
     add(f"<table class='counts'{' border=0 cellpadding=3' if qt else ''}><tr>")
-    add(f"<td><b>{len(data.rows)}</b> files</td>")
+    current = data.current_rows
+    add(f"<td><b>{len(current)}</b> files</td>")
     for verdict in Verdict:
         n = counts.get(verdict.value, 0)
         add(f"<td><span class='verdict' style='color:{VERDICT_COLOURS[verdict]}'>"
             f"{n} {_e(verdict.value)}</span></td>")
     add("</tr></table>")
+    if len(current) < len(data.rows):
+        add(f"<p class='small'>{len(data.rows) - len(current)} earlier rows of files that "
+            "changed at the same path are kept in the table below (marked superseded) and not "
+            "counted.</p>")
     if data.threshold is not None:
         t, b = data.threshold, data.band or 0.0
         add(f"<p>Verdicts in this report are at threshold {t:.2f} ± {b:.2f} (as set when the "
@@ -479,8 +575,8 @@ def render_html(data: ReportData, image_src: Callable[[str, bytes], str] | None 
     add(f"<table{table_attrs}><tr><th>Model id</th><th>Checkpoint</th><th>SHA-256</th>"
         "<th>Kind</th></tr>")
     for m in data.models:
-        add(f"<tr><td>{_e(m.model_id)}</td><td>{_e(m.path)}</td><td class='hash'>"
-            f"{_hash_lines(m.sha256)}"
+        add(f"<tr><td>{_name(m.model_id, qt)}</td><td>{_name(m.path, qt)}</td>"
+            f"<td class='hash' dir='ltr'>{_hash_lines(m.sha256)}"
             f"</td><td>{_e(m.kind)}</td></tr>")
     add("</table>")
     add("<h3>Scans</h3>")
@@ -492,7 +588,7 @@ def render_html(data: ReportData, image_src: Callable[[str, bytes], str] | None 
             f"<td>{_e(s.status)}</td>"
             f"<td class='num'>{_e(n)}</td><td>{_e(s.model_id)}</td>"
             f"<td class='small'>{_e(_short(s.settings, 120))}</td>"
-            f"<td class='small'>{_e('; '.join(s.sources))}</td></tr>")
+            f"<td class='small'>{'; '.join(_name(x, qt) for x in s.sources)}</td></tr>")
     add("</table>")
 
     # -- every file
@@ -510,12 +606,18 @@ def render_html(data: ReportData, image_src: Callable[[str, bytes], str] | None 
             cell = ""
         notes = "; ".join(filter(None, [r.error or "", *r.notes, data.thumb_notes.get(i, "")]))
         colour = VERDICT_COLOURS[r.verdict]
-        add(f"<tr><td>{cell}</td><td>{_e(r.file_name)}<br><span class='small'>{_e(r.path)}"
-            f"</span></td><td class='hash sha'>{_hash_lines(r.sha256)}</td>"
+        tampered = data.tampered(i)
+        mark = ("<span class='tampered-mark'>TAMPERED: this row fails its hash check; its "
+                "values cannot be trusted.</span> " if tampered else "")
+        row_attr = (" class='tampered' bgcolor='#fdeeee'" if qt else " class='tampered'") \
+            if tampered else ""
+        add(f"<tr{row_attr}><td>{cell}</td><td>{_name(r.file_name, qt)}<br><span class='small'>"
+            f"{_name(r.path, qt)}</span></td><td class='hash sha' dir='ltr'>"
+            f"{_hash_lines(r.sha256, 16 if qt else 32)}</td>"
             f"<td class='verdict' style='color:{colour}'>{_e(r.verdict.value)}</td>"
             f"<td class='num'>{_pct(r.prob_fake)}</td>"
             + (f"<td class='small'>{_e(provenance_summary(r))}</td>" if prov else "")
-            + f"<td class='small'>{_e(notes)}</td></tr>")
+            + f"<td class='small'>{mark}{_e(notes)}</td></tr>")
     add("</table>")
 
     # -- flagged pages
@@ -526,10 +628,12 @@ def render_html(data: ReportData, image_src: Callable[[str, bytes], str] | None 
     for n, page in enumerate(data.flagged):
         r = page.result
         klass = "page" if n else ""
-        add(f"<div class='{klass}'><h3>{_e(r.file_name)} — <span style='color:"
-            f"{VERDICT_COLOURS[r.verdict]}'>{_e(r.verdict.value)}</span>, P(generated) "
-            f"{_pct(r.prob_fake)}</h3>")
-        add(f"<p class='small'>{_e(r.path)}<br>SHA-256 <span class='hash'>{_e(r.sha256)}"
+        # The verdict, score and hash each on a line of their own, never after a name.
+        add(f"<div class='{klass}'><h3>{_name(r.file_name, qt)}</h3>")
+        add(f"<p dir='ltr'><b>Verdict: <span style='color:{VERDICT_COLOURS[r.verdict]}'>"
+            f"{_e(r.verdict.value)}</span></b> · P(generated) {_pct(r.prob_fake)}</p>")
+        add(f"<p class='small'>{_name(r.path, qt)}</p><p class='small' dir='ltr'>SHA-256 "
+            f"<span class='hash'>{_e(r.sha256)}"
             f"</span><br>{_e(r.width)}×{_e(r.height)} {_e(r.format)} · model {_e(r.model_id)}"
             f" · preprocessing {_e(r.preprocessing)}"
             + (f" · tiles: {len(r.tile_probs)}" if r.tile_probs else "") + "</p>")
@@ -560,6 +664,8 @@ def render_html(data: ReportData, image_src: Callable[[str, bytes], str] | None 
     add("<h2 class='page'>Method and limits</h2>")
     for para in METHOD_TEXT:
         add(f"<p>{para}</p>")
+    for m in data.models:
+        add(f"<p>{_e(model_description(m))}</p>")
     if data.model_card:
         for title, md in data.model_card.items():
             add(f"<h3>Model card: {_e(title)}</h3>{markdown_to_html(md)}")
