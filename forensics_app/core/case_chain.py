@@ -302,8 +302,10 @@ class _Verifier:
             if "started_utc" in p:
                 facts["started_utc"] = p["started_utc"]
             scans[sid] = (seq, facts)
-            models.setdefault(str(p["model_id"]), (seq, {
-                "path": p.get("model_path", ""), "sha256": p.get("model_sha256", "")}))
+            pinned = {"path": p.get("model_path", ""), "sha256": p.get("model_sha256", "")}
+            if "model_kind" in p:
+                pinned.update(kind=p["model_kind"], meta_sha256=p.get("model_meta_sha256"))
+            models.setdefault(str(p["model_id"]), (seq, pinned))
         elif action in SCAN_END_ACTIONS.values():
             sid = int(p["scan_id"])
             status = next(k for k, v in SCAN_END_ACTIONS.items() if v == action)
