@@ -509,6 +509,8 @@ def render_html(data: ReportData, image_src: Callable[[str, bytes], str] | None 
     parts: list[str] = []
     add = parts.append
     table_attrs = ' border="0" cellspacing="0" cellpadding="4" width="100%"' if qt else ""
+    # Qt breaks a hash line wherever its column runs out: keep hash and verdict cells whole.
+    nowrap = " nowrap" if qt else ""
 
     add("<!DOCTYPE html><html lang='en'><head><meta charset='utf-8'>")
     add(f"<title>Case report — {_e(data.case_name)}</title>")
@@ -576,7 +578,7 @@ def render_html(data: ReportData, image_src: Callable[[str, bytes], str] | None 
         "<th>Kind</th></tr>")
     for m in data.models:
         add(f"<tr><td>{_name(m.model_id, qt)}</td><td>{_name(m.path, qt)}</td>"
-            f"<td class='hash' dir='ltr'>{_hash_lines(m.sha256)}"
+            f"<td class='hash' dir='ltr'{nowrap}>{_hash_lines(m.sha256, 16 if qt else 32)}"
             f"</td><td>{_e(m.kind)}</td></tr>")
     add("</table>")
     add("<h3>Scans</h3>")
@@ -595,8 +597,8 @@ def render_html(data: ReportData, image_src: Callable[[str, bytes], str] | None 
     add("<h2>Files</h2>")
     prov = data.has_provenance
     add(f"<table{table_attrs}><tr><th></th><th>File</th><th>SHA-256</th><th>Verdict</th>"
-        "<th class='num'>P(generated)</th>" + ("<th>Provenance</th>" if prov else "")
-        + "<th>Notes</th></tr>")
+        f"<th class='num'>{'P(gen.)' if qt else 'P(generated)'}</th>"
+        + ("<th>Provenance</th>" if prov else "") + "<th>Notes</th></tr>")
     for i, r in enumerate(data.rows):
         thumb = data.thumbnails.get(i)
         if thumb is not None:
@@ -612,9 +614,9 @@ def render_html(data: ReportData, image_src: Callable[[str, bytes], str] | None 
         row_attr = (" class='tampered' bgcolor='#fdeeee'" if qt else " class='tampered'") \
             if tampered else ""
         add(f"<tr{row_attr}><td>{cell}</td><td>{_name(r.file_name, qt)}<br><span class='small'>"
-            f"{_name(r.path, qt)}</span></td><td class='hash sha' dir='ltr'>"
+            f"{_name(r.path, qt)}</span></td><td class='hash sha' dir='ltr'{nowrap}>"
             f"{_hash_lines(r.sha256, 16 if qt else 32)}</td>"
-            f"<td class='verdict' style='color:{colour}'>{_e(r.verdict.value)}</td>"
+            f"<td class='verdict' style='color:{colour}'{nowrap}>{_e(r.verdict.value)}</td>"
             f"<td class='num'>{_pct(r.prob_fake)}</td>"
             + (f"<td class='small'>{_e(provenance_summary(r))}</td>" if prov else "")
             + f"<td class='small'>{mark}{_e(notes)}</td></tr>")

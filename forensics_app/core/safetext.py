@@ -120,9 +120,13 @@ def isolate(text: str) -> str:
     """Already-escaped text wrapped in a first-strong isolate (U+2068 … U+2069).
 
     A name of right-to-left letters then cannot reorder the verdict or the hash next to it;
-    used where markup has no ``<bdi>`` (Qt's rich text, plain text in the GUI).
+    used where markup has no ``<bdi>`` (Qt's rich text, plain text in the GUI). Text with
+    no right-to-left letter is returned as it is (nothing to isolate, nothing invisible
+    added to what is copied).
     """
-    return f"\u2068{text}\u2069" if text else text
+    if not any(unicodedata.bidirectional(ch) in ("R", "AL") for ch in text):
+        return text
+    return f"\u2068{text}\u2069"
 
 
 def html_text(text: object) -> str:

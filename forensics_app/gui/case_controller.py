@@ -31,6 +31,7 @@ from forensics_app.core.case import (
     detector_facts,
     is_case_folder,
 )
+from forensics_app.core.safetext import escape_text, isolate
 from forensics_app.gui.records import JobStatus, ModelInfo, ScanJob, ScanSettings
 
 log = logging.getLogger(__name__)
@@ -170,7 +171,7 @@ class CaseController(QObject):
         if info is not None:
             self._record_model(info)
         self._refresh()
-        self.window._flash(f"Case “{case.name}” open: {case.count_results()} stored results")
+        self.window._flash(f"Case “{isolate(escape_text(case.name))}” open: {case.count_results()} stored results")
         self.case_changed.emit(case)
         self._offer_resume()
         return case
@@ -340,9 +341,9 @@ class CaseController(QObject):
                                   "stores them as they arrive")
             self.window.setWindowTitle("Forensics App — AI-generated image detector")
         else:
-            self.label.setText(f"Case: {case.name}")
-            self.label.setToolTip(str(case.folder))
-            self.window.setWindowTitle(f"{case.name} — Forensics App")
+            self.label.setText(f"Case: {isolate(escape_text(case.name))}")
+            self.label.setToolTip(escape_text(case.folder))
+            self.window.setWindowTitle(f"{isolate(escape_text(case.name))} — Forensics App")
 
     def _warn(self, title: str, text: str) -> None:
         log.warning("%s: %s", title, text)

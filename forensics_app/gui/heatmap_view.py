@@ -46,6 +46,7 @@ from PySide6.QtWidgets import (
 )
 
 from forensics_app.core.results import ScanResult
+from forensics_app.core.safetext import escape_text, isolate
 from forensics_app.gui.model_manager import ModelManager
 from forensics_app.gui.records import HeatmapData
 from forensics_app.gui.workers import HeatmapRequest, HeatmapWorker, release_thread, start_worker
@@ -346,8 +347,8 @@ class HeatmapViewer(QWidget):
     def show_pending(self, record: ScanResult, key: tuple[str, str, str] | None) -> None:
         """A new row was selected; its map is on the way (or cannot exist)."""
         self.record, self.expected_key = record, key
-        self.title.setText(record.file_name)
-        self.title.setToolTip(record.path)
+        self.title.setText(isolate(escape_text(record.file_name)))
+        self.title.setToolTip(isolate(escape_text(record.path)))
         if record.ok:
             tiles = f" · mean of {len(record.tile_probs)} tiles" if record.tile_probs else ""
             self.subtitle.setText(

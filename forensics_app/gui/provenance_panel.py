@@ -25,6 +25,7 @@ from PySide6.QtWidgets import (
 
 from forensics_app.core.provenance import disagreement, iter_detail_groups
 from forensics_app.core.results import ScanResult
+from forensics_app.core.safetext import escape_text, html_text, isolate
 
 DISAGREE_STYLE = "background: #fff0c2; border: 1px solid #e0a526; border-radius: 3px; padding: 4px;"
 DISAGREE_COLOUR = "#fff0c2"
@@ -114,7 +115,7 @@ class ProvenancePanel(QWidget):
         if self.record is None or self.record.provenance is None:
             return ""
         prov = self.record.provenance
-        lines = [self.record.path, f"summary: {prov.summary}",
+        lines = [escape_text(self.record.path), f"summary: {escape_text(prov.summary)}",
                  f"declared_generated: {prov.declared_text}",
                  f"detector: {self.record.verdict.value}"]
         clash = disagreement(prov, self.record.verdict)
@@ -149,4 +150,5 @@ class ProvenancePanel(QWidget):
 
 
 def _esc(text: str) -> str:
-    return (str(text).replace("&", "&amp;").replace("<", "&lt;").replace(">", "&gt;"))
+    """Rich text for evidence text: control/bidi characters visible (core.safetext)."""
+    return isolate(html_text(text))

@@ -29,6 +29,7 @@ from PySide6.QtWidgets import QApplication, QStyle, QStyledItemDelegate, QStyleO
 
 from forensics_app.core.provenance import disagreement
 from forensics_app.core.results import ScanResult, Verdict
+from forensics_app.core.safetext import escape_text, isolate
 from forensics_app.gui.records import ScanSettings
 
 RecordRole = Qt.ItemDataRole.UserRole + 1  # the ScanResult of the row
@@ -131,8 +132,10 @@ class ColumnSpec:
 COLUMNS: dict[Column, ColumnSpec] = {
     Column.THUMBNAIL: ColumnSpec("", lambda r: "", lambda r: r.index, width=46,
                                  header_tip="Preview"),
-    Column.FILE: ColumnSpec("File", lambda r: r.file_name, lambda r: r.file_name.casefold(),
-                            tooltip=lambda r: r.path, width=240),
+    # Names are shown escaped (control/bidi characters visible) and isolated (core.safetext).
+    Column.FILE: ColumnSpec("File", lambda r: isolate(escape_text(r.file_name)),
+                            lambda r: r.file_name.casefold(),
+                            tooltip=lambda r: isolate(escape_text(r.path)), width=240),
     Column.VERDICT: ColumnSpec("Verdict", lambda r: r.verdict.value,
                                lambda r: list(Verdict).index(r.verdict), align=_CENTER, width=104,
                                tooltip=lambda r: (f"threshold {r.threshold:.2f}, inconclusive "

@@ -35,6 +35,7 @@ from forensics_app.core.report import build_report, render_html
 from forensics_app.core.safetext import (
     escape_text,
     html_text,
+    isolate,
     needs_escape,
     spreadsheet_safe,
     unescape_text,
@@ -179,8 +180,9 @@ def test_bidi_and_control_names_are_neutralised_in_every_output(bidi_case, tmp_p
     heading = page[: page.index("</h3>")]
     assert "AI-generated" not in heading and bidi_sha not in heading
     assert f"SHA-256 <span class='hash'>{bidi_sha}</span>" in page
-    # Qt (PDF) markup: the same escapes, names wrapped in first-strong isolates
-    assert "\u202e" not in qt_html and "\u2068invoice<span class='ctl'>" in qt_html
+    # Qt (PDF) markup: the same escapes; right-to-left names in first-strong isolates
+    assert "\u202e" not in qt_html and "invoice<span class='ctl'>\\u202e" in qt_html
+    assert isolate("فوتو.png") == "\u2068فوتو.png\u2069" and isolate("a.png") == "a.png"
 
 
 def test_pdf_shows_the_hash_of_a_bidi_named_file_in_order(bidi_case, tmp_path):

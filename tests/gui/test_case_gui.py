@@ -96,3 +96,20 @@ def test_case_reports_from_the_window(make_window, tiny_detector, image_folder, 
     pdf = window.cases.export_report(tmp_path / "out" / "report.pdf")
     assert pdf.read_bytes()[:5] == b"%PDF-" and pdf.stat().st_size > 20_000
     assert window.cases.case.audit_entries()[-1].action == "report exported"
+
+
+def test_names_are_shown_escaped_in_the_table(qtbot):
+    from PySide6.QtCore import Qt
+
+    from forensics_app.core.results import ScanResult
+    from forensics_app.gui.records import ScanSettings
+    from forensics_app.gui.table_model import Column, ResultsTableModel
+
+    model = ResultsTableModel(threshold=0.5, band=0.05)
+    model.add_results([ScanResult(path="/x/invoice\u202egnp.exe\x1b[31m", prob_fake=0.9)],
+                      ScanSettings())
+    index = model.index(0, int(Column.FILE))
+    shown = model.data(index, Qt.ItemDataRole.DisplayRole)
+    tip = model.data(index, Qt.ItemDataRole.ToolTipRole)
+    assert shown == "invoice\\u202egnp.exe\\x1b[31m"
+    assert "\u202e" not in tip and "\x1b" not in tip
