@@ -409,15 +409,15 @@ class _Verifier:
         if rows is None:
             return
         known: dict[tuple[str, str], Any] = {}
+        by_path: dict[str, list[tuple[str, Any]]] = {}
         for _seq, _scan, path, _mid, sha, stored in results:
             if sha:
                 known[(path, sha)] = (stored or {}).get("bytes")
+                by_path.setdefault(path, []).append((sha, known[(path, sha)]))
         for _seq, action, p in entries:
             if action == ACTION_EVIDENCE_MOVED and p.get("path"):
-                old = p.get("scored_as", "")
-                for (kp, ks), n in list(known.items()):
-                    if kp == old:
-                        known.setdefault((p["path"], ks), n)
+                for sha, n in by_path.get(p.get("scored_as", ""), ()):
+                    known.setdefault((p["path"], sha), n)
         for eid, key, sha, n in rows:
             path = path_from_key(key)
             if (path, sha) not in known:
