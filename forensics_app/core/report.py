@@ -76,7 +76,8 @@ def model_description(m: ModelRecord) -> str:
     version = meta.get("version")
     head = f"Model {m.model_id}" + (f" (version {version})" if version else "")
     if arch is None:
-        parts.append(f"{head}: a {m.kind or 'checkpoint'} whose metadata does not record its "
+        kind = f" (kind “{m.kind}”)" if m.kind else ""
+        parts.append(f"{head}: a checkpoint{kind} whose metadata does not record its "
                      "architecture.")
     else:
         name = str(arch.get("name", "network"))
@@ -102,6 +103,19 @@ def model_description(m: ModelRecord) -> str:
         except (TypeError, ValueError):
             text = text.format(gain=4.0)
         parts.append(f"The network sees {text}.")
+    branches = meta.get("branches")
+    if isinstance(branches, dict) and branches:
+        for key, rec in branches.items():
+            rec = rec if isinstance(rec, dict) else {}
+            what = rec.get("description") or rec.get("kind") or "a further detector"
+            parts.append(f"Beside this trace network, branch “{key}”: {what}.")
+        fusion = meta.get("fusion") if isinstance(meta.get("fusion"), dict) else {}
+        weights = fusion.get("weights") if isinstance(fusion.get("weights"), dict) else {}
+        if weights:
+            terms = ", ".join(f"{k} {v}" for k, v in weights.items())
+            parts.append(f"P(generated) is the {fusion.get('kind', 'fused')} combination of "
+                         f"the branches' logits (weights: {terms}; bias {fusion.get('bias')}); "
+                         "each row also keeps every branch's own score.")
     cal = meta.get("calibration")
     if isinstance(cal, dict) and cal.get("type"):
         parts.append(f"Its scores are calibrated ({cal['type']}) before the threshold is "

@@ -248,7 +248,7 @@ def _truncate_consistently(case_dir: Path, keep_results: int) -> None:
     started = sql(case_dir, "SELECT MAX(seq) FROM audit WHERE action = 'scan started'")[0][0]
     sql(case_dir, f"DELETE FROM audit WHERE seq > {started}")
     sql(case_dir, f"DELETE FROM results WHERE seq > {keep_results}")
-    sql(case_dir, f"DELETE FROM evidence WHERE sha256 NOT IN (SELECT sha256 FROM results)")
+    sql(case_dir, "DELETE FROM evidence WHERE sha256 NOT IN (SELECT sha256 FROM results)")
     a_hash = sql(case_dir, f"SELECT entry_hash FROM audit WHERE seq = {started}")[0][0]
     r_hash = sql(case_dir, f"SELECT row_hash FROM results WHERE seq = {keep_results}")[0][0]
     sql(case_dir, "UPDATE case_info SET value = ? WHERE key = 'audit_head'",
