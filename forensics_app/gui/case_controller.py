@@ -223,7 +223,7 @@ class CaseController(QObject):
         case = self.case
         if case is None:
             return files
-        plan = case.plan_resume(files, detector.model_id)
+        plan = case.plan_resume(files, detector.model_id, job.sources)
         s = job.settings
         settings = {"mode": s.preprocess_mode, "tile_size": s.tile_size,
                     "crop_size": s.crop_size, "batch_size": s.batch_size,
