@@ -4,6 +4,7 @@ from __future__ import annotations
 
 from pathlib import Path
 
+import pytest
 from gui_helpers import wait_idle
 
 from forensics_app.core.case import Case, CaseRecorder, detector_facts
@@ -113,3 +114,33 @@ def test_names_are_shown_escaped_in_the_table(qtbot):
     tip = model.data(index, Qt.ItemDataRole.ToolTipRole)
     assert shown == "invoice\\u202egnp.exe\\x1b[31m"
     assert "\u202e" not in tip and "\x1b" not in tip
+
+
+def test_pdf_shows_the_hash_of_a_bidi_named_file_in_order(qapp, tmp_path, tiny_checkpoint):
+    """U+202E in a name must not print the file's SHA-256 reversed (issue 21)."""
+    import shutil
+    import subprocess
+
+    from forensics_app.cli import main
+    from forensics_app.reports import export_case_report
+    from helpers import make_image
+
+    if shutil.which("pdftotext") is None:
+        pytest.skip("pdftotext (poppler-utils) is not installed")
+    images = tmp_path / "images"
+    images.mkdir()
+    name = "invoice\u202egnp.exe"
+    make_image((64, 64), 3).save(images / name, format="PNG")
+    make_image((64, 64), 4).save(images / "plain.png", format="PNG")
+    case_dir = tmp_path / "case"
+    assert main([str(images), "--model", str(tiny_checkpoint), "--device", "cpu", "--case",
+                 str(case_dir), "-q"]) == 0
+    out = export_case_report(case_dir, tmp_path / "r.pdf", threshold=0.0, band=0.0,
+                             gradcam=False)
+    text = subprocess.run(["pdftotext", "-layout", str(out), "-"], capture_output=True,
+                          text=True, check=True).stdout
+    with Case.open(case_dir, read_only=True) as case:
+        sha = next(r.sha256 for r in case.results() if r.file_name == name)
+    flat = text.replace("\n", "").replace(" ", "")
+    assert sha in flat and sha[::-1] not in flat  # whole, in order, not mirrored
+    assert "\u202e" not in text and "invoice\\u202egnp.exe" in flat
