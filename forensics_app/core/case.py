@@ -33,11 +33,10 @@ import socket
 import sqlite3
 import tempfile
 import threading
-import typing
 import uuid
 from collections.abc import Callable, Iterable, Iterator, Sequence
 from contextlib import contextmanager
-from dataclasses import dataclass, field
+from dataclasses import dataclass
 from datetime import UTC, datetime
 from pathlib import Path
 from typing import Any
@@ -66,13 +65,21 @@ from forensics_app.core.case_chain import (
     result_hash,
     verify_database,
 )
+from forensics_app.core.case_records import record_to_result, result_to_record
+from forensics_app.core.case_resume import (
+    ACTION_EVIDENCE_MISSING,
+    ResumePlan,
+    link_target,
+    plan_resume,
+)
 from forensics_app.core.results import ScanResult, Verdict
 
 __all__ = [
     "ACTION_CASE_CREATED", "ACTION_CASE_UPGRADED", "ACTION_CHECKPOINT_LOADED",
     "ACTION_EVIDENCE_MOVED", "ACTION_MODEL_RECORDED", "ACTION_SCAN_CANCELLED",
     "ACTION_SCAN_FAILED", "ACTION_SCAN_FINISHED", "ACTION_SCAN_INTERRUPTED",
-    "ACTION_SCAN_STARTED", "GENESIS_HASH", "VerifyReport",
+    "ACTION_SCAN_STARTED", "ACTION_EVIDENCE_MISSING", "GENESIS_HASH", "ResumePlan",
+    "VerifyReport", "record_to_result", "result_to_record",
 ]
 
 CASE_DB_NAME = "case.sqlite3"
@@ -87,7 +94,6 @@ ACTION_THRESHOLD_CHANGED = "threshold changed"
 ACTION_REPORT_EXPORTED = "report exported"
 ACTION_REPORT_FAILED = "report failed"
 ACTION_EVIDENCE_CHANGED = "evidence changed"
-ACTION_EVIDENCE_MISSING = "evidence missing"
 ACTION_EVIDENCE_LINK_CHANGED = "evidence link changed"
 
 SCAN_RUNNING, SCAN_FINISHED, SCAN_CANCELLED = "running", "finished", "cancelled"
@@ -163,26 +169,6 @@ class ModelRecord:
     meta: dict[str, Any]
 
 
-@dataclass
-class ResumePlan:
-    """What a scan into the case still has to do.
-
-    ``todo`` are the files to score (absolute paths); ``skipped`` were already scored with
-    the same model and their bytes are unchanged; ``changed`` have a row for their path
-    whose SHA-256 differs (scored again and flagged); ``moved`` are files whose bytes were
-    already scored at another path that no longer exists (recorded once, not scored twice);
-    ``missing`` were scored under the scan's sources and are gone; ``relinked`` changed
-    between a regular file and a symbolic link (or to another link target).
-    """
-
-    todo: list[Path] = field(default_factory=list)
-    skipped: list[Path] = field(default_factory=list)
-    changed: dict[str, str] = field(default_factory=dict)  # path -> previous SHA-256
-    moved: dict[str, str] = field(default_factory=dict)  # new path -> old path
-    missing: dict[str, str] = field(default_factory=dict)  # path -> SHA-256 scored
-    relinked: dict[str, tuple[str, str]] = field(default_factory=dict)  # path -> (was, now)
-
-
 def utc_now() -> str:
     return datetime.now(UTC).isoformat(timespec="milliseconds")
 
@@ -192,64 +178,6 @@ def _os_user() -> str:
         return getpass.getuser()
     except (OSError, KeyError, ImportError):
         return os.environ.get("USERNAME") or os.environ.get("USER") or "unknown"
-
-
-# ----------------------------------------------------------------------------- records <-> JSON
-_RESULT_FIELDS = {f.name for f in dataclasses.fields(ScanResult)}
-
-
-def result_to_record(r: ScanResult) -> dict[str, Any]:
-    """Every field of the result (including ones added later, such as provenance)."""
-    rec = dataclasses.asdict(r)
-    rec["verdict"] = r.verdict.value
-    return rec
-
-
-def _type_hints(cls: type) -> dict[str, Any]:
-    """Field types of a record dataclass, resolving names its module imports lazily."""
-    ns: dict[str, Any] = {}
-    try:
-        from forensics_app.core import provenance
-
-        ns = dict(vars(provenance))
-    except ImportError:  # pragma: no cover - before provenance existed
-        pass
-    try:
-        return typing.get_type_hints(cls, localns=ns)
-    except (NameError, TypeError):
-        return {}
-
-
-def _from_plain(hint: Any, value: Any) -> Any:
-    """Rebuild nested dataclasses (e.g. a result's provenance) from their JSON form."""
-    if value is None:
-        return None
-    args = [a for a in typing.get_args(hint) if a is not type(None)]
-    origin = typing.get_origin(hint)
-    if dataclasses.is_dataclass(hint) and isinstance(value, dict):
-        hints = _type_hints(hint)
-        names = {f.name for f in dataclasses.fields(hint) if f.init}
-        return hint(**{k: _from_plain(hints.get(k), v) for k, v in value.items() if k in names})
-    if origin in (list, tuple) and args and isinstance(value, list):
-        return [_from_plain(args[0], v) for v in value]
-    if len(args) == 1 and origin is not list:  # X | None
-        return _from_plain(args[0], value)
-    return value
-
-
-def record_to_result(rec: dict[str, Any]) -> ScanResult:
-    hints = _type_hints(ScanResult)
-    kwargs = {k: v for k, v in rec.items() if k in _RESULT_FIELDS}
-    kwargs["verdict"] = Verdict(kwargs.get("verdict", Verdict.ERROR.value))
-    kwargs["tile_boxes"] = [tuple(b) for b in kwargs.get("tile_boxes") or []]
-    for name, value in kwargs.items():
-        hint = hints.get(name)
-        if isinstance(value, dict) and hint is not None:
-            try:
-                kwargs[name] = _from_plain(hint, value)
-            except (TypeError, ValueError):
-                pass  # keep the plain form rather than lose the row
-    return ScanResult(**kwargs)
 
 
 # ----------------------------------------------------------------------------- schema
@@ -940,7 +868,7 @@ class Case:
                         "ON CONFLICT(path, sha256) DO UPDATE SET "
                         "last_seen_utc = excluded.last_seen_utc, "
                         "link_target = excluded.link_target",
-                        (key, sha, r.bytes, mtime_ns, now, now, _link_target(path)))
+                        (key, sha, r.bytes, mtime_ns, now, now, link_target(path)))
             self._set_info("results_head", f"{seq}:{prev}")
             conn.execute("UPDATE scans SET n_done = n_done + ? WHERE scan_id = ?",
                          (added, scan_id))
@@ -955,7 +883,7 @@ class Case:
                 "INSERT OR IGNORE INTO evidence (path, sha256, bytes, mtime_ns, first_seen_utc, "
                 "last_seen_utc, link_target) VALUES (?, ?, ?, ?, ?, ?, ?)",
                 (path_key(new_path), row[0], row[1], _mtime_ns(new_path), now, now,
-                 _link_target(new_path)))
+                 link_target(new_path)))
 
     def results(self, model_id: str | None = None) -> list[ScanResult]:
         """Stored results in the order they were recorded, with case notes added."""
@@ -1016,86 +944,9 @@ class Case:
     # -- resume
     def plan_resume(self, files: Sequence[Path | str], model_id: str,
                     sources: Sequence[Path | str] = ()) -> ResumePlan:
-        """Split ``files`` into what still needs scoring with ``model_id`` and what does not.
-
-        A file is skipped when a row for its path and model exists and its size and SHA-256
-        match that row now (mtime is a quick pre-check; the hash decides). Hashing reads only
-        files that already have a row, and new files whose size equals that of a scored file
-        whose path has gone (a moved file). A move already recorded is not recorded again.
-        Files scored before under ``sources`` that are gone now are listed as missing (once).
-        """
-        rows = self._read("SELECT path, sha256, record_json FROM results WHERE model_id = ?",
-                          (model_id,))
-        by_path: dict[str, list[tuple[str, int | None]]] = {}
-        for key, sha, rec in rows:
-            by_path.setdefault(path_from_key(key), []).append((sha, _json(rec, {}).get("bytes")))
-        links = {path_from_key(k): t for k, t in self._read(
-            "SELECT path, link_target FROM evidence WHERE link_target IS NOT NULL")}
-        recorded_moves: set[tuple[str, str]] = set()
-        recorded_missing: set[str] = set()
-        for action, params_json in self._read(
-                "SELECT action, params_json FROM audit WHERE action IN (?, ?)",
-                (ACTION_EVIDENCE_MOVED, ACTION_EVIDENCE_MISSING)):
-            p = _params(params_json)
-            if action == ACTION_EVIDENCE_MOVED:
-                recorded_moves.add((p.get("path", ""), p.get("scored_as", "")))
-            else:
-                recorded_missing.add(p.get("path", ""))
-        gone: dict[tuple[int, str], str] = {}  # (bytes, sha) -> old path, for vanished files
-        for path, entries in by_path.items():
-            if not os.path.lexists(path):
-                for sha, n in entries:
-                    if sha and n is not None:
-                        gone[(int(n), sha)] = path
-        gone_sizes = {n for n, _ in gone}
-        plan = ResumePlan()
-        listed: set[str] = set()
-        for f in files:
-            key = absolute_path(f)
-            p = Path(key)
-            listed.add(key)
-            entries = by_path.get(key)
-            try:
-                size = p.stat().st_size
-            except OSError:
-                size = None
-            if entries:
-                now_link = _link_target(key)
-                if key in links and links[key] != now_link:
-                    plan.relinked[key] = (links[key], now_link)
-                if size is None:
-                    # Unreadable now; skip when it was unreadable before too.
-                    if any(not sha for sha, _ in entries):
-                        plan.skipped.append(p)
-                    else:
-                        plan.todo.append(p)
-                    continue
-                current = _hash_file(p)
-                known = {sha for sha, _ in entries}
-                if current is not None and current in known:
-                    plan.skipped.append(p)
-                else:
-                    last = next((sha for sha, _ in reversed(entries) if sha), "")
-                    if last and current is not None:
-                        plan.changed[key] = last
-                    plan.todo.append(p)
-                continue
-            if size is not None and size in gone_sizes:
-                current = _hash_file(p)
-                old = gone.get((size, current or ""))
-                if old is not None:
-                    if (key, old) not in recorded_moves:
-                        plan.moved[key] = old
-                    plan.skipped.append(p)
-                    continue
-            plan.todo.append(p)
-        roots = [absolute_path(s) for s in sources]
-        moved_from = set(plan.moved.values()) | {old for _new, old in recorded_moves}
-        for (_size, sha), path in gone.items():
-            if (path not in listed and path not in moved_from and path not in recorded_missing
-                    and any(_within(path, root) for root in roots)):
-                plan.missing[path] = sha
-        return plan
+        """What a scan of ``files`` with ``model_id`` still has to do (see
+        :func:`case_resume.plan_resume`)."""
+        return plan_resume(self, files, model_id, sources)
 
     # -- verification
     def verify(self, anchor: dict[str, Any] | None = None,
@@ -1128,31 +979,9 @@ def _json(text: str, default: Any) -> Any:
         return default
 
 
-def _within(path: str, root: str) -> bool:
-    return path == root or path.startswith(root.rstrip(os.sep) + os.sep)
-
-
 def _mtime_ns(path: str) -> int | None:
     try:
         return os.stat(path).st_mtime_ns
-    except OSError:
-        return None
-
-
-def _link_target(path: str) -> str:
-    """'' for a regular file (or none), else where the symbolic link points."""
-    try:
-        return os.readlink(path) if os.path.islink(path) else ""
-    except OSError:
-        return ""
-
-
-def _hash_file(path: Path) -> str | None:
-    import hashlib
-
-    try:
-        with open(path, "rb") as fh:
-            return hashlib.file_digest(fh, "sha256").hexdigest()
     except OSError:
         return None
 
