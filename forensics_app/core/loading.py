@@ -29,6 +29,13 @@ from forensics_app.core.bomb_guard import (
     check_declared_image,
     decode_cost_bytes,
 )
+from forensics_app.core.image_formats import (
+    container_kind,
+    missing_decoder_reason,
+    pillow_format,
+    register_decoders,
+    structure_error,
+)
 from forensics_app.core.padding import MAX_PADDED_FRACTION, padded_rows, padding_note
 
 # The decompression-bomb guard (core.bomb_guard) checks every header before any pixel is
@@ -54,15 +61,18 @@ _SIGNATURES: tuple[tuple[bytes, int, str], ...] = (
 
 IMAGE_EXTENSIONS = frozenset(
     {".jpg", ".jpeg", ".jpe", ".jfif", ".png", ".gif", ".bmp", ".tif", ".tiff", ".webp",
-     ".jp2", ".j2k", ".ppm", ".pgm", ".pbm", ".tga", ".qoi"}
+     ".jp2", ".j2k", ".ppm", ".pgm", ".pbm", ".tga", ".qoi", ".heic", ".heif", ".hif", ".avif",
+     ".jxl"}
 )
 
 # The only Pillow readers used on evidence: in-process decoders (libjpeg, zlib, libwebp,
 # libtiff, OpenJPEG, pure Python) that run no external program (the JPEG reader also
-# returns multi-picture JPEGs, as MPO). Anything else is an error row naming the format.
+# returns multi-picture JPEGs, as MPO), plus HEIF/HEIC (pillow-heif: libheif, libde265) and
+# AVIF (Pillow's libavif) where installed (core.image_formats). Anything else is an error row
+# naming the format.
 DECODE_FORMATS: tuple[str, ...] = (
     "JPEG", "PNG", "GIF", "BMP", "TIFF", "WEBP", "JPEG2000", "PPM", "TGA", "QOI",
-)
+) + register_decoders()
 
 # Files larger than this are not read (an error row); no genuine image this tool decodes
 # within its pixel cap needs more.
@@ -76,9 +86,6 @@ _UNDECODED_SIGNATURES: tuple[tuple[bytes, int, str], ...] = (
     (b"8BPS", 0, "PSD"),
     (b"icns", 0, "ICNS"),
     (b"\x00\x00\x01\x00", 0, "ICO"),
-    (b"ftypavif", 4, "AVIF"),
-    (b"ftypheic", 4, "HEIC"),
-    (b"ftypmif1", 4, "HEIF"),
     (b"SIMPLE  =", 0, "FITS"),
     (b"\xd7\xcd\xc6\x9a", 0, "WMF"),
     (b"\x01\x00\x00\x00", 0, "EMF/WMF"),
@@ -126,7 +133,7 @@ def sniff_format(head: bytes) -> str | None:
             if name == "WEBP" and head[:4] != b"RIFF":
                 continue
             return name
-    return None
+    return container_kind(head)  # HEIC/HEIF/AVIF/JXL: images, decoded or not
 
 
 def describe_format(head: bytes) -> str | None:
@@ -305,6 +312,11 @@ def _unidentified_reason(data: bytes) -> str:
     allowed = ", ".join(DECODE_FORMATS)
     if kind is None:
         return f"not an image in a format this tool decodes ({allowed})"
+    if pillow_format(kind) in DECODE_FORMATS:  # ours, but its reader refused the structure
+        why = structure_error(data, pillow_format(kind) or kind)
+        return f"{kind} structure not readable: {why or 'not recognised by its decoder'}"
+    if container_kind(data[:64]):
+        return missing_decoder_reason(kind)
     return (f"detected format {kind} is not decoded (only {allowed}); "
             "not opened with any other reader")
 
