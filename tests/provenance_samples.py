@@ -80,9 +80,13 @@ def jpeg_with_app1(payload: bytes, quality: int = 90) -> bytes:
     """A JPEG with ``payload`` as an extra APP1 segment right after SOI."""
     buf = io.BytesIO()
     _base().save(buf, "JPEG", quality=quality)
-    data = buf.getvalue()
-    segment = b"\xff\xe1" + struct.pack(">H", len(payload) + 2) + payload
-    return data[:2] + segment + data[2:]
+    return jpeg_insert_segment(buf.getvalue(), 0xE1, payload)
+
+
+def jpeg_insert_segment(jpeg: bytes, marker: int, payload: bytes) -> bytes:
+    """``jpeg`` with one more APPn/COM segment (``marker``) right after SOI."""
+    segment = bytes([0xFF, marker]) + struct.pack(">H", len(payload) + 2) + payload
+    return jpeg[:2] + segment + jpeg[2:]
 
 
 def jpeg_xmp(digital_source_type: str = "trainedAlgorithmicMedia", **kw) -> bytes:
@@ -107,6 +111,12 @@ def jpeg_camera(quality: int = 92) -> bytes:
     buf = io.BytesIO()
     _base(seed=3).save(buf, "JPEG", quality=quality, exif=camera_exif())
     return buf.getvalue()
+
+
+def jpeg_camera_declared() -> bytes:
+    """Camera EXIF plus an IPTC digitalCapture declaration in XMP (a declared capture)."""
+    return jpeg_insert_segment(jpeg_camera(), 0xE1, b"http://ns.adobe.com/xap/1.0/\x00"
+                               + xmp_packet("digitalCapture", creator_tool="Camera Firmware"))
 
 
 # ----------------------------------------------------------------------------- C2PA
@@ -156,20 +166,25 @@ def make_test_ca():
     return chain, key_pem, ca.public_bytes(pem)
 
 
-def c2pa_signed(fmt: str = "jpeg", source_type: str = "trainedAlgorithmicMedia",
-                ca=None) -> tuple[bytes, bytes]:
-    """An image with a C2PA manifest (c2pa.created, ``source_type``); returns (bytes, CA PEM)."""
+def c2pa_signed(fmt: str = "jpeg", source_type: str | None = "trainedAlgorithmicMedia",
+                ca=None, manifest: dict | None = None) -> tuple[bytes, bytes]:
+    """An image with a C2PA manifest (c2pa.created, ``source_type``); returns (bytes, CA PEM).
+
+    ``manifest`` replaces the default manifest definition entirely.
+    """
     import c2pa
 
     chain, key_pem, ca_pem = ca or make_test_ca()
     signer = c2pa.Signer.from_info(c2pa.C2paSignerInfo(c2pa.C2paSigningAlg.ES256, chain,
                                                        key_pem, None))
-    manifest = {
+    action = {"action": "c2pa.created",
+              "softwareAgent": {"name": "TestDiffusion", "version": "2"}}
+    if source_type:
+        action["digitalSourceType"] = IPTC + source_type
+    manifest = manifest or {
         "claim_generator_info": [{"name": "TestGen", "version": "1.0"}],
         "title": f"generated.{fmt}",
-        "assertions": [{"label": "c2pa.actions", "data": {"actions": [{
-            "action": "c2pa.created", "digitalSourceType": IPTC + source_type,
-            "softwareAgent": {"name": "TestDiffusion", "version": "2"}}]}}],
+        "assertions": [{"label": "c2pa.actions", "data": {"actions": [action]}}],
     }
     src = io.BytesIO()
     _base(seed=5).save(src, "JPEG" if fmt == "jpeg" else "PNG", quality=90)

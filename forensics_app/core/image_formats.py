@@ -9,6 +9,7 @@ whose decoder is not installed is still recognised, so its row says exactly that
 from __future__ import annotations
 
 import io
+import warnings
 
 # ISOBMFF brands (ftyp major or compatible brand) -> the name analysts know
 _HEIC_BRANDS = {b"heic", b"heix", b"heim", b"heis", b"hevc", b"hevx", b"hevm", b"hevs"}
@@ -83,8 +84,10 @@ def structure_error(data: bytes, pillow_name: str) -> str | None:
         return None
     cls = factory[0]
     try:
-        with cls(io.BytesIO(data)):
-            return None
+        with warnings.catch_warnings():
+            warnings.simplefilter("ignore")
+            with cls(io.BytesIO(data)):
+                return None
     except Exception as exc:  # noqa: BLE001 -- the message is what is wanted
         from forensics_app.core.provenance.text import reason
 

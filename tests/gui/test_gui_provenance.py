@@ -3,7 +3,13 @@
 from __future__ import annotations
 
 from gui_helpers import drop, wait_idle
-from provenance_samples import c2pa_signed, jpeg_camera, make_test_ca, png_a1111, png_with_text
+from provenance_samples import (
+    c2pa_signed,
+    jpeg_camera_declared,
+    make_test_ca,
+    png_a1111,
+    png_with_text,
+)
 from PySide6.QtCore import Qt
 from PySide6.QtGui import QGuiApplication
 
@@ -23,11 +29,13 @@ def _scan(window, qtbot, folder, files):
 def test_provenance_column_filter_highlight_and_panel(make_window, qtbot, tmp_path):
     window = make_window()
     rows = _scan(window, qtbot, tmp_path / "case", {
-        "a1111.png": png_a1111(), "camera.jpg": jpeg_camera(), "plain.png": png_with_text({})})
+        "a1111.png": png_a1111(), "camera.jpg": jpeg_camera_declared(), "plain.png": png_with_text({})})
     model, proxy = window.results, window.proxy
     camera = model.record(rows["camera.jpg"])
     cell = model.index(rows["camera.jpg"], Column.PROVENANCE)
-    assert cell.data() == "EXIF: Canon EOS 5D Mark IV, 2019-06-01" == camera.provenance.summary
+    assert cell.data() == camera.provenance.summary == (
+        "XMP DigitalSourceType digitalCapture · EXIF names a camera: Canon EOS 5D Mark IV, "
+        "DateTimeOriginal (capture) 2019:06:01 14:03:22")
 
     window.provenance_filter.setCurrentIndex(window.provenance_filter.findData("declared"))
     assert [r.file_name for r in proxy.visible_records()] == ["a1111.png"]
@@ -48,10 +56,11 @@ def test_provenance_column_filter_highlight_and_panel(make_window, qtbot, tmp_pa
     window.select_source_row(rows["camera.jpg"])
     panel = window.provenance_panel
     assert panel.record.path == camera.path
-    assert "EXIF: Canon EOS 5D Mark IV" in panel.title.text()
+    assert "EXIF names a camera: Canon EOS 5D Mark IV" in panel.title.text()
     assert not panel.warning.isHidden() and "detector says AI-generated" in panel.warning.text()
     groups = [panel.tree.topLevelItem(i).text(0) for i in range(panel.tree.topLevelItemCount())]
-    assert groups[:4] == ["C2PA Content Credentials", "IPTC / XMP", "EXIF", "Generator text"]
+    assert groups[:5] == ["C2PA Content Credentials", "IPTC / XMP", "IPTC-IIM", "EXIF",
+                          "Generator text"]
     panel.copy_all()
     text = QGuiApplication.clipboard().text()
     assert "[EXIF]" in text and "Make: Canon" in text and "GPS present: yes" in text

@@ -397,7 +397,11 @@ def _pil_blocks(data: bytes, blocks: Blocks, notes: list[str]) -> None:
     """TIFF/HEIF/AVIF: let the allow-listed opener parse the header (no pixel decode)."""
     from PIL import Image
 
-    from forensics_app.core.image_formats import missing_decoder_reason, pillow_format
+    from forensics_app.core.image_formats import (
+        missing_decoder_reason,
+        pillow_format,
+        structure_error,
+    )
     from forensics_app.core.loading import DECODE_FORMATS
 
     pil_name = pillow_format(blocks.format)
@@ -418,7 +422,9 @@ def _pil_blocks(data: bytes, blocks: Blocks, notes: list[str]) -> None:
                 if isinstance(xmp, bytes | str) and xmp:
                     blocks.xmp.append(xmp.encode() if isinstance(xmp, str) else xmp)
     except Exception as exc:  # noqa: BLE001 -- metadata of an unreadable file is a note
-        notes.append(f"{blocks.format} metadata unreadable: {reason(exc)}")
+        why = (structure_error(data, pil_name or "") if isinstance(exc, Image.UnidentifiedImageError)
+               else None)
+        notes.append(f"{blocks.format} metadata unreadable: {why or reason(exc)}")
 
 
 def find_blocks(data: bytes, notes: list[str]) -> Blocks:
