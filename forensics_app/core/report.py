@@ -35,6 +35,7 @@ from forensics_app.core.case import (
     VerifyReport,
     is_superseded,
 )
+from forensics_app.core.provenance import Provenance, iter_detail_groups
 from forensics_app.core.results import ScanResult, Verdict
 from forensics_app.core.safetext import html_text, isolate
 
@@ -193,6 +194,12 @@ def provenance_summary(r: ScanResult) -> str:
     if isinstance(value, dict):
         return str(value.get("summary") or "")
     return str(getattr(value, "summary", value) or "")
+
+
+def provenance_groups(r: ScanResult) -> list[tuple[str, list[tuple[str, str]]]]:
+    """The grouped provenance fields the GUI panel shows and the JSONL holds ([] if none)."""
+    value = getattr(r, "provenance", None)
+    return list(iter_detail_groups(value)) if isinstance(value, Provenance) else []
 
 
 # ----------------------------------------------------------------------------- images
@@ -674,6 +681,10 @@ def render_html(data: ReportData, image_src: Callable[[str, bytes], str] | None 
             add(f"<p class='small'><i>{_e(page.note)}</i></p>")
         if r.notes:
             add(f"<p class='small'>Notes: {_e('; '.join(r.notes))}</p>")
+        for title, rows in provenance_groups(r):
+            add(f"<table class='small'><tr><th colspan='2'>Provenance: {_e(title)}</th></tr>"
+                + "".join(f"<tr><td>{_e(k)}</td><td>{_name(v, qt)}</td></tr>"
+                          for k, v in rows) + "</table>")
         add("</div>")
 
     # -- method, model card

@@ -424,3 +424,114 @@ def test_display_groups_follow_the_jsonl():
         t for t in dict(GROUPS).values() if t in titles or t == "JPEG"]
     gen = dict(dict(iter_detail_groups(p))["Generator text"])
     assert gen["Seed"] == d["generator_text"]["seed"] == "77"
+
+
+def test_c2pa_remote_manifest_reference_from_the_library(test_ca):
+    """c2pa-python's own "no embed + remote URL" output: XMP dcterms:provenance only."""
+    import c2pa
+    from provenance_samples import _base
+
+    chain, key_pem, _ca = test_ca
+    signer = c2pa.Signer.from_info(c2pa.C2paSignerInfo(c2pa.C2paSigningAlg.ES256, chain,
+                                                       key_pem, None))
+    manifest = {"claim_generator_info": [{"name": "T", "version": "1"}],
+                "assertions": [{"label": "c2pa.actions", "data": {"actions": [{
+                    "action": "c2pa.created", "digitalSourceType": IPTC + "digitalCapture"}]}}]}
+    src, out = io.BytesIO(), io.BytesIO()
+    _base().save(src, "JPEG")
+    src.seek(0)
+    ctx = c2pa.Context.from_dict({"builder": {"thumbnail": {"enabled": False}},
+                                  "verify": {"verify_after_sign": False}})
+    with c2pa.Builder(manifest, context=ctx) as builder:
+        builder.set_no_embed()
+        builder.set_remote_url("https://cr.example.org/abc.c2pa")
+        builder.sign(signer, "image/jpeg", src, out)
+    p = read_provenance(out.getvalue())
+    assert p.remote_credentials == "https://cr.example.org/abc.c2pa"
+    assert "Content Credentials exist at https://cr.example.org/abc.c2pa" in p.summary
+    assert "not fetched" in p.summary
+    assert p.declared_generated is None  # what the remote manifest says is unknown here
+
+
+# ----------------------------------------------------------------------------- the corpus
+def _corpus(ca) -> list[tuple[str, bytes, bool | None]]:
+    """(name, file, what its metadata truly declares): every class above plus controls."""
+    comfy_make = _exif(Make="workflow:" + json.dumps(COMFY_WORKFLOW),
+                       Model="prompt:" + json.dumps(COMFY_PROMPT))
+    bing = {"claim_generator_info": [{"name": "Microsoft_Responsible_AI", "version": "1.0"}],
+            "assertions": [{"label": "c2pa.actions", "data": {"actions": [{
+                "action": "c2pa.created",
+                "softwareAgent": {"name": "Image Creator from Designer"}}]}}]}
+    return [
+        ("comfy-webp-exif", _image("WEBP", comfy_make), True),
+        ("comfy-jpeg-exif", _image("JPEG", comfy_make), True),
+        ("comfy-description", _image("JPEG", _exif(
+            ImageDescription="Prompt: " + json.dumps(COMFY_PROMPT))), True),
+        ("swarm", _jpeg_comment(SWARM), True),
+        ("comfy-usercomment", _jpeg_comment({"prompt": COMFY_PROMPT}), True),
+        ("civitai", _jpeg_comment(CIVITAI), True),
+        ("fooocus", png_with_text({"parameters": json.dumps({
+            "Prompt": "a", "Seed": 1, "Version": "Fooocus v2.5.5"})}), True),
+        ("novelai", png_with_text({"Comment": json.dumps({"prompt": "a", "steps": 28,
+                                                          "uc": "b", "seed": 1})}), True),
+        ("invokeai-dream", png_with_text({"Dream": '"a" -s 5 -S 1'}), True),
+        ("midjourney-iim", jpeg_insert_segment(_image("JPEG"), 0xED, _iim_app13(
+            [(2, 120, MJ.encode())])), True),
+        ("bing-c2pa", c2pa_signed("jpeg", ca=ca, manifest=bing)[0], True),
+        ("c2pa-trained", c2pa_signed("png", ca=ca)[0], True),
+        ("xmp-utf16", jpeg_with_app1(XMP_SIG + xmp_packet("trainedAlgorithmicMedia").decode()
+                                     .replace("\ufeff", "").encode("utf-16-be")), True),
+        ("c2pa-capture", c2pa_signed("jpeg", "digitalCapture", ca=ca)[0], False),
+        ("xmp-capture", jpeg_with_app1(XMP_SIG + xmp_packet("digitalCapture", "Cam")), False),
+        # controls: nothing declared either way
+        ("camera-exif", _image("JPEG", _exif(Make="Canon", Model="Canon EOS R5")), None),
+        ("game-photo-mode", _image("JPEG", _exif(Make="Polyphony Digital Inc.",
+                                                 Model="Gran Turismo 5")), None),
+        ("prompt-word", _image("JPEG", _exif(ImageDescription="midjourney-like sky")), None),
+        ("algorithmic", jpeg_with_app1(XMP_SIG + xmp_packet("algorithmicMedia", "Fractals")),
+         None),
+        ("digital-creation", jpeg_with_app1(XMP_SIG + xmp_packet("digitalCreation", "Paint")),
+         None),
+        ("plain", _image("PNG"), None),
+        ("modified-date", _image("JPEG", _exif(Software="Photo Editor 2",
+                                               DateTime="2020:01:01 00:00:00")), None),
+    ]
+
+
+def test_declared_generated_on_the_fixture_corpus(test_ca):
+    false_captured, false_generated, wrong = [], [], []
+    for name, data, truth in _corpus(test_ca):
+        got = read_provenance(data).declared_generated
+        if got is False and truth is not False:
+            false_captured.append(name)
+        if got is True and truth is not True:
+            false_generated.append(name)
+        if got is not truth:
+            wrong.append((name, got, truth))
+    assert false_captured == [] and false_generated == []
+    assert wrong == []
+
+
+# ----------------------------------------------------------------------------- case report
+def test_case_report_shows_the_same_groups_as_the_panel(tmp_path, tiny_detector):
+    from forensics_app.core.case import Case, CaseRecorder, detector_facts
+    from forensics_app.core.report import build_report, render_html
+    from forensics_app.core.scan import ScanOptions, scan_files
+
+    f = tmp_path / "swarm.jpg"
+    f.write_bytes(_jpeg_comment(SWARM))
+    with Case.create(tmp_path / "case", name="Prov") as case:
+        scan_id = case.begin_scan(detector_facts(tiny_detector), {"mode": "full"}, [str(f)],
+                                  False, 1)
+        rec = CaseRecorder(case, scan_id, batch_size=1)
+        scan_files([f], tiny_detector, ScanOptions(batch_size=1), on_result=rec)
+        rec.flush()
+        case.finish_scan(scan_id)
+        stored = case.results()[0].provenance
+        # the record rebuilt from the case database is the same provenance, every group
+        assert stored.to_dict() == read_provenance(f.read_bytes()).to_dict()
+        data = build_report(case, threshold=0.0, band=0.0, gradcam=False, thumbnails=False)
+    html = render_html(data)
+    for title, rows in iter_detail_groups(stored):
+        assert f"Provenance: {title}" in html
+    assert "<td>Seed</td><td><bdi>77</bdi></td>" in html and "SwarmUI 0.9.2" in html
