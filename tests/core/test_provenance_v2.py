@@ -532,6 +532,6 @@ def test_case_report_shows_the_same_groups_as_the_panel(tmp_path, tiny_detector)
         assert stored.to_dict() == read_provenance(f.read_bytes()).to_dict()
         data = build_report(case, threshold=0.0, band=0.0, gradcam=False, thumbnails=False)
     html = render_html(data)
-    for title, rows in iter_detail_groups(stored):
+    for title, _rows in iter_detail_groups(stored):
         assert f"Provenance: {title}" in html
     assert "<td>Seed</td><td><bdi>77</bdi></td>" in html and "SwarmUI 0.9.2" in html
