@@ -187,7 +187,8 @@ def c2pa_signed(fmt: str = "jpeg", source_type: str | None = "trainedAlgorithmic
         "assertions": [{"label": "c2pa.actions", "data": {"actions": [action]}}],
     }
     src = io.BytesIO()
-    _base(seed=5).save(src, "JPEG" if fmt == "jpeg" else "PNG", quality=90)
+    pil_format = {"jpeg": "JPEG", "png": "PNG", "heic": "HEIF", "avif": "AVIF"}[fmt]
+    _base(seed=5).save(src, pil_format, **({"quality": 90} if fmt == "jpeg" else {}))
     src.seek(0)
     out = io.BytesIO()
     ctx = c2pa.Context.from_dict({"builder": {"thumbnail": {"enabled": False}},

@@ -384,17 +384,24 @@ def _walk_jxl(data: bytes, blocks: Blocks, notes: list[str]) -> None:
 
 
 def _walk_isobmff(data: bytes, blocks: Blocks, notes: list[str]) -> None:
-    """HEIC/HEIF/AVIF: C2PA is a top-level box; EXIF/XMP are items the decoder library finds."""
+    """HEIC/HEIF/AVIF: C2PA is a top-level box; EXIF/XMP are items of the ``meta`` box,
+    read from its item tables (no decoder needed); Pillow's opener is the fallback."""
+    from forensics_app.core.provenance.isobmff import metadata_items
+
     for btype, body in _iter_boxes(data, notes, blocks.format or "ISOBMFF"):
         if btype == b"uuid" and b"jumb" in body[:128]:
             blocks.c2pa = True
             _jumbf_label(body, blocks)
-    _pil_blocks(data, blocks, notes)
+    blocks.exif, blocks.xmp = metadata_items(data, notes)
+    if blocks.exif is None and not blocks.xmp:
+        _pil_blocks(data, blocks, notes, quiet=True)
 
 
 # ----------------------------------------------------------------------------- via Pillow
-def _pil_blocks(data: bytes, blocks: Blocks, notes: list[str]) -> None:
-    """TIFF/HEIF/AVIF: let the allow-listed opener parse the header (no pixel decode)."""
+def _pil_blocks(data: bytes, blocks: Blocks, notes: list[str], quiet: bool = False) -> None:
+    """TIFF/HEIF/AVIF: let the allow-listed opener parse the header (no pixel decode).
+
+    ``quiet``: a fallback whose absence loses nothing more (no note without a decoder)."""
     from PIL import Image
 
     from forensics_app.core.image_formats import (
@@ -406,7 +413,8 @@ def _pil_blocks(data: bytes, blocks: Blocks, notes: list[str]) -> None:
 
     pil_name = pillow_format(blocks.format)
     if pil_name not in DECODE_FORMATS:
-        notes.append(f"{missing_decoder_reason(blocks.format)}: its EXIF/XMP items were not read")
+        if not quiet:
+            notes.append(f"{missing_decoder_reason(blocks.format)}: its metadata was not read")
         return
     try:
         with warnings.catch_warnings():
