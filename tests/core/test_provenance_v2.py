@@ -550,3 +550,16 @@ def test_case_report_shows_the_same_groups_as_the_panel(tmp_path, tiny_detector)
     for title, _rows in iter_detail_groups(stored):
         assert f"Provenance: {title}" in html
     assert "<td>Seed</td><td><bdi>77</bdi></td>" in html and "SwarmUI 0.9.2" in html
+
+
+@pytest.mark.parametrize(("software", "generator"), [
+    ("Adobe Firefly", "Adobe Firefly"), ("Image Creator from Designer", "Microsoft Bing Image Creator"),
+    ("Microsoft_Responsible_AI/1.0", "Microsoft Responsible AI signing (Bing / Designer / Copilot)"),
+    ("ChatGPT", "OpenAI (ChatGPT / GPT-4o / API)"), ("DALL-E 3", "OpenAI DALL·E"),
+    ("ComfyUI", "ComfyUI"), ("Adobe Photoshop 25.0 (Windows)", None), ("GIMP 2.10.34", None),
+    ("HDR+ 1.0.540104767zd", None), ("FIREFLY 8SE V1.0", None), ("Imagenomic Portraiture", None),
+    ("Picasa", None), ("G998BXXU5CVDD", None), ("17.1.2", None)])
+def test_generator_table(software, generator):
+    from forensics_app.core.provenance.generator_names import match_generator
+
+    assert match_generator(software) == generator

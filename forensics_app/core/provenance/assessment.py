@@ -29,7 +29,7 @@ def _software_fields(p: Provenance) -> list[tuple[str, str | None]]:
     if c.readable:
         fields.append(("C2PA claim generator", c.claim_generator))
         fields += [("C2PA claim_generator_info", v) for v in c.claim_generator_info]
-        fields += [(f"C2PA {a.get('action')} softwareAgent"
+        fields += [(f"C2PA {cap(str(a.get('action')))} softwareAgent"
                     + ("" if a.get("active") else " (ingredient's manifest)"),
                     a.get("software_agent")) for a in c.actions]
     x = p.iptc_xmp.fields
@@ -50,7 +50,7 @@ def declare(p: Provenance) -> None:
     for a in p.c2pa.actions:
         code = source_type_code(a.get("digital_source_type"))
         where = "" if a.get("active") else " (in an ingredient's manifest)"
-        what = f"C2PA {a.get('action')} with digitalSourceType {code}{where}"
+        what = f"C2PA {cap(str(a.get('action')))} with digitalSourceType {code}{where}"
         if code in AI_SOURCE_TYPES:
             generated.append(what)
         elif code in CAPTURE_SOURCE_TYPES:
