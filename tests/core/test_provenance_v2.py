@@ -432,13 +432,18 @@ def test_unreadable_tiff_error_names_reason_without_repr(tmp_path):
 # ----------------------------------------------------------------------------- display = JSONL
 def test_display_groups_follow_the_jsonl():
     p = read_provenance(_jpeg_comment(SWARM))
-    titles = [t for t, _ in iter_detail_groups(p)]
-    keys = [k for k, _ in GROUPS]
     d = p.to_dict()
-    assert [dict(GROUPS)[k] for k in keys if k in d or k == "assessment"] == [
-        t for t in dict(GROUPS).values() if t in titles or t == "JPEG"]
-    gen = dict(dict(iter_detail_groups(p))["Generator text"])
-    assert gen["Seed"] == d["generator_text"]["seed"] == "77"
+    shown = [t for t, _ in iter_detail_groups(p)]
+    # every group is a top-level part of the JSONL object, in the JSONL's order
+    assert all(k in d for k, _ in GROUPS if k != "assessment")
+    assert shown == [t for _k, t in GROUPS]  # a JPEG: every group is shown
+    for k in ("declared_generated", "declared_basis", "hints", "notes", "container",
+              "remote_credentials"):
+        assert k in d  # the assessment group's fields
+    groups = dict(iter_detail_groups(p))
+    assert dict(groups["Generator text"])["Seed"] == d["generator_text"]["seed"] == "77"
+    assert dict(groups["Assessment"])["Container"] == d["container"] == "JPEG"
+    assert dict(groups["EXIF"])["Present"] == "yes" and d["exif"]["present"] is True
 
 
 def test_c2pa_remote_manifest_reference_from_the_library(test_ca):
