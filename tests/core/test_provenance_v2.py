@@ -119,6 +119,27 @@ def test_changed_after_signing_with_trust_list_is_not_verified(test_ca, tmp_path
     assert rows["Signature"].startswith("signature check FAILED")
 
 
+def _end_of_last_app11(jpeg: bytes) -> int:
+    pos, end = 2, 0
+    while jpeg[pos] == 0xFF and jpeg[pos + 1] not in (0xDA, 0xD9):
+        (length,) = struct.unpack(">H", jpeg[pos + 2:pos + 4])
+        if jpeg[pos + 1] == 0xEB:
+            end = pos + 2 + length
+        pos += 2 + length
+    return end
+
+
+def test_claim_signature_mismatch_with_trust_list_leads(test_ca):
+    data, ca_pem = c2pa_signed("jpeg", ca=test_ca)
+    options = ProvenanceOptions(trust_anchors_pem=ca_pem.decode(), trust_anchors_source="t.pem")
+    forged = bytearray(data)
+    forged[_end_of_last_app11(data) - 30] ^= 0xFF  # a byte of the COSE signature itself
+    p = read_provenance(bytes(forged), options)
+    assert "claimSignature.mismatch" in p.c2pa.failures
+    assert p.summary.startswith("C2PA: signature check FAILED (claimSignature.mismatch)")
+    assert "verified" not in p.summary
+
+
 # ----------------------------------------------------------------------------- 3. C2PA generators
 def test_c2pa_software_agent_names_generator_without_source_type(test_ca):
     manifest = {
