@@ -443,6 +443,6 @@ def find_blocks(data: bytes, notes: list[str]) -> Blocks:
               "AVIF": _walk_isobmff, "TIFF": _pil_blocks}.get(fmt or "")
     if walker is not None:
         walker(data, blocks, notes)
-    if fmt in (None, "TIFF") and b"jumb" in data and b"c2pa" in data:
+    if fmt in (None, "TIFF", "GIF") and b"jumb" in data and b"c2pa" in data:
         blocks.c2pa = True
     return blocks
