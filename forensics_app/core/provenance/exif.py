@@ -26,7 +26,7 @@ FREE_TEXT_TAGS = {0x010F: "Make", 0x0110: "Model", 0x010E: "ImageDescription",
                   0x013B: "Artist", 0x8298: "Copyright"}
 _XP_TAGS = {0x9C9C: "XPComment", 0x9C9B: "XPTitle", 0x9C9F: "XPSubject", 0x9C9E: "XPKeywords"}
 # "workflow: {", "prompt:{", "Prompt: {" or a bare JSON object: generator metadata, not a name
-_GENERATOR_LIKE = re.compile(r"^\s*(?:[A-Za-z_ ]{1,24}:\s*)?[{\[]")
+_GENERATOR_LIKE = re.compile(r"^\s*(?:[A-Za-z_ ]{1,24}:\s*)?{")
 
 
 def exif_string(value: Any, limit: int = EXIF_TEXT_CHARS) -> str | None:
