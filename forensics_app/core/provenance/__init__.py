@@ -92,7 +92,7 @@ def read_provenance(data: bytes, options: ProvenanceOptions | None = None) -> Pr
         for tag, text in exif_texts:
             fields.append(TextField("EXIF", tag, text))
             if tag != "ImageDescription" or tag in p.exif.generator_text_in:
-                entries.append(TextEntry(f"EXIF {tag}", tag, len(text), text[:STORED_TEXT_CHARS],
+                entries.append(TextEntry("EXIF", tag, len(text), text[:STORED_TEXT_CHARS],
                                          len(text) > STORED_TEXT_CHARS))
     fields += [TextField("XMP", k, p.iptc_xmp.fields[k]) for k in XMP_TEXT_FIELDS
                if k in p.iptc_xmp.fields]
