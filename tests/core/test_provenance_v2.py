@@ -589,3 +589,29 @@ def test_generator_table(software, generator):
     from forensics_app.core.provenance.generator_names import match_generator
 
     assert match_generator(software) == generator
+
+
+def test_mutated_new_containers_never_raise(test_ca):
+    """Random byte flips and cuts in every new reader's input: a note at most, never a raise."""
+    import random
+
+    seeds = [data for name, data, _truth in _corpus(test_ca)
+             if name in ("midjourney-iim", "xmp-utf16", "swarm", "comfy-webp-exif")]
+    tiff = _exif(Make="Canon").tobytes()
+    seeds.append(b"\x00\x00\x00\x0cJXL \r\n\x87\n" + _box(b"Exif", b"\x00" * 4 + tiff)
+                 + _box(b"xml ", _xmp_bytes("digitalCapture")))
+    if "HEIF" in loading.DECODE_FORMATS:
+        seeds.append(_image("HEIF", _exif(Make="Apple"), xmp=_xmp_bytes("digitalCapture")))
+    gif = _image("GIF")
+    seeds.append(gif[:13] + b"\x21\xff\x0bXMP DataXMP" + xmp_packet("algorithmicMedia")
+                 + b"\x01" + bytes(range(255, -1, -1)) + b"\x00" + gif[13:])
+    rng = random.Random(23)
+    for seed in seeds:
+        for _ in range(40):
+            data = bytearray(seed)
+            for _ in range(rng.randrange(1, 8)):
+                data[rng.randrange(len(data))] = rng.randrange(256)
+            if rng.random() < 0.3:
+                data = data[: rng.randrange(8, len(data))]
+            p = read_provenance(bytes(data))  # must not raise
+            assert not any("object at 0x" in n for n in p.notes)

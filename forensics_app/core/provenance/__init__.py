@@ -53,7 +53,7 @@ from forensics_app.core.provenance.records import (
     XmpFindings,
     load_trust_anchors,
 )
-from forensics_app.core.provenance.text import one_line, reason
+from forensics_app.core.provenance.text import reason
 from forensics_app.core.provenance.xmp import TEXT_FIELDS as XMP_TEXT_FIELDS
 from forensics_app.core.provenance.xmp import read_xmp, remote_provenance
 
@@ -110,5 +110,3 @@ def read_provenance(data: bytes, options: ProvenanceOptions | None = None) -> Pr
     finish(p)
     return p
 
-
-_one_line = one_line  # the old module's name, for scripts that used it

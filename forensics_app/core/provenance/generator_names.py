@@ -83,7 +83,7 @@ CAPTURE_SOURCE_TYPES = {
     "minorHumanEdits": "capture with minor human edits",
     "compositeCapture": "composite of captures",
 }
-# kept for importers of the old module: every type that declares generated content
+# the old module's name for the types that declare generated content
 GENERATED_SOURCE_TYPES = AI_SOURCE_TYPES
 
 
