@@ -194,6 +194,7 @@ def dev_report(cache: Path, head: LinearHead, threshold_logit: float) -> dict:
     return out
 
 
+TIE_AP = 0.5
 CANDIDATES = [
     Candidate(C, taef2, faces)
     for C in (0.01, 0.1, 1.0)
@@ -223,17 +224,24 @@ def main(argv: list[str] | None = None) -> int:
     # that train on it), mean first, worst family second.
     common = set.intersection(*(set(r["per_family"]) for _, r in results))
 
-    def key(item):
+    def mean_worst(item):
         vals = [item[1]["per_family"][f] for f in common]
-        return (round(float(np.mean(vals)), 1), float(np.min(vals)))
+        return float(np.mean(vals)), float(np.min(vals))
 
-    best_cand, best = max(results, key=key)
+    # Candidates within TIE_AP of the best LOFO mean are tied (the split-half noise is about
+    # that large); ties go to the one with more content controls, then to the best worst family.
+    top = max(mean_worst(item)[0] for item in results)
+    tied = [item for item in results if mean_worst(item)[0] >= top - TIE_AP]
+    best_cand, best = max(tied, key=lambda item: (
+        item[0].exclude_face_photos + item[0].use_taef2, mean_worst(item)[1]))
     head, calib = calibrated(final_head(pool, best_cand), best["oof_real_logits"],
                              best["oof_fake_logits"], args.fpr)
     thr = 0.0  # the calibrated head's own threshold
     report = {
         "pool": counts, "face_photo_fakes": int(pool.face_photo.sum()),
-        "selection": "LOFO mean over " + ", ".join(sorted(common)) + " (worst family breaks ties)",
+        "selection": ("LOFO mean over " + ", ".join(sorted(common)) + f"; candidates within "
+                      f"{TIE_AP} AP of the best are tied, ties go to more content controls, "
+                      "then the best worst family"),
         "candidates": [{**asdict(c), "name": c.name, "per_family": r["per_family"],
                         "mean": r["mean"], "worst": r["worst"]} for c, r in results],
         "chosen": {**asdict(best_cand), "name": best_cand.name},
