@@ -12,6 +12,7 @@ import math
 import os
 import platform
 import tempfile
+import time
 from collections.abc import Iterable, Sequence
 from datetime import UTC, datetime
 from pathlib import Path
@@ -219,12 +220,17 @@ def write_jsonl(path: Path | str, results: Iterable[ScanResult], extra: dict | N
     return Path(path)
 
 
+# A streamed report's side-car is rewritten after the first batch, then at most this often.
+SIDECAR_EVERY_S = 1.0
+
+
 class StreamedReport:
     """A CSV or JSON Lines report written as results arrive, so a killed scan keeps its rows.
 
     Each :meth:`write` appends a whole batch with unbuffered writes, so the file is well
     formed after every batch (a ``kill -9`` loses only rows not yet handed over), and
-    rewrites the side-car (``"completed": false`` and the rows so far). A batch that cannot
+    rewrites the side-car (``"completed": false`` and the rows so far; after the first
+    batch at most once a second). A batch that cannot
     be written (disk full) is cut back off, so the file still ends on a whole row; the
     error is raised and :attr:`failure` says why (the side-car records it on close).
     """
@@ -241,6 +247,7 @@ class StreamedReport:
         self._models: set[str] = set()
         self._errors = 0
         self._size = 0
+        self._sidecar_at: float | None = None  # the first batch always updates the side-car
         self._created = datetime.now(UTC).isoformat(timespec="seconds")
         self.path.parent.mkdir(parents=True, exist_ok=True)
         self._fh = open(self.path, "wb", buffering=0)  # noqa: SIM115 -- held for the scan
@@ -276,6 +283,10 @@ class StreamedReport:
         self.n_rows += len(results)
         self._errors += sum(0 if r.ok else 1 for r in results)
         self._models.update(r.model_id for r in results if r.model_id)
+        now = time.monotonic()
+        if self._sidecar_at is not None and now - self._sidecar_at < SIDECAR_EVERY_S:
+            return  # at most one side-car rewrite a second (it costs ~10 ms a batch)
+        self._sidecar_at = now
         try:
             self._sidecar(completed=False, status="running")
         except OSError as exc:
