@@ -1,0 +1,60 @@
+"""Server tests: one tiny random-weight detector behind the app, cases in tmp_path."""
+
+from __future__ import annotations
+
+import io
+
+import pytest
+import torch
+
+from helpers import make_image
+
+pytest.importorskip("fastapi")
+pytest.importorskip("httpx")
+
+
+@pytest.fixture(autouse=True)
+def _one_torch_thread():
+    previous = torch.get_num_threads()
+    torch.set_num_threads(1)
+    yield
+    torch.set_num_threads(previous)
+
+
+def png_bytes(size=(96, 80), seed=0, fmt="PNG") -> bytes:
+    buf = io.BytesIO()
+    make_image(size, seed).save(buf, fmt)
+    return buf.getvalue()
+
+
+@pytest.fixture
+def make_service(tiny_detector, tmp_path):
+    from forensics_app.core.session import ScanSettings
+    from forensics_app.server.service import ServeLimits, ServeService
+
+    made = []
+
+    def make(start: bool = True, **limits):
+        service = ServeService(tiny_detector, ScanSettings(workers=1, batch_size=4),
+                               tmp_path / "data", ServeLimits(**limits))
+        if start:
+            service.start()
+        made.append(service)
+        return service
+
+    yield make
+    for service in made:
+        service.stop()
+
+
+@pytest.fixture
+def make_client(make_service):
+    from fastapi.testclient import TestClient
+
+    from forensics_app.server.api import create_app
+
+    def make(start: bool = True, token: str | None = None, **limits):
+        service = make_service(start, **limits)
+        return TestClient(create_app(service, token=token)), service
+
+    return make
