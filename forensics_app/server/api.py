@@ -166,7 +166,8 @@ def create_app(service: ServeService, token: str | None = None,
         ok = service.ready
         return JSONResponse({"status": "ok" if ok else "starting",
                              "model_id": service.detector.model_id,
-                             "queued": len(service.queue)}, status_code=200 if ok else 503)
+                             "queued": len(service.queue), "analysed": service.n_analysed},
+                            status_code=200 if ok else 503)
 
     @app.get("/api/v1/model", tags=["service"])
     async def model() -> dict[str, Any]:
