@@ -341,6 +341,8 @@ def analysis_answer(r: ScanResult, client_name: str) -> dict[str, Any]:
         "provenance": prov.get("summary"),
         "declared_generated": prov.get("declared_generated"),
         "provenance_details": prov or None,
+        # Each detector branch's own P(generated), in percent, beside the fused score above.
+        "branch_probs": {k: round(100.0 * v, 2) for k, v in (r.branch_probs or {}).items()},
         "tile_probs": row.get("tile_probs") or [],
         "notes": row.get("notes") or [],
         "elapsed_ms": r.elapsed_ms,
