@@ -30,7 +30,6 @@ from forensics_app.server.access import token_matches
 from forensics_app.server.service import (
     REPORT_FORMATS,
     BadUpload,
-    JobStatus,
     QueueFull,
     ServeService,
 )
@@ -45,10 +44,14 @@ PAGE_FILES = {"app.js": "text/javascript", "style.css": "text/css"}
 THUMBNAIL_PX = 256
 _MEDIA = {"html": "text/html", "pdf": "application/pdf", "csv": "text/csv",
           "jsonl": "application/x-ndjson"}
-_UPLOAD_BODY = {"requestBody": {"required": True, "content": {"multipart/form-data": {
-    "schema": {"type": "object", "properties": {
-        "image": {"type": "array", "items": {"type": "string", "format": "binary"}}},
-        "required": ["image"]}}}}}
+_MULTIPART = {"multipart/form-data": {"schema": {
+    "type": "object", "required": ["image"],
+    "properties": {"image": {"type": "array", "items": {"type": "string", "format": "binary"}}}}}}
+_UPLOAD_BODY = {"requestBody": {"required": True, "content": _MULTIPART}}
+_SCAN_BODY = {"requestBody": {"required": True, "content": _MULTIPART | {"application/json": {
+    "schema": {"type": "object", "required": ["folder"], "properties": {
+        "folder": {"type": "string", "description": "relative to the server's --scan-root"},
+        "recursive": {"type": "boolean", "default": False}}}}}}}
 
 
 class _InMemoryParser(MultiPartParser):
@@ -205,9 +208,28 @@ def create_app(service: ServeService, token: str | None = None,
         return answer
 
     # ------------------------------------------------------------------ batches
-    @app.post("/api/v1/scans", status_code=202, tags=["scans"], openapi_extra=_UPLOAD_BODY)
+    @app.post("/api/v1/scans", status_code=202, tags=["scans"], openapi_extra=_SCAN_BODY)
     async def create_scan(request: Request) -> JSONResponse:
-        """Store the images (fields ``image``) in a new case and queue its scan."""
+        """Store the images (fields ``image``) in a new case and queue its scan; or, as JSON
+        ``{"folder": ..., "recursive": ...}``, scan a folder under the operator's
+        ``--scan-root`` in place."""
+        if request.headers.get("content-type", "").startswith("application/json"):
+            try:
+                body = await request.json()
+                folder, recursive = body["folder"], bool(body.get("recursive", False))
+                if not isinstance(folder, str):
+                    raise TypeError
+            except (ValueError, KeyError, TypeError):
+                raise HTTPException(400, 'send {"folder": "relative/path", "recursive": '
+                                         'false} as JSON') from None
+            try:
+                job = await run_in_threadpool(service.submit_folder_scan, folder, recursive)
+            except BadUpload as exc:
+                raise HTTPException(400, str(exc)) from None
+            except QueueFull as exc:
+                raise queue_full(exc) from None
+            return JSONResponse(job.record(), status_code=202,
+                                headers={"Location": f"/api/v1/scans/{job.id}"})
         images = await read_images(request)
         empty = [escape_for_terminal(n) or "(unnamed)" for n, d in images if not d]
         if empty:
@@ -252,6 +274,15 @@ def create_app(service: ServeService, token: str | None = None,
         """The rows so far, as the JSON Lines report writes them, plus the client's name."""
         job = find(job_id)
         return [result_record(r, job.client_name(r)) for r in list(job.results)]
+
+    @app.get("/api/v1/scans/{job_id}/results.jsonl", tags=["scans"])
+    async def scan_results_stream(job_id: str) -> Response:
+        """The rows as the scan streams them into its case folder (JSON Lines, complete per
+        batch), readable while it runs."""
+        job = find(job_id)
+        path = job.folder / "results.jsonl"
+        data = await run_in_threadpool(path.read_bytes) if path.is_file() else b""
+        return Response(data, media_type="application/x-ndjson")
 
     @app.get("/api/v1/scans/{job_id}/report.{fmt}", tags=["scans"])
     async def scan_report(job_id: str, fmt: str) -> FileResponse:
@@ -303,7 +334,6 @@ def create_app(service: ServeService, token: str | None = None,
         return Response(icon.read_bytes(), media_type="image/png")
 
     app.state.service = service
-    _ = JobStatus  # re-exported for callers inspecting job records
     return app
 
 

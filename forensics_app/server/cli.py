@@ -40,6 +40,9 @@ def build_parser() -> argparse.ArgumentParser:
     p.add_argument("--workers", type=int, default=2, help="decode threads")
     p.add_argument("--data-dir", type=Path,
                    help="where batch scans are kept as cases (default: the user data folder)")
+    p.add_argument("--scan-root", type=Path, metavar="DIR",
+                   help="allow POST /api/v1/scans with {\"folder\": ...}: folders under DIR "
+                        "are scanned in place (off by default)")
     p.add_argument("--max-request-mb", type=int, default=256,
                    help="largest request body (413 above; default 256)")
     p.add_argument("--queue-size", type=int, default=16,
@@ -93,6 +96,8 @@ def main(argv: list[str] | None = None) -> int:
     limit_heap_retention()
     settings = ScanSettings(mode=args.mode, tile_size=args.tile_size,
                             batch_size=args.batch_size, workers=args.workers, **engine.scan)
+    if args.scan_root is not None and not args.scan_root.is_dir():
+        return _fail(f"--scan-root {args.scan_root} is not a folder")
     model_path = args.model or bundled_model_path()
     if not model_path.is_file():
         return _fail(f"no model at {model_path}; pass --model CHECKPOINT")
@@ -104,7 +109,7 @@ def main(argv: list[str] | None = None) -> int:
     limits = ServeLimits(max_request_bytes=args.max_request_mb * 1024 * 1024,
                          queue_size=args.queue_size, analysis_timeout_s=args.timeout)
     service = ServeService(detector, settings, args.data_dir or user_data_dir() / "serve",
-                           limits, model_path=model_path)
+                           limits, model_path=model_path, scan_root=args.scan_root)
     loopback = is_loopback(args.host)
     allowed = ["127.0.0.1", "localhost", "[::1]", "::1"] if loopback else None
     app = create_app(service, token=token, allowed_hosts=allowed)

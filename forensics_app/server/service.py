@@ -10,6 +10,7 @@ queue is full, :class:`QueueFull` tells the caller to come back later (HTTP 429)
 from __future__ import annotations
 
 import logging
+import os
 import re
 import subprocess
 import sys
@@ -83,6 +84,9 @@ class ScanJob:
     id: str
     folder: Path  # the case folder (results.jsonl, evidence/, reports/ inside it)
     names: dict[str, str]  # stored evidence file name -> the client's name, escaped
+    sources: list[Path] = field(default_factory=list)  # a folder scan's folder (else evidence/)
+    recursive: bool = False
+    root: Path | None = None  # the operator's scan root (names are shown relative to it)
     status: JobStatus = JobStatus.QUEUED
     done: int = 0
     total: int = 0
@@ -98,6 +102,8 @@ class ScanJob:
         return self.folder / "evidence"
 
     def client_name(self, r: ScanResult) -> str:
+        if self.root is not None:
+            return escape_for_terminal(os.path.relpath(r.path, self.root))
         return self.names.get(Path(r.path).name, "")
 
     def record(self) -> dict[str, Any]:
@@ -160,8 +166,10 @@ class ServeService:
     """The detector, the queue, the worker thread and the scan jobs of one server."""
 
     def __init__(self, detector: Any, settings: ScanSettings, data_dir: Path,
-                 limits: ServeLimits | None = None, model_path: Path | None = None):
+                 limits: ServeLimits | None = None, model_path: Path | None = None,
+                 scan_root: Path | None = None):
         self.detector, self.settings = detector, settings
+        self.scan_root = Path(scan_root).resolve() if scan_root is not None else None
         self.data_dir = Path(data_dir)
         self.limits = limits or ServeLimits()
         self.model_path = model_path
@@ -250,6 +258,38 @@ class ServeService:
             self.jobs[job_id] = job
         return job
 
+    def submit_folder_scan(self, folder: str, recursive: bool = False) -> ScanJob:
+        """Queue a scan of a folder under the operator's ``--scan-root`` (read in place,
+        never copied); refused unless the operator enabled it and the folder lies inside."""
+        from forensics_app.core.case import Case
+
+        if self.scan_root is None:
+            raise BadUpload("folder scans are off: the operator enables them by starting the "
+                            "server with --scan-root DIR")
+        rel = Path(folder)
+        if not folder or rel.is_absolute() or ".." in rel.parts:
+            raise BadUpload("'folder' must be a path relative to the scan root, without '..'")
+        target = (self.scan_root / rel).resolve()  # links resolved before the check
+        if not target.is_relative_to(self.scan_root) or not target.is_dir():
+            raise BadUpload(f"{escape_for_terminal(folder)[:200]}: no such folder under the "
+                            "scan root")
+        if len(self.queue) >= self.queue.capacity:
+            raise QueueFull(f"the queue is full ({self.queue.capacity} requests waiting)")
+        job_id = uuid.uuid4().hex
+        case_folder = self.data_dir / "scans" / job_id
+        with Case.create(case_folder, name=f"forensics-serve scan {job_id[:8]}"):
+            pass
+        job = ScanJob(job_id, case_folder, {}, sources=[target], recursive=recursive,
+                      root=self.scan_root)
+        try:
+            self.queue.put(job)
+        except QueueFull:
+            job.status, job.message = JobStatus.CANCELLED, "the queue was full"
+            raise
+        finally:
+            self.jobs[job_id] = job
+        return job
+
     def job(self, job_id: str) -> ScanJob | None:
         return self.jobs.get(job_id) if _JOB_ID.match(job_id) else None
 
@@ -298,7 +338,8 @@ class ServeService:
         def progress(done: int, total: int) -> None:
             job.done, job.total = done, total
 
-        session = ScanSession(self.detector, self.settings, [job.evidence], case=job.folder,
+        session = ScanSession(self.detector, self.settings, job.sources or [job.evidence],
+                              recursive=job.recursive, case=job.folder,
                               jsonl=job.folder / "results.jsonl", on_result=job.results.append,
                               command="forensics-serve")
         try:

@@ -34,9 +34,9 @@ def make_service(tiny_detector, tmp_path):
 
     made = []
 
-    def make(start: bool = True, **limits):
+    def make(start: bool = True, scan_root=None, **limits):
         service = ServeService(tiny_detector, ScanSettings(workers=1, batch_size=4),
-                               tmp_path / "data", ServeLimits(**limits))
+                               tmp_path / "data", ServeLimits(**limits), scan_root=scan_root)
         if start:
             service.start()
         made.append(service)
@@ -53,8 +53,8 @@ def make_client(make_service):
 
     from forensics_app.server.api import create_app
 
-    def make(start: bool = True, token: str | None = None, **limits):
-        service = make_service(start, **limits)
+    def make(start: bool = True, token: str | None = None, scan_root=None, **limits):
+        service = make_service(start, scan_root=scan_root, **limits)
         return TestClient(create_app(service, token=token)), service
 
     return make

@@ -221,3 +221,43 @@ def test_loopback_rules():
 
     assert all(map(is_loopback, ["127.0.0.1", "127.5.0.1", "::1", "[::1]", "localhost"]))
     assert not any(map(is_loopback, ["0.0.0.0", "192.168.1.2", "::", "example.org"]))
+
+
+def test_the_server_loads_no_qt():
+    """The server process stays Qt-free (the PDF report is laid out in a child process)."""
+    import subprocess
+    import sys
+
+    code = ("import sys, forensics_app.server.api, forensics_app.server.cli, "
+            "forensics_app.server.service, forensics_app.reports\n"
+            "print(sorted(m for m in sys.modules if m.split('.')[0] in "
+            "('PySide6', 'shiboken6', 'PyQt5', 'PyQt6')))")
+    out = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True,
+                         timeout=120, check=True).stdout.strip().splitlines()[-1]
+    assert out == "[]"
+
+
+def test_folder_scans_only_under_the_operators_root(make_client, tmp_path):
+    from helpers import make_images
+
+    root = tmp_path / "evidence"
+    files = make_images(root / "seized", 3)
+    before = {f: hashlib.sha256(f.read_bytes()).hexdigest() for f in files}
+    client, _ = make_client(start=True)
+    off = client.post("/api/v1/scans", json={"folder": "seized"})
+    assert off.status_code == 400 and "--scan-root" in off.json()["detail"]
+    client, service = make_client(scan_root=root)
+    for bad in ("../", "/etc", "seized/../..", "missing"):
+        r = client.post("/api/v1/scans", json={"folder": bad})
+        assert r.status_code == 400, bad
+    assert client.post("/api/v1/scans", json={"nope": 1}).status_code == 400
+    r = client.post("/api/v1/scans", json={"folder": "seized"})
+    assert r.status_code == 202, r.text
+    job_id = r.json()["id"]
+    assert _wait_done(client, job_id)["status"] == "finished"
+    rows = client.get(f"/api/v1/scans/{job_id}/results").json()
+    assert sorted(row["filename"] for row in rows) == sorted(f"seized/{f.name}" for f in files)
+    stream = client.get(f"/api/v1/scans/{job_id}/results.jsonl")
+    assert len(stream.text.splitlines()) == 3
+    assert {f: hashlib.sha256(f.read_bytes()).hexdigest() for f in files} == before
+    assert not service.job(job_id).evidence.exists()  # read in place, never copied
