@@ -255,9 +255,10 @@ class ScanSession:
             self.scan_id = self.case.begin_scan(
                 detector_facts(self.detector), self.settings.to_record(), self.sources,
                 self.recursive, n_files=len(files), plan=plan)
-        for path, kind in ((self.csv, "csv"), (self.jsonl, "jsonl")):
-            if path is not None:
-                self._streams.append(StreamedReport(path, kind, self.side_car()))
+        outputs = [(p, kind) for p, kind in ((self.csv, "csv"), (self.jsonl, "jsonl")) if p]
+        extra = self.side_car() if outputs else {}  # one dict: intake-time skips join it
+        for path, kind in outputs:
+            self._streams.append(StreamedReport(path, kind, extra))
         for stream in self._streams:
             stream.write(earlier)
         self._recorder = CaseRecorder(self.case, self.scan_id,

@@ -117,3 +117,15 @@ def test_images_in_memory_score_as_their_files_and_touch_no_disk(tiny_detector, 
     bad = in_memory[3]
     assert bad.verdict.value == "Error" and "PDF" in bad.error and bad.sha256
     assert not (tmp_path / "upload-0").exists() and not list(tmp_path.glob("upload-*"))
+
+
+def test_both_side_cars_list_files_skipped_at_intake(tiny_detector, tmp_path):
+    folder = tmp_path / "in"
+    folder.mkdir()
+    make_image((64, 64), 0).save(folder / "a.png")
+    (folder / "readme").write_bytes(b"plain text, no image")  # skipped when its bytes are read
+    ScanSession(tiny_detector, ScanSettings(workers=1), [folder], csv=tmp_path / "r.csv",
+                jsonl=tmp_path / "r.jsonl").run()
+    for name in ("r.csv.meta.json", "r.jsonl.meta.json"):
+        meta = json.loads((tmp_path / name).read_text())
+        assert [s["kind"] for s in meta["skipped"]] == ["not-image"], name
