@@ -2,13 +2,14 @@
 ``/api/v1/analyze`` versus ``forensics-scan`` on the same images (figures, not a test).
 
     .venv/bin/python benchmarks/serve_load.py [--images 48] [--clients 4] [--rounds 1] \
-        [--size 512x384] [--model CKPT] [--thumbnail]
+        [--repeat 3] [--size 512x384] [--model CKPT] [--thumbnail]
 
 Images are generated (photo-like JPEGs, quality 90). The CLI scans the folder in a fresh
 process and reports its own images/s (model loading excluded). The server runs in a fresh
 process on 127.0.0.1 and a free port; once ``/healthz`` answers 200, ``--clients`` threads
 post every image ``--rounds`` times between them; throughput is answers per second over that
-window (model loading excluded too). Every answer is checked: status 200, and the SHA-256 it
+window (model loading excluded too). CLI and server runs take turns ``--repeat`` times and
+the ratio reported is the median of the pairs (a shared machine's load changes by the minute). Every answer is checked: status 200, and the SHA-256 it
 reports is its own upload's (none lost, none answered with another's row), and the server's
 count of analysed images equals the requests sent (none answered twice). Memory: the
 server's peak RSS (VmHWM) and the CLI's. Bounded: loopback only, at most a few hundred
@@ -90,13 +91,15 @@ def main() -> None:
     p = argparse.ArgumentParser(description=__doc__.split("\n\n")[0])
     p.add_argument("--images", type=int, default=48)
     p.add_argument("--clients", type=int, default=4)
-    p.add_argument("--rounds", type=int, default=1)
+    p.add_argument("--rounds", type=int, default=1, help="each image posted this many times")
+    p.add_argument("--repeat", type=int, default=3,
+                   help="CLI and server runs, taking turns (the ratio is their median)")
     p.add_argument("--size", default="512x384")
     p.add_argument("--batch-size", type=int, default=16)
     p.add_argument("--model", type=Path)
     p.add_argument("--thumbnail", action="store_true", help="ask for the thumbnail too")
     args = p.parse_args()
-    if args.images * args.rounds > 1000 or args.clients > 64:
+    if args.images * args.rounds * args.repeat > 1000 or args.clients > 64:
         sys.exit("bounded: at most 1000 requests and 64 clients")
     w, h = (int(v) for v in args.size.split("x"))
 
@@ -108,8 +111,6 @@ def main() -> None:
             (folder / f"img_{i:04d}.jpg").write_bytes(data)
         digests = [hashlib.sha256(d).hexdigest() for d in images]
 
-        cli_rate, cli_mib = run_cli(folder, args)
-
         port = free_port()
         cmd = [sys.executable, "-m", "forensics_app.server.cli", "--port", str(port),
                "--data-dir", str(Path(tmp) / "serve"), "--batch-size", str(args.batch_size),
@@ -117,9 +118,18 @@ def main() -> None:
         if args.model:
             cmd += ["--model", str(args.model)]
         env = dict(os.environ, PYTHONPATH=str(REPO))
+        log_path = Path(tmp) / "server.log"  # a file, not a pipe nobody reads while it runs
         server = subprocess.Popen(cmd, env=env, stdout=subprocess.DEVNULL,
-                                  stderr=subprocess.PIPE, text=True)
+                                  stderr=open(log_path, "w"))  # noqa: SIM115
         base = f"http://127.0.0.1:{port}"
+        work = [(i, r) for r in range(args.rounds) for i in range(args.images)]
+        lock = threading.Lock()
+        latencies: list[float] = []
+        problems: list[str] = []
+        answered = [0] * (len(work) * args.repeat)
+        url = f"{base}/api/v1/analyze?thumbnail={'true' if args.thumbnail else 'false'}"
+        pairs: list[tuple[float, float]] = []  # (CLI images/s, server images/s) per repeat
+        cli_mib = 0.0
         try:
             for _ in range(1200):
                 try:
@@ -128,16 +138,10 @@ def main() -> None:
                 except httpx.TransportError:
                     pass
                 if server.poll() is not None:
-                    sys.exit(f"the server did not start:\n{server.stderr.read()[-2000:]}")
+                    sys.exit(f"the server did not start:\n{log_path.read_text()[-2000:]}")
                 time.sleep(0.1)
-            work = [(i, r) for r in range(args.rounds) for i in range(args.images)]
-            lock = threading.Lock()
-            latencies: list[float] = []
-            problems: list[str] = []
-            answered = [0] * len(work)
-            url = f"{base}/api/v1/analyze?thumbnail={'true' if args.thumbnail else 'false'}"
 
-            def client(jobs: list[int]) -> None:
+            def client(jobs: list[int], offset: int) -> None:
                 with httpx.Client(timeout=300) as c:
                     for k in jobs:
                         i = work[k][0]
@@ -147,20 +151,25 @@ def main() -> None:
                         took = time.perf_counter() - t0
                         with lock:
                             latencies.append(took)
-                            answered[k] += 1
+                            answered[offset + k] += 1
                             if resp.status_code != 200:
                                 problems.append(f"request {k}: HTTP {resp.status_code}")
                             elif resp.json()["sha256"] != digests[i]:
                                 problems.append(f"request {k}: another image's answer")
 
-            shares = [list(range(c, len(work), args.clients)) for c in range(args.clients)]
-            threads = [threading.Thread(target=client, args=(s,)) for s in shares]
-            t0 = time.perf_counter()
-            for t in threads:
-                t.start()
-            for t in threads:
-                t.join()
-            wall = time.perf_counter() - t0
+            # CLI and server take turns, so a change in the machine's load hits both.
+            for rep in range(args.repeat):
+                cli_rate, mib = run_cli(folder, args)
+                cli_mib = max(cli_mib, mib)
+                shares = [list(range(c, len(work), args.clients)) for c in range(args.clients)]
+                threads = [threading.Thread(target=client, args=(s, rep * len(work)))
+                           for s in shares]
+                t0 = time.perf_counter()
+                for t in threads:
+                    t.start()
+                for t in threads:
+                    t.join()
+                pairs.append((cli_rate, len(work) / (time.perf_counter() - t0)))
             health = httpx.get(f"{base}/healthz", timeout=5).json()
             server_mib = vmhwm_mib(server.pid)
         finally:
@@ -170,17 +179,19 @@ def main() -> None:
             except subprocess.TimeoutExpired:
                 server.kill()
 
-    n = len(work)
+    n = len(work) * args.repeat
     lat = sorted(latencies)
     p99 = lat[min(len(lat) - 1, max(0, round(0.99 * len(lat)) - 1))]
-    rate = n / wall
     print(f"images: {args.images} x {args.rounds} round(s), {w}x{h} JPEG q90; "
           f"clients: {args.clients}; batch size {args.batch_size}; "
-          f"thumbnail: {'yes' if args.thumbnail else 'no'}")
-    print(f"forensics-scan : {cli_rate:.2f} images/s, peak RSS {cli_mib:.0f} MiB")
-    print(f"forensics-serve: {rate:.2f} images/s ({rate / cli_rate:.2f}x the CLI), "
-          f"latency p50 {statistics.median(lat) * 1000:.0f} ms, p99 {p99 * 1000:.0f} ms, "
-          f"peak RSS {server_mib:.0f} MiB")
+          f"thumbnail: {'yes' if args.thumbnail else 'no'}; repeats: {args.repeat}")
+    for k, (cli, srv) in enumerate(pairs, 1):
+        print(f"  repeat {k}: forensics-scan {cli:.2f} images/s, forensics-serve {srv:.2f} "
+              f"images/s ({srv / cli:.2f}x)")
+    ratio = statistics.median(srv / cli for cli, srv in pairs)
+    print(f"forensics-serve / forensics-scan throughput, median of {len(pairs)}: {ratio:.2f}x; "
+          f"latency p50 {statistics.median(lat) * 1000:.0f} ms, p99 {p99 * 1000:.0f} ms; "
+          f"peak RSS server {server_mib:.0f} MiB, CLI {cli_mib:.0f} MiB")
     lost = sum(1 for a in answered if a == 0)
     twice = sum(1 for a in answered if a > 1)
     print(f"requests {n}: answered {sum(answered)}, lost {lost}, answered twice {twice}, "
