@@ -2,12 +2,8 @@
 
 from __future__ import annotations
 
-import io
-
 import pytest
 import torch
-
-from helpers import make_image
 
 pytest.importorskip("fastapi")
 pytest.importorskip("httpx")
@@ -19,12 +15,6 @@ def _one_torch_thread():
     torch.set_num_threads(1)
     yield
     torch.set_num_threads(previous)
-
-
-def png_bytes(size=(96, 80), seed=0, fmt="PNG") -> bytes:
-    buf = io.BytesIO()
-    make_image(size, seed).save(buf, fmt)
-    return buf.getvalue()
 
 
 @pytest.fixture

@@ -8,12 +8,18 @@ import os
 import stat
 
 import pytest
-from conftest import png_bytes
 from PIL import Image
 
 from forensics_app.core.case import Case
 from forensics_app.core.scan import scan_files
 from forensics_app.core.session import ScanSettings
+from helpers import make_image
+
+
+def png_bytes(size=(96, 80), seed=0, fmt="PNG") -> bytes:
+    buf = io.BytesIO()
+    make_image(size, seed).save(buf, fmt)
+    return buf.getvalue()
 
 
 def _files_under(folder):
