@@ -1,8 +1,8 @@
 """The case side of ``forensics-scan``: ``--case``, ``--report``, ``--verify``, streamed reports.
 
-Kept apart from :mod:`forensics_app.cli` so the scan command stays short: the CLI builds a
-:class:`ScanRecording` around its scan, and calls :func:`run_case_command` when it is asked
-to report on or verify a case without scanning.
+Kept apart from :mod:`forensics_app.cli` so the scan command stays short: the scan itself
+(case, streamed reports) is :class:`forensics_app.core.session.ScanSession`'s; the CLI calls
+:func:`run_case_command` when it is asked to report on or verify a case without scanning.
 """
 
 from __future__ import annotations
@@ -10,7 +10,6 @@ from __future__ import annotations
 import argparse
 import signal
 import sys
-from collections.abc import Sequence
 from pathlib import Path
 from typing import Any
 
@@ -122,94 +121,6 @@ def write_report(case_dir: Path, out: Path, quiet: bool = False, **kwargs: Any) 
         print(escape_for_terminal(f"report written to {path}; its anchor (keep it apart from "
                                   f"the case) is {anchor_path(path)}"), file=sys.stderr)
     return 0
-
-
-class ScanRecording:
-    """Records one CLI scan as it happens: rows into the case and into streamed reports.
-
-    ``start`` opens (or creates) the case, skips what it already holds and records the scan;
-    ``on_result`` is the scan's per-file callback (committed per batch); ``finish`` closes
-    the streamed reports and the scan's audit entry with the outcome.
-    """
-
-    def __init__(self, args: argparse.Namespace, detector: Any, extra: dict[str, Any]):
-        self.args, self.detector, self.extra = args, detector, extra
-        self.case = None
-        self.scan_id: int | None = None
-        self.plan = None
-        self.streams: list[Any] = []
-        self.recorder = None
-        self.n_skipped = 0
-
-    def start(self, files: Sequence[Path], options_summary: dict[str, Any]) -> list[Path]:
-        """Return the files still to score; raises ``CaseError`` with a clear message."""
-        from forensics_app.core.case import Case, CaseRecorder, detector_facts
-        from forensics_app.core.export import StreamedReport
-
-        args = self.args
-        todo = list(files)
-        earlier: list[Any] = []
-        if args.case:
-            self.case = Case.open_or_create(args.case)
-            self.plan = self.case.plan_resume(files, self.detector.model_id, args.paths)
-            todo = self.plan.todo
-            self.n_skipped = len(self.plan.skipped)
-            skipped = {str(p) for p in self.plan.skipped}
-            earlier = [r for r in self.case.results(self.detector.model_id) if r.path in skipped]
-            self.scan_id = self.case.begin_scan(
-                detector_facts(self.detector), options_summary,
-                [str(p) for p in args.paths], args.recursive, n_files=len(files),
-                plan=self.plan)
-        if args.csv:
-            self.streams.append(StreamedReport(args.csv, "csv", self.extra))
-        if args.jsonl:
-            self.streams.append(StreamedReport(args.jsonl, "jsonl", self.extra))
-        for stream in self.streams:
-            stream.write(earlier)  # rows the case already held: the report is the union
-        self.recorder = CaseRecorder(self.case, self.scan_id, batch_size=args.batch_size,
-                                     sinks=self.streams)
-        return todo
-
-    @property
-    def n_new(self) -> int:
-        """Rows the case stored as new."""
-        return self.recorder.n_new if self.recorder is not None else 0
-
-    @property
-    def n_stored(self) -> int:
-        """Rows handed to the case (and the streamed reports) so far."""
-        return self.recorder.n_committed if self.recorder is not None else 0
-
-    def on_result(self, result: Any) -> None:
-        self.recorder(result)
-
-    def finish(self, status: str, message: str = "") -> list[str]:
-        """Flush and close everything; return problems met while doing so (as messages)."""
-        from forensics_app.core.case import CaseError
-
-        problems: list[str] = []
-        if self.recorder is not None:
-            try:
-                self.recorder.flush()
-            except (CaseError, OSError) as exc:
-                problems.append(str(exc))
-                status, message = "failed", str(exc)
-        for stream in self.streams:
-            try:
-                stream.close(completed=status == "finished", status=status)
-            except OSError as exc:
-                problems.append(f"cannot finish {stream.path}: {exc}")
-            if stream.failure and status == "finished":
-                status, message = "failed", f"{stream.path}: {stream.failure}"
-        if self.case is not None:
-            try:
-                if self.scan_id is not None:
-                    self.case.finish_scan(self.scan_id, status, message)
-            except CaseError as exc:
-                problems.append(str(exc))
-            finally:
-                self.case.close()
-        return problems
 
 
 class TerminateAsInterrupt:

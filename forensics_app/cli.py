@@ -8,13 +8,11 @@ from __future__ import annotations
 
 import argparse
 import sys
-import time
 from collections import Counter
 from pathlib import Path
 
 from forensics_app import __version__
 from forensics_app.case_cli import (
-    ScanRecording,
     TerminateAsInterrupt,
     add_case_arguments,
     check_case_arguments,
@@ -101,20 +99,17 @@ def main(argv: list[str] | None = None) -> int:
 
     from forensics_app.core.case import CaseError
     from forensics_app.core.detector import CheckpointError, Detector
-    from forensics_app.core.discovery import discover, skipped_summary
-    from forensics_app.core.preprocess import PreprocessConfig
-    from forensics_app.core.provenance import (
-        ProvenanceConfigError,
-        ProvenanceOptions,
-        load_trust_anchors,
-    )
-    from forensics_app.core.scan import ScanCancelled, ScanOptions, scan_files
-    from forensics_app.core.speed import engine_record
+    from forensics_app.core.discovery import skipped_summary
+    from forensics_app.core.provenance import ProvenanceConfigError
+    from forensics_app.core.session import ScanSession, ScanSettings
     from forensics_app.paths import bundled_model_path
 
+    settings = ScanSettings(
+        mode=args.mode, tile_size=args.tile_size, batch_size=args.batch_size,
+        threshold=args.threshold, inconclusive_band=args.band, workers=args.workers,
+        c2pa_trust_anchors=str(args.c2pa_trust_anchors or ""), **engine.scan)
     try:
-        provenance_options = (load_trust_anchors(args.c2pa_trust_anchors)
-                              if args.c2pa_trust_anchors else ProvenanceOptions())
+        provenance_options = settings.provenance_options(strict=True)
     except ProvenanceConfigError as exc:
         print(escape_for_terminal(f"forensics-scan: {exc}"), file=sys.stderr)
         return EXIT_USAGE
@@ -132,68 +127,28 @@ def main(argv: list[str] | None = None) -> int:
         return EXIT_USAGE
 
     missing = [p for p in args.paths if not p.exists()]
-    found = discover(args.paths, recursive=args.recursive)
-    files, skipped = found.files, list(found.skipped)
-    if not files:
+    # Rows go to the case and the streamed CSV/JSONL per batch, so a kill keeps them.
+    session = ScanSession(detector, settings, args.paths, recursive=args.recursive,
+                          case=args.case, csv=args.csv, jsonl=args.jsonl,
+                          provenance_options=provenance_options)
+    found = session.discover()
+    if not found.files:
+        skipped = session.skipped
         extra_note = f" ({skipped_summary(skipped)})" if skipped else ""
         print(f"forensics-scan: no image files found{extra_note}", file=sys.stderr)
         return EXIT_SOME_FAILED if missing else EXIT_USAGE
-    options = ScanOptions(
-        preprocess=PreprocessConfig(mode=args.mode, tile_size=args.tile_size,
-                                    **engine.preprocess),
-        batch_size=args.batch_size, threshold=args.threshold,
-        inconclusive_band=args.band, workers=args.workers,
-        provenance_options=provenance_options, **engine.scan,
-    )
-    # Entries of scanned folders that were not scanned (the one skip rule, core.discovery):
-    # the side-car lists them; the list object is shared, so intake-time skips join it.
-    skipped_records = [s.record() for s in skipped]
-    extra = {"command": "forensics-scan", "device": detector.device_description,
-             "preprocessing": args.mode, "skipped": skipped_records,
-             "engine": engine_record(detector, options)}
-
-    def on_skipped(entry) -> None:
-        skipped.append(entry)
-        skipped_records.append(entry.record())
-    # Rows go to the case and the streamed CSV/JSONL per batch, so a kill keeps them.
-    recording = ScanRecording(args, detector, extra)
-    try:
-        files = recording.start(files, {"mode": args.mode, "tile_size": args.tile_size,
-                                        "batch_size": args.batch_size,
-                                        "threshold": options.threshold,
-                                        "inconclusive_band": options.inconclusive_band,
-                                        "fake_index": args.fake_index})
-    except (CaseError, OSError) as exc:
-        recording.finish("failed", str(exc))
-        print(escape_for_terminal(f"forensics-scan: {exc}"), file=sys.stderr)
-        return EXIT_USAGE
-    bar = tqdm(total=len(files), unit="img", file=sys.stderr, disable=args.quiet)
-    t0 = time.perf_counter()
-    interrupted, status, failure = False, "finished", ""
-    finished = []  # rows as they complete, so Ctrl-C still leaves a report of them
-
-    def on_result(r) -> None:
-        finished.append(r)
-        recording.on_result(r)
-
+    bar = tqdm(total=len(found.files), unit="img", file=sys.stderr, disable=args.quiet)
     try:
         with TerminateAsInterrupt():
-            results = scan_files(files, detector, options,
-                                 progress=lambda done, total: bar.update(done - bar.n),
-                                 on_result=on_result, sniff=found.sniff,
-                                 on_skipped=on_skipped)
-    except KeyboardInterrupt:
-        interrupted, status = True, "interrupted"
-        results = sorted(finished, key=lambda r: r.index)
-    except ScanCancelled as exc:
-        interrupted, status, results = True, "cancelled", exc.results
-    except CaseError as exc:  # the case could not store a batch (disk full, I/O error)
-        interrupted, status, failure = True, "failed", str(exc)
-        results = sorted(finished, key=lambda r: r.index)
+            outcome = session.run(progress=lambda done, total: (
+                setattr(bar, "total", total), bar.update(done - bar.n)))
+    except (CaseError, OSError) as exc:
+        print(escape_for_terminal(f"forensics-scan: {exc}"), file=sys.stderr)
+        return EXIT_USAGE
     finally:
         bar.close()
-    problems = recording.finish(status, failure)
-    elapsed = time.perf_counter() - t0
+    results, failure, elapsed = outcome.results, outcome.message, outcome.elapsed_s
+    interrupted, skipped = outcome.interrupted, session.skipped
 
     if not args.quiet:
         for r in results:
@@ -202,7 +157,7 @@ def main(argv: list[str] | None = None) -> int:
                 score += " (" + ", ".join(f"{k} {v:.3f}" for k, v in r.branch_probs.items()) + ")"
             line = f"{r.verdict.value:<13} {score}  {r.path}" + (f"  [{r.error}]" if r.error else "")
             print(escape_for_terminal(line))
-    for problem in dict.fromkeys([failure, *problems]):
+    for problem in dict.fromkeys([failure, *outcome.problems]):
         if problem:
             print(escape_for_terminal(f"forensics-scan: {problem}"), file=sys.stderr)
 
@@ -220,10 +175,10 @@ def main(argv: list[str] | None = None) -> int:
     )
     if args.case:
         print(escape_for_terminal(
-            f"case {args.case}: {recording.n_new} new rows stored, {recording.n_skipped} files "
+            f"case {args.case}: {outcome.n_new} new rows stored, {outcome.n_already} files "
             "already scored with this model (skipped)"
-            + (f"; {len(results) - recording.n_stored} scored rows were not stored"
-               if len(results) > recording.n_stored else "")), file=sys.stderr)
+            + (f"; {len(results) - outcome.n_stored} scored rows were not stored"
+               if len(results) > outcome.n_stored else "")), file=sys.stderr)
         if args.report and not interrupted:
             from forensics_app.case_cli import write_report
 

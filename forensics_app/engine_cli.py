@@ -44,8 +44,7 @@ def add_engine_arguments(p: argparse.ArgumentParser) -> None:
 class EngineSettings:
     levers: object  # core.speed.SpeedLevers
     threads: int
-    scan: dict = field(default_factory=dict)  # ScanOptions keyword arguments
-    preprocess: dict = field(default_factory=dict)  # PreprocessConfig keyword arguments
+    scan: dict = field(default_factory=dict)  # core.session.ScanSettings keyword arguments
 
 
 def engine_settings(parser: argparse.ArgumentParser, args: argparse.Namespace) -> EngineSettings:
@@ -56,7 +55,7 @@ def engine_settings(parser: argparse.ArgumentParser, args: argparse.Namespace) -
     if args.sample_tiles < 1:
         parser.error("--sample-tiles must be >= 1")
     detector_levers: dict = {"precision": args.precision}
-    scan: dict = {}
+    scan: dict = {"sample_tiles": args.sample_tiles, "sample_seed": args.sample_seed}
     for item in args.lever:
         name, _, value = item.partition("=")
         name = name.strip().replace("-", "_")
@@ -71,7 +70,7 @@ def engine_settings(parser: argparse.ArgumentParser, args: argparse.Namespace) -
                if args.max_compression_ratio is not None else {}))
     except ValueError as exc:
         parser.error(str(exc))
-    scan["limits"] = limits
+    scan.update(max_pixels=limits.max_pixels, max_compression_ratio=limits.max_compression_ratio)
     if args.max_inflight_mb is not None:
         if args.max_inflight_mb < 1:
             parser.error("--max-inflight-mb must be >= 1")
@@ -79,7 +78,4 @@ def engine_settings(parser: argparse.ArgumentParser, args: argparse.Namespace) -
     if args.threads is not None and args.threads < 1:
         parser.error("--threads must be >= 1")
     threads = args.threads or choose_threads().torch_threads
-    return EngineSettings(
-        levers=SpeedLevers(**detector_levers), threads=threads, scan=scan,
-        preprocess={"sample_tiles": args.sample_tiles, "sample_seed": args.sample_seed},
-    )
+    return EngineSettings(levers=SpeedLevers(**detector_levers), threads=threads, scan=scan)

@@ -53,3 +53,8 @@ def user_log_dir() -> Path:
 
 def user_cache_dir() -> Path:
     return Path(platformdirs.user_cache_dir(APP_NAME, APP_AUTHOR, ensure_exists=True))
+
+
+def user_data_dir() -> Path:
+    """Per-user data (the server's scan cases)."""
+    return Path(platformdirs.user_data_dir(APP_NAME, APP_AUTHOR, ensure_exists=True))

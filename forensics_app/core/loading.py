@@ -121,6 +121,22 @@ class Evidence:
     notes: tuple[str, ...] = ()  # intake findings for the result's notes (e.g. padding)
 
 
+@dataclass(frozen=True, repr=False)
+class InMemoryImage:
+    """Evidence that is already in memory (an upload to the server): scanned from these
+    bytes, exactly as a file's single read would be, and never written anywhere. ``name`` is
+    only a label for the row; nothing opens it."""
+
+    name: str
+    data: bytes
+
+    def __str__(self) -> str:
+        return self.name
+
+    def __repr__(self) -> str:
+        return f"InMemoryImage({self.name!r}, {len(self.data):,} bytes)"
+
+
 class NotAnImage(ImageLoadError):
     """A file found inside a folder whose name and first bytes both say "not an image":
     skipped (listed with its reason), not an error row."""
@@ -334,7 +350,7 @@ def _padding_notes(img: Image.Image, data: bytes, facts: dict, path: Path | str)
 
 
 def load_evidence(
-    path: Path | str, max_pixels: int = DEFAULT_MAX_DECODE_PIXELS, *,
+    path: Path | str | InMemoryImage, max_pixels: int = DEFAULT_MAX_DECODE_PIXELS, *,
     limits: DecodeLimits | None = None, reserve: Callable[[int], None] | None = None,
     images_only: bool = False, on_bytes: Callable[[bytes], None] | None = None,
 ) -> tuple[Evidence, Image.Image | None, ImageLoadError | None]:
@@ -343,10 +359,18 @@ def load_evidence(
     Unreadable files raise :class:`ImageLoadError`; with ``images_only`` a file whose first
     bytes are no image raises :class:`NotAnImage` (sniffed from the same, single read).
     ``on_bytes`` is handed the bytes read (before decoding), so metadata readers such as
-    core.provenance work on the same single read.
+    core.provenance work on the same single read. An :class:`InMemoryImage` is taken in
+    from its bytes (no file is opened).
     """
-    path = Path(path)
-    data, digest = read_bytes_and_hash(path, images_only=images_only)
+    if isinstance(path, InMemoryImage):
+        data, path = path.data, path.name
+        if len(data) > MAX_FILE_BYTES:
+            raise ImageLoadError(path, f"{len(data):,} bytes, over the {MAX_FILE_BYTES:,}-byte "
+                                       "read limit; not read")
+        digest = hashlib.sha256(data).hexdigest()
+    else:
+        path = Path(path)
+        data, digest = read_bytes_and_hash(path, images_only=images_only)
     if on_bytes is not None:
         on_bytes(data)
     try:

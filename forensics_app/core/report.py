@@ -260,17 +260,13 @@ class _CamSource:
 
 
 def _preprocess_for(r: ScanResult, scan: ScanRecord | None) -> Any:
+    """The inputs the scan scored (its stored settings record: triage tiles and seed too)."""
     from forensics_app.core.preprocess import PreprocessConfig
+    from forensics_app.core.session import ScanSettings
 
-    s = scan.settings if scan is not None else {}
-    mode = s.get("mode") or s.get("preprocess_mode") or "full"
-    kwargs: dict[str, Any] = {"mode": mode}
-    if s.get("tile_size"):
-        kwargs["tile_size"] = int(s["tile_size"])
-    if s.get("crop_size"):
-        kwargs["crop_size"] = int(s["crop_size"])
     try:
-        return PreprocessConfig(**kwargs)
+        return ScanSettings.from_record(scan.settings if scan is not None else {}
+                                        ).preprocess_config()
     except (TypeError, ValueError):
         return PreprocessConfig()
 

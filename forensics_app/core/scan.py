@@ -33,6 +33,7 @@ from forensics_app.core.loading import (
     DEFAULT_MAX_DECODE_PIXELS,
     Evidence,
     ImageLoadError,
+    InMemoryImage,
     NotAnImage,
     load_evidence,
     looks_like_image,
@@ -280,7 +281,7 @@ class _Pending:
 
 
 def scan_files(
-    files: Sequence[Path | str],
+    files: Sequence[Path | str | InMemoryImage],
     detector: Detector,
     options: ScanOptions | None = None,
     progress: ProgressFn | None = None,
@@ -290,7 +291,8 @@ def scan_files(
     sniff: Iterable[Path | str] = (),
     on_skipped: Callable[[Skipped], None] | None = None,
 ) -> list[ScanResult]:
-    """Score ``files`` (already discovered); results come back in input order.
+    """Score ``files`` (already discovered, or images in memory); results come back in
+    input order.
 
     Files in ``sniff`` (``Discovery.sniff``) that turn out not to be images get no row: they
     are handed to ``on_skipped`` (and still count in ``progress``).
@@ -303,7 +305,7 @@ def scan_files(
     threshold = ckpt.threshold if options.threshold is None else options.threshold
     band = ckpt.inconclusive_band if options.inconclusive_band is None else options.inconclusive_band
     device_desc = detector.device_description
-    files = [Path(f) for f in files]
+    files = [f if isinstance(f, InMemoryImage) else Path(f) for f in files]
     total = len(files)
     results: list[ScanResult | None] = [None] * total
     done = 0

@@ -1,8 +1,9 @@
 """The window's case: File → New case / Open case / Recent cases, results stored as they arrive.
 
-All reading and writing goes through :class:`forensics_app.core.case.Case`. The scan worker
-asks the case (in its own thread) which files still need scoring; rows reach the case on the
-GUI thread in the batches the worker emits (at most every 0.1 s), one transaction each. A scan
+All reading and writing goes through :class:`forensics_app.core.case.Case`. Scans are
+recorded by the core's :class:`~forensics_app.core.session.ScanSession` in the scan worker's
+thread -- which files the case still needs, the rows once per batch, the scan's outcome -- the
+same recorder the CLI uses; this controller only hands the open case to the queue. A scan
 still "running" when a case is reopened died with its window and is offered for resuming.
 Without a case the window works as before: results live in memory until exported.
 """
@@ -22,24 +23,18 @@ from PySide6.QtWidgets import QFileDialog, QLabel, QMenu, QMessageBox
 from forensics_app.core.case import (
     ACTION_CHECKPOINT_LOADED,
     ACTION_THRESHOLD_CHANGED,
-    SCAN_CANCELLED,
-    SCAN_FAILED,
-    SCAN_FINISHED,
     Case,
     CaseError,
     ScanRecord,
-    detector_facts,
-    is_case_folder,
 )
 from forensics_app.core.safetext import escape_text, isolate
-from forensics_app.gui.records import JobStatus, ModelInfo, ScanJob, ScanSettings
+from forensics_app.core.session import ScanSettings
+from forensics_app.gui.records import ModelInfo
 
 log = logging.getLogger(__name__)
 
 MAX_RECENT = 8
 RECENT_FILE = "recent_cases.json"
-_END_STATUS = {JobStatus.DONE: SCAN_FINISHED, JobStatus.CANCELLED: SCAN_CANCELLED,
-               JobStatus.FAILED: SCAN_FAILED}
 
 
 class CaseController(QObject):
@@ -63,9 +58,7 @@ class CaseController(QObject):
         self.label.setTextInteractionFlags(Qt.TextInteractionFlag.TextSelectableByMouse)
         window.statusBar().addPermanentWidget(self.label)
         self._build_menu()
-        window.queue.prefilter = self._prefilter
-        window.queue.rows_ready.connect(self._on_rows)
-        window.queue.job_finished.connect(self._on_job_finished)
+        window.queue.case_source = lambda: self.case
         window.models.model_ready.connect(self._on_model_ready)
         window.threshold_spin.valueChanged.connect(lambda _v: self._threshold_timer.start())
         window.band_spin.valueChanged.connect(lambda _v: self._threshold_timer.start())
@@ -148,10 +141,8 @@ class CaseController(QObject):
         return self._adopt(lambda: Case.create(folder), folder)
 
     def open_case(self, folder: str | Path) -> Case | None:
-        if not is_case_folder(folder) and Path(folder).is_dir() and not any(
-                Path(folder).iterdir()):
-            return self.new_case(folder)
-        return self._adopt(lambda: Case.open(folder), folder)
+        """An existing case, or a new one in an empty folder (the core's one rule)."""
+        return self._adopt(lambda: Case.open_or_create(folder), folder)
 
     def _adopt(self, opener: Callable[[], Case], folder: str | Path) -> Case | None:
         if self.window.queue.running_thread is not None:
@@ -216,44 +207,6 @@ class CaseController(QObject):
                     "skipped.")
         if self.ask("Resume scan?", question):
             self.window.scan_paths(list(s.sources), recursive=s.recursive)
-
-    # ------------------------------------------------------------------ scanning into the case
-    def _prefilter(self, job: ScanJob, detector: Any, files: list[Path]) -> list[Path]:
-        """Worker thread: record the scan and return the files the case does not hold yet."""
-        case = self.case
-        if case is None:
-            return files
-        plan = case.plan_resume(files, detector.model_id, job.sources)
-        s = job.settings
-        settings = {"mode": s.preprocess_mode, "tile_size": s.tile_size,
-                    "crop_size": s.crop_size, "batch_size": s.batch_size,
-                    "threshold": self.window.results.threshold,
-                    "inconclusive_band": self.window.results.band}
-        self._scan_ids[job.id] = case.begin_scan(detector_facts(detector), settings,
-                                                 job.sources, job.recursive, len(files), plan)
-        return plan.todo
-
-    def _on_rows(self, rows: list, _settings: ScanSettings) -> None:
-        job = self.window.queue.current
-        scan_id = self._scan_ids.get(job.id) if job is not None else None
-        if self.case is None or scan_id is None:
-            return
-        try:
-            self.case.add_results(scan_id, rows)
-        except CaseError as exc:
-            self.window.queue.cancel_running()
-            self._warn("Results could not be stored", f"{exc}\n\nThe scan was stopped; the "
-                       "rows shown are kept in the window.")
-
-    def _on_job_finished(self, job: ScanJob) -> None:
-        scan_id = self._scan_ids.pop(job.id, None)
-        if self.case is None or scan_id is None:
-            return
-        try:
-            self.case.finish_scan(scan_id, _END_STATUS.get(job.status, SCAN_FAILED),
-                                  job.message)
-        except CaseError as exc:
-            self._warn("Case not updated", str(exc))
 
     # ------------------------------------------------------------------ audit
     def _on_model_ready(self, info: ModelInfo) -> None:
@@ -357,7 +310,7 @@ class CaseController(QObject):
 
 
 def _settings_of(scan: ScanRecord | None) -> ScanSettings:
-    s = scan.settings if scan is not None else {}
-    kwargs = {k: s[k] for k in ("tile_size", "crop_size", "batch_size") if isinstance(
-        s.get(k), int)}
-    return ScanSettings(preprocess_mode=str(s.get("mode") or "full"), **kwargs)
+    try:
+        return ScanSettings.from_record(scan.settings if scan is not None else None)
+    except (TypeError, ValueError):  # a record this version cannot read: the defaults
+        return ScanSettings()

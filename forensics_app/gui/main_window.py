@@ -484,10 +484,13 @@ class MainWindow(QMainWindow):
 
     def scan_settings(self) -> ScanSettings:
         """What a new job asks the engine for, from the user's settings."""
-        return ScanSettings(preprocess_mode=self.settings.preprocess_mode,
+        from forensics_app.core.speed import choose_threads
+
+        return ScanSettings(mode=self.settings.preprocess_mode,
                             c2pa_trust_anchors=self.settings.c2pa_trust_anchors,
                             max_pixels=self.settings.max_pixels,
-                            max_compression_ratio=self.settings.max_compression_ratio)
+                            max_compression_ratio=self.settings.max_compression_ratio,
+                            workers=choose_threads(gui=True).intake_workers)
 
     def choose_folder_to_scan(self) -> None:
         folder = QFileDialog.getExistingDirectory(self, "Scan folder", self.settings.last_folder)
@@ -839,10 +842,9 @@ class MainWindow(QMainWindow):
         }
         if self.models.detector is not None:  # the levers and limits new scans use
             from forensics_app.core.speed import engine_record
-            from forensics_app.gui.workers import scan_options_for
 
             extra["engine"] = engine_record(self.models.detector,
-                                            scan_options_for(self.scan_settings()))
+                                            self.scan_settings().scan_options())
         writer = write_jsonl if path.suffix.lower() in (".jsonl", ".json") else write_csv
         writer(path, records, extra)
         self.close_guard.exported()

@@ -1,7 +1,8 @@
 """Plain records the GUI passes between threads: jobs, model facts, heatmaps.
 
 No Qt widgets and no torch here; the scan results themselves are the core's
-:class:`~forensics_app.core.results.ScanResult`.
+:class:`~forensics_app.core.results.ScanResult`, and a job's settings the core's
+:class:`~forensics_app.core.session.ScanSettings`.
 """
 
 from __future__ import annotations
@@ -16,8 +17,11 @@ from enum import Enum
 from pathlib import Path
 from typing import Any
 
-from forensics_app.core.bomb_guard import DEFAULT_MAX_COMPRESSION_RATIO, DEFAULT_MAX_PIXELS
-from forensics_app.core.speed import choose_threads
+# A job's settings are the core's one scan-settings record (also what the case stores).
+from forensics_app.core.session import ScanSettings
+
+__all__ = ["EnvInfo", "HeatmapData", "JobStatus", "ModelInfo", "PathRegistry", "ScanJob",
+           "ScanSettings"]
 
 _job_ids = itertools.count(1)
 
@@ -40,21 +44,6 @@ PREPROCESS_CHOICES: dict[str, str] = {
     "tiles": "Tiles of 512 px",
     "sample": "Triage: sample of 8 full-res tiles (fast; flag for a full scan)",
 }
-
-
-@dataclass(frozen=True)
-class ScanSettings:
-    """What a job asks the engine for; turned into core ``ScanOptions`` in the worker."""
-
-    preprocess_mode: str = "full"
-    tile_size: int = 512
-    crop_size: int = 224
-    batch_size: int = 16
-    c2pa_trust_anchors: str = ""  # PEM file; "": no trust list (C2PA signers "untrusted")
-    workers: int = field(default_factory=lambda: choose_threads(gui=True).intake_workers)
-    sample_tiles: int = 8
-    max_pixels: int = DEFAULT_MAX_PIXELS
-    max_compression_ratio: float = DEFAULT_MAX_COMPRESSION_RATIO
 
 
 @dataclass

@@ -2,7 +2,6 @@
 
 from __future__ import annotations
 
-import functools
 import logging
 import time
 from enum import IntEnum
@@ -174,7 +173,8 @@ class ScanQueue(QObject):
         self._worker: ScanWorker | None = None
         self._thread: QThread | None = None
         self._accepting = True
-        self.prefilter: Any = None
+        # () -> the open core Case or None: where the scan session records the job's rows.
+        self.case_source: Any = None
         models.model_ready.connect(self._dispatch)
 
     # -- queries
@@ -252,9 +252,9 @@ class ScanQueue(QObject):
         job.status = JobStatus.RUNNING
         job.started_at = time.monotonic()
         self.current = job
-        worker = ScanWorker(job, self.models.detector, self.registry, self.threshold, self.band)
-        if self.prefilter is not None:  # (job, files) -> files; runs in the worker thread
-            worker.prefilter = functools.partial(self.prefilter, job, self.models.detector)
+        case = self.case_source() if self.case_source is not None else None
+        worker = ScanWorker(job, self.models.detector, self.registry, self.threshold, self.band,
+                            case=case)
         worker.discovered.connect(self._on_discovered)
         worker.skipped.connect(self._on_skipped)
         worker.rows.connect(self._on_rows)

@@ -120,7 +120,7 @@ class Worker(QObject):
 def describe_exception(exc: BaseException) -> str:
     """A message for the analyst: the core's own errors already say what went wrong."""
     name = type(exc).__name__
-    if name in ("CheckpointError", "NoBundledModelError", "ImageLoadError"):
+    if name in ("CheckpointError", "NoBundledModelError", "ImageLoadError", "SessionFailed"):
         return str(exc)
     return f"{name}: {exc}"
 
@@ -222,49 +222,16 @@ class ModelLoadWorker(Worker):
         return det, info
 
 
-def scan_options_for(s: ScanSettings, threshold: float | None = None,
-                     band: float | None = None):
-    """The core ScanOptions a job's settings ask for (also recorded in exported side-cars)."""
-    from forensics_app.core.bomb_guard import DecodeLimits
-    from forensics_app.core.preprocess import PreprocessConfig
-    from forensics_app.core.scan import ScanOptions
-
-    return ScanOptions(
-        preprocess=PreprocessConfig(mode=s.preprocess_mode, crop_size=s.crop_size,
-                                    tile_size=s.tile_size, sample_tiles=s.sample_tiles),
-        batch_size=s.batch_size, threshold=threshold, inconclusive_band=band,
-        workers=s.workers,
-        limits=DecodeLimits(max_pixels=s.max_pixels,
-                            max_compression_ratio=s.max_compression_ratio),
-        provenance_options=provenance_options_for(s.c2pa_trust_anchors),
-    )
-
-
-def provenance_options_for(trust_anchors: str):
-    """Provenance options with the trust-anchor file, or none when it is unset or unusable
-    (then C2PA signers read as untrusted, which is what they are without a trust list)."""
-    from forensics_app.core.provenance import (
-        ProvenanceConfigError,
-        ProvenanceOptions,
-        load_trust_anchors,
-    )
-
-    if not trust_anchors:
-        return ProvenanceOptions()
-    try:
-        return load_trust_anchors(trust_anchors)
-    except ProvenanceConfigError as exc:
-        log.warning("C2PA trust anchors not used: %s", exc)
-        return ProvenanceOptions()
-
-
 class ScanWorker(Worker):
-    """Runs one :class:`ScanJob` through ``core.scan``: discover, skip duplicates, score.
+    """Runs one :class:`ScanJob` through the core's :class:`ScanSession` (discover, skip what
+    the case holds and what this window already queued, score, record into the case).
 
     Rows go to the GUI in batches (``rows``) at most every ``emit_interval`` seconds so a
     fast scan cannot flood the event loop. 0.25 s: each batch repaints the table, and at
     10 batches a second the GUI thread took 8-14 % of a core from the scan on 2 cores (5-7 %
-    at 4 a second; ``benchmarks/gui_responsiveness.py``).
+    at 4 a second; ``benchmarks/gui_responsiveness.py``). The case, when one is open, is
+    written by the session's recorder in this thread, once per batch -- the same write path
+    as the CLI's.
     """
 
     discovered = Signal(int, int)  # files to scan, duplicates skipped
@@ -272,46 +239,49 @@ class ScanWorker(Worker):
     rows = Signal(object)  # list[ScanResult]
 
     def __init__(self, job: ScanJob, detector: Any, registry: PathRegistry,
-                 threshold: float | None, band: float | None, emit_interval: float = 0.25):
+                 threshold: float | None, band: float | None, emit_interval: float = 0.25,
+                 case: Any = None):
         super().__init__()
         self.sources = list(job.sources)
         self.recursive = job.recursive
-        self.settings = job.settings
-        self.detector, self.registry = detector, registry
-        self.threshold, self.band = threshold, band
+        self.settings = job.settings.replace(threshold=threshold, inconclusive_band=band)
+        self.detector, self.registry, self.case = detector, registry, case
         self._buffer: list = []
         self._row_throttle = Throttle(emit_interval)
         self._progress_throttle = Throttle(emit_interval)
         self._claimed: list[Path] = []
         self._finished: set[str] = set()
-        # files -> files still to score (a case skips what it already holds); worker thread
-        self.prefilter: Any = None
 
     def work(self) -> list:
-        from forensics_app.core.discovery import discover
-        from forensics_app.core.scan import ScanCancelled, scan_files
+        from forensics_app.core.case import SCAN_CANCELLED, SCAN_FAILED
+        from forensics_app.core.session import ScanSession, SessionFailed
 
-        found = discover(self.sources, recursive=self.recursive)
-        files, not_scanned = found.files, list(found.skipped)
-        self.check_cancelled([])
-        if self.prefilter is not None:
-            files = self.prefilter(files)
-        self._claimed, dupes = self.registry.claim(files)
-        self.discovered.emit(len(self._claimed), dupes)
-        options = scan_options_for(self.settings, self.threshold, self.band)
+        session = ScanSession(self.detector, self.settings, self.sources,
+                              recursive=self.recursive, case=self.case,
+                              on_result=self._on_result, claim=self._claim,
+                              command="forensics-app")
         try:
-            return scan_files(self._claimed, self.detector, options, progress=self._on_progress,
-                              should_cancel=self.is_cancelled, on_result=self._on_result,
-                              sniff=found.sniff, on_skipped=not_scanned.append)
-        except ScanCancelled as exc:  # translated, not handled: run() reports it
-            raise WorkCancelled(exc.results) from None
+            session.discover()
+            self.check_cancelled([])
+            outcome = session.run(progress=self._on_progress, should_cancel=self.is_cancelled)
         finally:
             self._flush()
             self.registry.release(p for p in self._claimed if str(p) not in self._finished)
-            for entry in not_scanned:  # never dropped silently: logged and reported
+            for entry in session.skipped:  # never dropped silently: logged and reported
                 log.info("not scanned: %r: %s", entry.path, entry.reason)
-            if not_scanned:
-                self.skipped.emit(not_scanned)
+            if session.skipped:
+                self.skipped.emit(list(session.skipped))
+        if outcome.status == SCAN_CANCELLED:  # translated, not handled: run() reports it
+            raise WorkCancelled(outcome.results)
+        if outcome.status == SCAN_FAILED:
+            raise SessionFailed(outcome.message)
+        return outcome.results
+
+    def _claim(self, files: list[Path]) -> list[Path]:
+        """The files of this job not already queued or scanned in this window."""
+        self._claimed, dupes = self.registry.claim(files)
+        self.discovered.emit(len(self._claimed), dupes)
+        return self._claimed
 
     def _on_result(self, result) -> None:
         self._finished.add(result.path)
@@ -359,7 +329,6 @@ class HeatmapWorker(Worker):
     def work(self) -> tuple[HeatmapData, Any]:
         import numpy as np
 
-        from forensics_app.core.bomb_guard import DecodeLimits
         from forensics_app.core.detector import load_checkpoint
         from forensics_app.core.gradcam import (
             CamCancelled,
@@ -368,7 +337,7 @@ class HeatmapWorker(Worker):
             tiled_gradcam,
         )
         from forensics_app.core.loading import load_evidence
-        from forensics_app.core.preprocess import PreprocessConfig, prepare_image
+        from forensics_app.core.preprocess import prepare_image
 
         t0 = time.perf_counter()
         req = self.request
@@ -377,19 +346,14 @@ class HeatmapWorker(Worker):
             ckpt = load_checkpoint(self.model_path, fake_index=self.fake_index)
             model, fake_index = cam_model_copy(ckpt.model), ckpt.fake_index
         self.check_cancelled()
-        limits = DecodeLimits(max_pixels=req.settings.max_pixels,
-                              max_compression_ratio=req.settings.max_compression_ratio)
-        evidence, img, err = load_evidence(req.path, limits=limits)
+        evidence, img, err = load_evidence(req.path, limits=req.settings.decode_limits())
         if err is not None:
             raise err
         notes: list[str] = []
         if req.sha256 and evidence.sha256 != req.sha256:
             notes.append("The file changed since it was scanned (SHA-256 differs); this map "
                          "describes the file as it is now.")
-        s = req.settings
-        prepared = prepare_image(img, PreprocessConfig(
-            mode=s.preprocess_mode, crop_size=s.crop_size, tile_size=s.tile_size,
-            sample_tiles=s.sample_tiles))
+        prepared = prepare_image(img, req.settings.preprocess_config())
         del img  # the prepared image holds the one decoded copy
         notes.extend(prepared.notes)
         try:

@@ -80,7 +80,7 @@ def test_heatmap_offers_tile_scores(make_window, qtbot, tmp_path):
     folder = tmp_path / "big"
     make_images(folder, 1, size=(300, 200), seed=5)
     window = make_window()
-    settings = ScanSettings(preprocess_mode="tiles", tile_size=128)
+    settings = ScanSettings(mode="tiles", tile_size=128)
     window.queue.enqueue([str(folder)], False, settings)
     wait_idle(qtbot, window)
     record = window.results.record(0)

@@ -1,0 +1,138 @@
+"use strict";
+// The page of forensics-serve: drop images, follow the scan, show the rows, Grad-CAM on click.
+// Every text that comes from a file (names, metadata) is set with textContent, never as HTML.
+(function () {
+  const $ = (id) => document.getElementById(id);
+  let job = null;
+
+  function headers() {
+    const t = $("token").value.trim();
+    return t ? { Authorization: "Bearer " + t } : {};
+  }
+
+  async function api(path, options) {
+    const response = await fetch(path, Object.assign({ headers: headers() }, options || {}));
+    if (response.status === 401) {
+      $("token-box").hidden = false;
+      throw new Error("this server needs its access token (enter it above, then drop again)");
+    }
+    if (!response.ok) {
+      let detail = response.statusText;
+      try {
+        const body = await response.json();
+        detail = typeof body.detail === "string" ? body.detail : JSON.stringify(body.detail);
+      } catch (e) { /* not JSON */ }
+      throw new Error(response.status + ": " + detail);
+    }
+    return response;
+  }
+
+  function status(text, isError) {
+    $("status").textContent = text;
+    $("status").className = isError ? "error" : "";
+  }
+
+  async function showModel() {
+    try {
+      const m = await (await api("/api/v1/model")).json();
+      $("model").textContent = "Model " + m.model_id + " on " + m.device + " — threshold " +
+        Math.round(m.threshold * 100) + "% ± " + Math.round(m.inconclusive_band * 100) + "%";
+    } catch (e) {
+      $("model").textContent = "Model facts unavailable: " + e.message;
+    }
+  }
+
+  async function upload(files) {
+    if (!files.length) return;
+    const form = new FormData();
+    for (const f of files) form.append("image", f, f.name);
+    status("Uploading " + files.length + " image(s)…");
+    $("reports").hidden = true;
+    $("heatmap").hidden = true;
+    try {
+      job = await (await api("/api/v1/scans", { method: "POST", body: form })).json();
+      await follow(job.id);
+    } catch (e) {
+      status("Not scanned: " + e.message, true);
+    }
+  }
+
+  async function follow(id) {
+    for (;;) {
+      const s = await (await api("/api/v1/scans/" + id)).json();
+      status("Scan " + s.status + ": " + s.done + " of " + s.total + " image(s)");
+      await showRows(id);
+      if (s.status !== "queued" && s.status !== "running") {
+        const counts = Object.entries(s.counts).map(([k, v]) => k + ": " + v).join(", ");
+        status("Scan " + s.status + " — " + s.done + " image(s)" + (counts ? " (" + counts + ")" : "") +
+               (s.message ? " — " + s.message : ""), s.status !== "finished");
+        for (const fmt of ["html", "pdf", "csv", "jsonl"]) {
+          $("r-" + fmt).href = "/api/v1/scans/" + id + "/report." + fmt;
+        }
+        $("reports").hidden = false;
+        return;
+      }
+      await new Promise((r) => setTimeout(r, 500));
+    }
+  }
+
+  function cell(row, text, cls) {
+    const td = document.createElement("td");
+    td.textContent = text;
+    if (cls) td.className = cls;
+    row.appendChild(td);
+  }
+
+  async function showRows(id) {
+    const rows = await (await api("/api/v1/scans/" + id + "/results")).json();
+    const body = $("results").querySelector("tbody");
+    body.replaceChildren();
+    for (const r of rows) {
+      const tr = document.createElement("tr");
+      tr.className = "v-" + r.verdict_code;
+      tr.dataset.index = r.index;
+      cell(tr, String(r.index + 1));
+      cell(tr, r.filename || "(unnamed)", "name");
+      cell(tr, r.verdict, "verdict");
+      cell(tr, r.prob_fake_percent === null ? "—" : r.prob_fake_percent.toFixed(1) + "%", "score");
+      cell(tr, r.provenance ? r.provenance.summary : "");
+      cell(tr, r.sha256 ? r.sha256.slice(0, 16) + "…" : "", "hash");
+      cell(tr, r.error || (r.notes || []).join("; "));
+      if (r.ok) tr.addEventListener("click", () => heatmap(id, r));
+      body.appendChild(tr);
+    }
+    $("results").hidden = rows.length === 0;
+  }
+
+  async function heatmap(id, r) {
+    for (const tr of $("results").querySelectorAll("tbody tr")) {
+      tr.classList.toggle("selected", tr.dataset.index === String(r.index));
+    }
+    $("heatmap").hidden = false;
+    $("heatmap-name").textContent = (r.filename || "(unnamed)") + " — computing…";
+    try {
+      const blob = await (await api("/api/v1/scans/" + id + "/results/" + r.index + "/gradcam.png")).blob();
+      const old = $("heatmap-img").src;
+      $("heatmap-img").src = URL.createObjectURL(blob);
+      if (old.startsWith("blob:")) URL.revokeObjectURL(old);
+      $("heatmap-name").textContent = r.filename || "(unnamed)";
+    } catch (e) {
+      $("heatmap-name").textContent = (r.filename || "(unnamed)") + " — " + e.message;
+    }
+  }
+
+  function init() {
+    const drop = $("drop");
+    drop.addEventListener("dragover", (e) => { e.preventDefault(); drop.classList.add("over"); });
+    drop.addEventListener("dragleave", () => drop.classList.remove("over"));
+    drop.addEventListener("drop", (e) => {
+      e.preventDefault();
+      drop.classList.remove("over");
+      upload(Array.from(e.dataTransfer.files));
+    });
+    $("files").addEventListener("change", (e) => { upload(Array.from(e.target.files)); e.target.value = ""; });
+    showModel();
+  }
+
+  document.addEventListener("DOMContentLoaded", init);
+})();

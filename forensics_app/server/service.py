@@ -1,0 +1,429 @@
+"""The server's engine room: one detector, one worker thread, a bounded queue of work.
+
+Requests never score anything themselves: an analysis (one upload, in memory) or a batch scan
+(uploads stored into a new case) waits in :class:`WorkQueue`; the worker thread runs each
+through a :class:`~forensics_app.core.session.ScanSession`. Analyses waiting together are
+scored as one session, so their tiles share forward batches as a CLI scan's do. When the
+queue is full, :class:`QueueFull` tells the caller to come back later (HTTP 429).
+"""
+
+from __future__ import annotations
+
+import logging
+import os
+import re
+import subprocess
+import sys
+import threading
+import time
+import uuid
+from collections import deque
+from concurrent.futures import Future
+from dataclasses import dataclass, field
+from enum import StrEnum
+from pathlib import Path
+from typing import Any
+
+from forensics_app.core.loading import InMemoryImage, sniff_format
+from forensics_app.core.results import ScanResult
+from forensics_app.core.safetext import escape_for_terminal
+from forensics_app.core.session import ScanSession, ScanSettings
+
+log = logging.getLogger(__name__)
+
+# Extensions of stored uploads, from the format their bytes announce (never from the client).
+_EXTENSIONS = {"JPEG": ".jpg", "PNG": ".png", "GIF": ".gif", "BMP": ".bmp", "TIFF": ".tif",
+               "WEBP": ".webp", "JPEG2000": ".jp2", "QOI": ".qoi"}
+_JOB_ID = re.compile(r"^[0-9a-f]{32}$")
+REPORT_FORMATS = ("html", "pdf", "csv", "jsonl")
+
+
+@dataclass(frozen=True)
+class ServeLimits:
+    max_request_bytes: int = 256 * 1024 * 1024  # one HTTP request body (413 above)
+    max_files: int = 1000  # images in one batch
+    queue_size: int = 16  # requests waiting for the worker (429 above)
+    analysis_timeout_s: float = 120.0  # an analysis not answered by then: 504
+    report_timeout_s: float = 600.0
+    retry_after_s: int = 2
+
+
+class QueueFull(Exception):
+    """Every place in the queue is taken; try again after ``retry_after_s``."""
+
+
+class BadUpload(ValueError):
+    """An upload refused before anything was stored; the message says which and why."""
+
+
+class JobStatus(StrEnum):
+    QUEUED = "queued"
+    RUNNING = "running"
+    FINISHED = "finished"
+    CANCELLED = "cancelled"
+    INTERRUPTED = "interrupted"
+    FAILED = "failed"
+
+    @property
+    def done(self) -> bool:
+        return self not in (JobStatus.QUEUED, JobStatus.RUNNING)
+
+
+@dataclass
+class Analysis:
+    """One ``/analyze`` request: the upload, in memory, and where its row goes."""
+
+    image: InMemoryImage
+    future: Future = field(default_factory=Future)
+
+
+@dataclass
+class ScanJob:
+    """One batch: uploads stored in a new case, scored there, reported from it."""
+
+    id: str
+    folder: Path  # the case folder (results.jsonl, evidence/, reports/ inside it)
+    names: dict[str, str]  # stored evidence file name -> the client's name, escaped
+    sources: list[Path] = field(default_factory=list)  # a folder scan's folder (else evidence/)
+    recursive: bool = False
+    root: Path | None = None  # the operator's scan root (names are shown relative to it)
+    status: JobStatus = JobStatus.QUEUED
+    done: int = 0
+    total: int = 0
+    message: str = ""
+    created: float = field(default_factory=time.time)
+    finished: float | None = None
+    results: list[ScanResult] = field(default_factory=list)
+    cancel: threading.Event = field(default_factory=threading.Event)
+    lock: threading.Lock = field(default_factory=threading.Lock)  # reports, Grad-CAM
+
+    @property
+    def evidence(self) -> Path:
+        return self.folder / "evidence"
+
+    def client_name(self, r: ScanResult) -> str:
+        if self.root is not None:
+            return escape_for_terminal(os.path.relpath(r.path, self.root))
+        return self.names.get(Path(r.path).name, "")
+
+    def record(self) -> dict[str, Any]:
+        counts: dict[str, int] = {}
+        for r in self.results:
+            counts[r.verdict.value] = counts.get(r.verdict.value, 0) + 1
+        return {"id": self.id, "status": str(self.status), "done": self.done,
+                "total": self.total, "message": self.message, "counts": counts,
+                "created": self.created, "finished": self.finished}
+
+
+class WorkQueue:
+    """Bounded FIFO of analyses and scan jobs; the worker takes runs of analyses together."""
+
+    def __init__(self, capacity: int):
+        self.capacity = capacity
+        self._items: deque[Analysis | ScanJob] = deque()
+        self._cond = threading.Condition()
+        self._closed = False
+
+    def put(self, item: Analysis | ScanJob) -> None:
+        with self._cond:
+            if self._closed:
+                raise QueueFull("the server is shutting down")
+            if len(self._items) >= self.capacity:
+                raise QueueFull(f"the queue is full ({self.capacity} requests waiting)")
+            self._items.append(item)
+            self._cond.notify()
+
+    def take(self, max_analyses: int) -> list[Analysis] | ScanJob | None:
+        """The next scan job, or up to ``max_analyses`` analyses in arrival order; None once
+        closed and empty."""
+        with self._cond:
+            while not self._items and not self._closed:
+                self._cond.wait()
+            if not self._items:
+                return None
+            first = self._items.popleft()
+            if isinstance(first, ScanJob):
+                return first
+            run = [first]
+            while (self._items and len(run) < max_analyses
+                   and isinstance(self._items[0], Analysis)):
+                run.append(self._items.popleft())
+            return run
+
+    def __len__(self) -> int:
+        with self._cond:
+            return len(self._items)
+
+    def close(self) -> list[Analysis | ScanJob]:
+        with self._cond:
+            self._closed = True
+            left, self._items = list(self._items), deque()
+            self._cond.notify_all()
+            return left
+
+
+class ServeService:
+    """The detector, the queue, the worker thread and the scan jobs of one server."""
+
+    def __init__(self, detector: Any, settings: ScanSettings, data_dir: Path,
+                 limits: ServeLimits | None = None, model_path: Path | None = None,
+                 scan_root: Path | None = None):
+        self.detector, self.settings = detector, settings
+        self.scan_root = Path(scan_root).resolve() if scan_root is not None else None
+        self.data_dir = Path(data_dir)
+        self.limits = limits or ServeLimits()
+        self.model_path = model_path
+        self.queue = WorkQueue(self.limits.queue_size)
+        self.jobs: dict[str, ScanJob] = {}
+        self._cam_model: Any = None
+        self._cam_lock = threading.Lock()
+        self._worker: threading.Thread | None = None
+        self.started = time.time()
+        self.n_analysed = 0
+
+    # -- lifetime
+    def start(self) -> None:
+        if self._worker is None:
+            self._worker = threading.Thread(target=self._work, name="serve-worker", daemon=True)
+            self._worker.start()
+
+    def stop(self, timeout: float = 30.0) -> None:
+        for item in self.queue.close():
+            if isinstance(item, Analysis):
+                item.future.cancel()
+            else:
+                item.status, item.message = JobStatus.CANCELLED, "the server stopped"
+        for job in self.jobs.values():
+            job.cancel.set()
+        if self._worker is not None:
+            self._worker.join(timeout)
+            self._worker = None
+
+    @property
+    def ready(self) -> bool:
+        return self._worker is not None and self._worker.is_alive()
+
+    def model_info(self) -> dict[str, Any]:
+        ck = self.detector.checkpoint
+        return {"model_id": ck.model_id, "kind": ck.kind, "sha256": ck.sha256,
+                "threshold": ck.threshold, "inconclusive_band": ck.inconclusive_band,
+                "device": self.detector.device_description,
+                "architecture": ck.arch.get("name") if isinstance(ck.arch, dict) else None,
+                "version": ck.meta.get("version") if isinstance(ck.meta, dict) else None,
+                "settings": self.settings.to_record()}
+
+    # -- submitting work
+    def submit_analysis(self, data: bytes) -> Analysis:
+        analysis = Analysis(InMemoryImage("upload", data))
+        self.queue.put(analysis)
+        return analysis
+
+    def submit_scan(self, uploads: list[tuple[str, bytes]]) -> ScanJob:
+        """Store the uploads in a new case and queue its scan. Every upload is checked first
+        (an image by its bytes, a name to show); a refused batch stores nothing."""
+        from forensics_app.core.case import Case
+
+        if not uploads:
+            raise BadUpload("no images: send one or more multipart fields named 'image'")
+        if len(uploads) > self.limits.max_files:
+            raise BadUpload(f"{len(uploads)} images in one batch; at most "
+                            f"{self.limits.max_files}")
+        stored: list[tuple[str, bytes, str]] = []
+        for i, (name, data) in enumerate(uploads):
+            shown = escape_for_terminal(name)[:200] or f"image {i + 1}"
+            fmt = sniff_format(data[:16])
+            if fmt is None:
+                raise BadUpload(f"{shown}: not an image in a format this server decodes "
+                                f"({', '.join(sorted(_EXTENSIONS))}); nothing was stored")
+            # The stored name is built from the position and the bytes' format only.
+            stored.append((f"{i:05d}{_EXTENSIONS[fmt]}", data, shown))
+        if len(self.queue) >= self.queue.capacity:
+            raise QueueFull(f"the queue is full ({self.queue.capacity} requests waiting)")
+        job_id = uuid.uuid4().hex
+        folder = self.data_dir / "scans" / job_id
+        with Case.create(folder, name=f"forensics-serve scan {job_id[:8]}"):
+            pass
+        evidence = folder / "evidence"
+        evidence.mkdir()
+        for file_name, data, _ in stored:
+            (evidence / file_name).write_bytes(data)
+            (evidence / file_name).chmod(0o400)  # evidence: read-only from here on
+        job = ScanJob(job_id, folder, {f: shown for f, _, shown in stored}, total=len(stored))
+        try:
+            self.queue.put(job)
+        except QueueFull:
+            job.status, job.message = JobStatus.CANCELLED, "the queue was full"
+            raise
+        finally:
+            self.jobs[job_id] = job
+        return job
+
+    def submit_folder_scan(self, folder: str, recursive: bool = False) -> ScanJob:
+        """Queue a scan of a folder under the operator's ``--scan-root`` (read in place,
+        never copied); refused unless the operator enabled it and the folder lies inside."""
+        from forensics_app.core.case import Case
+
+        if self.scan_root is None:
+            raise BadUpload("folder scans are off: the operator enables them by starting the "
+                            "server with --scan-root DIR")
+        rel = Path(folder)
+        if not folder or rel.is_absolute() or ".." in rel.parts:
+            raise BadUpload("'folder' must be a path relative to the scan root, without '..'")
+        target = (self.scan_root / rel).resolve()  # links resolved before the check
+        if not target.is_relative_to(self.scan_root) or not target.is_dir():
+            raise BadUpload(f"{escape_for_terminal(folder)[:200]}: no such folder under the "
+                            "scan root")
+        if len(self.queue) >= self.queue.capacity:
+            raise QueueFull(f"the queue is full ({self.queue.capacity} requests waiting)")
+        job_id = uuid.uuid4().hex
+        case_folder = self.data_dir / "scans" / job_id
+        with Case.create(case_folder, name=f"forensics-serve scan {job_id[:8]}"):
+            pass
+        job = ScanJob(job_id, case_folder, {}, sources=[target], recursive=recursive,
+                      root=self.scan_root)
+        try:
+            self.queue.put(job)
+        except QueueFull:
+            job.status, job.message = JobStatus.CANCELLED, "the queue was full"
+            raise
+        finally:
+            self.jobs[job_id] = job
+        return job
+
+    def job(self, job_id: str) -> ScanJob | None:
+        return self.jobs.get(job_id) if _JOB_ID.match(job_id) else None
+
+    # -- the worker
+    def _work(self) -> None:
+        while True:
+            item = self.queue.take(max_analyses=self.settings.batch_size)
+            if item is None:
+                return
+            try:
+                if isinstance(item, ScanJob):
+                    self._run_scan(item)
+                else:
+                    self._run_analyses(item)
+            except Exception:  # noqa: BLE001 -- the worker outlives any one request
+                log.exception("serve worker: a request failed")
+
+    def _run_analyses(self, run: list[Analysis]) -> None:
+        live = [a for a in run if a.future.set_running_or_notify_cancel()]
+        if not live:
+            return
+        images = [InMemoryImage(f"upload-{i}", a.image.data) for i, a in enumerate(live)]
+
+        def deliver(r: ScanResult) -> None:
+            live[r.index].future.set_result(r)
+
+        try:
+            outcome = ScanSession(self.detector, self.settings, images, on_result=deliver,
+                                  command="forensics-serve").run()
+            self.n_analysed += len(outcome.results)
+        except Exception as exc:  # noqa: BLE001 -- every waiting request gets an answer
+            for a in live:
+                if not a.future.done():
+                    a.future.set_exception(exc)
+            raise
+        for a in live:  # a file without a row (cannot happen for uploads): say so
+            if not a.future.done():
+                a.future.set_exception(RuntimeError("the scan returned no row for this image"))
+
+    def _run_scan(self, job: ScanJob) -> None:
+        if job.cancel.is_set():
+            job.status = JobStatus.CANCELLED
+            return
+        job.status = JobStatus.RUNNING
+
+        def progress(done: int, total: int) -> None:
+            job.done, job.total = done, total
+
+        session = ScanSession(self.detector, self.settings, job.sources or [job.evidence],
+                              recursive=job.recursive, case=job.folder,
+                              jsonl=job.folder / "results.jsonl", on_result=job.results.append,
+                              command="forensics-serve")
+        try:
+            outcome = session.run(progress=progress, should_cancel=job.cancel.is_set)
+        except Exception as exc:
+            job.status, job.message = JobStatus.FAILED, f"{type(exc).__name__}: {exc}"
+            raise
+        finally:
+            job.finished = time.time()
+        job.results = sorted(outcome.results, key=lambda r: r.index)
+        job.done = len(job.results)
+        job.status, job.message = JobStatus(outcome.status), outcome.message
+
+    # -- products of a finished job
+    def report(self, job: ScanJob, fmt: str) -> Path:
+        """The case report in ``fmt`` (made once, then served from the case folder)."""
+        from forensics_app.reports import export_case_report
+
+        out = job.folder / "reports" / f"report.{fmt}"
+        with job.lock:
+            if out.is_file():
+                return out
+            out.parent.mkdir(exist_ok=True)
+            if fmt == "pdf":  # Qt lays the PDF out: in a process of its own, not the server's
+                cmd = [sys.executable, "-m", "forensics_app.cli", "--case", str(job.folder),
+                       "--report", str(out), "-q"]
+                proc = subprocess.run(cmd, capture_output=True, text=True,
+                                      timeout=self.limits.report_timeout_s, check=False)
+                if proc.returncode != 0 or not out.is_file():
+                    raise OSError(f"the PDF report could not be written: "
+                                  f"{proc.stderr.strip()[-300:]}")
+            else:
+                export_case_report(job.folder, out)
+        return out
+
+    def gradcam_png(self, job: ScanJob, index: int) -> bytes:
+        """The Grad-CAM overlay of one stored upload as a PNG that says what it is."""
+        out = job.folder / "gradcam" / f"{index:05d}.png"
+        r = next((r for r in job.results if r.index == index), None)
+        if r is None or not r.ok:
+            raise LookupError(f"no scored image at index {index} in this scan")
+        with job.lock:
+            if out.is_file():
+                return out.read_bytes()
+            png = self._render_gradcam(r, job.client_name(r))
+            out.parent.mkdir(exist_ok=True)
+            out.write_bytes(png)
+        return png
+
+    def _render_gradcam(self, r: ScanResult, shown_name: str) -> bytes:
+        import io
+
+        import numpy as np
+        from PIL import Image
+        from PIL.PngImagePlugin import PngInfo
+
+        from forensics_app.core.gradcam import cam_model_copy, colour_map, tiled_gradcam
+        from forensics_app.core.loading import load_evidence
+        from forensics_app.core.preprocess import prepare_image
+
+        evidence, img, err = load_evidence(r.path, limits=self.settings.decode_limits())
+        if err is not None:
+            raise err
+        if evidence.sha256 != r.sha256:
+            raise LookupError("the stored upload no longer matches its SHA-256")
+        prepared = prepare_image(img, self.settings.preprocess_config())
+        del img
+        with self._cam_lock:  # one private CPU copy of the model, never the scan's instance
+            if self._cam_model is None:
+                self._cam_model = cam_model_copy(self.detector.checkpoint.model)
+            cam = tiled_gradcam(self._cam_model, prepared, self.detector.checkpoint.fake_index)
+        heat = colour_map(cam.heat).astype(np.float32)
+        base = cam.image.astype(np.float32)
+        mask = cam.analysed[..., None]
+        blended = np.where(mask, 0.5 * base + 0.5 * heat, base).round().astype(np.uint8)
+        info = PngInfo()
+        for key, value in {
+            "Title": f"Grad-CAM overlay of {shown_name}", "Source": shown_name,
+            "SHA-256": r.sha256 or "", "Model": r.model_id,
+            "P(generated)": f"{r.prob_fake:.4f}", "Verdict": r.verdict.value,
+            "Description": "Regions that most raised the detector's score for this image; "
+                           "not a map of edited or manipulated areas.",
+        }.items():
+            info.add_text(key, value)
+        buf = io.BytesIO()
+        Image.fromarray(blended, "RGB").save(buf, "PNG", pnginfo=info)
+        return buf.getvalue()
