@@ -56,7 +56,7 @@ def build(base: Path, head_report: dict, out: Path, trace_weight: float, version
                       "bias": 0.0}
     meta["threshold"] = 0.5
     meta["version"] = version
-    meta["trace_version"] = ckpt["meta"].get("version")
+    meta["trace_version"] = ckpt["meta"].get("trace_version") or ckpt["meta"].get("version")
     meta["exported_at"] = datetime.now(UTC).isoformat(timespec="seconds")
     meta["semantic_selection"] = json.dumps({
         "selection": head_report["selection"], "chosen": chosen["name"],
@@ -183,6 +183,8 @@ def main(argv: list[str] | None = None) -> int:
     ap.add_argument("--out", type=Path, default=Path("runs/v3/detector.pt"))
     ap.add_argument("--trace-weight", type=float, default=0.0)
     ap.add_argument("--version", default="3.0.0")
+    ap.add_argument("--card", type=Path, help="model card to rewrite: the v3 section first, "
+                    "the trace branch's own card after it")
     ap.add_argument("--real-root", type=Path, default=Path("../shared/data/train/real"))
     args = ap.parse_args(argv)
     report = json.loads(args.head.read_text())
@@ -191,6 +193,18 @@ def main(argv: list[str] | None = None) -> int:
     sec = time_semantic(args.out)
     text = card(meta, report, rows, sec)
     args.out.with_suffix(".card.md").write_text(text)
+    if args.card:
+        # the v3 section first, then the trace branch's own card (everything from its first
+        # "# Bundled detector" heading that is not a v3 section)
+        old = args.card.read_text() if args.card.is_file() else ""
+        trace_heading = "# Trace branch (v2.1): its own model card"
+        if trace_heading in old:
+            trace = old[old.index(trace_heading):]
+        elif old.startswith("# Bundled detector: model card"):
+            trace = old.replace("# Bundled detector: model card", trace_heading, 1)
+        else:
+            trace = ""
+        args.card.write_text(text + "\n\n" + trace)
     print(text)
     return 0
 
