@@ -123,19 +123,19 @@ def test_bad_values_change_nothing(tmp_path):
     assert clean_tags(["b", "A", "a", ""]) == ("A", "b")
 
 
-def test_schema_1_case_is_upgraded_with_a_reviews_table(tmp_path):
+def test_schema_2_case_is_upgraded_with_a_reviews_table(tmp_path):
     with make_case(tmp_path / "case") as case:
         pass
     conn = sqlite3.connect(tmp_path / "case" / CASE_DB_NAME)
     conn.execute("DROP TABLE reviews")
-    conn.execute("DELETE FROM schema_version WHERE version = 2")
+    conn.execute("DELETE FROM schema_version WHERE version = 3")
     conn.commit()
     conn.close()
     with Case.open(tmp_path / "case") as case:  # writable open migrates
         ReviewBook(case).set([("/ev/one.jpg", SHA_A)], bookmarked=True)
         assert case.verify().ok
         versions = [r[0] for r in case.query("SELECT version FROM schema_version")]
-    assert versions == [1, 2]
+    assert versions == [1, 2, 3]
 
 
 # ----------------------------------------------------------------------------- CLI and reports
@@ -214,7 +214,7 @@ def test_report_shows_conclusion_beside_verdict_and_lists_disagreements(tmp_path
                                                          "/ev/two.png"]
         only = build_report(case, gradcam=False, thumbnails=False, scope="reviewed")
         assert [r.path for r in only.rows] == ["/ev/two.png"]
-        assert "1 of the case's 3 files" in only.scope_note
+        assert "1 of the case's 3 rows" in only.scope_note
         picked = build_report(case, gradcam=False, thumbnails=False, paths={"/ev/one.jpg"})
         assert [r.path for r in picked.rows] == ["/ev/one.jpg"]
         assert "filter" in picked.scope_note
