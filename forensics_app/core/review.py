@@ -166,7 +166,9 @@ class ReviewBook:
 
     def _loaded(self) -> dict[Key, Review]:
         if self._cache is None:
-            rows = self.case.query(f"SELECT {_COLUMNS} FROM reviews")
+            # a case of an older schema read read-only has no reviews table yet: none
+            rows = (self.case.query(f"SELECT {_COLUMNS} FROM reviews")
+                    if has_reviews_table(self.case) else [])
             self._cache = {(path_from_key(r[0]), r[1]): _row_to_review(r) for r in rows}
         return self._cache
 
@@ -270,6 +272,14 @@ class ReviewBook:
         return out
 
 
+def has_reviews_table(case: Case) -> bool:
+    try:
+        return bool(case.query("SELECT 1 FROM sqlite_master WHERE type = 'table' AND "
+                               "name = 'reviews'"))
+    except Exception:  # noqa: BLE001 -- unreadable: the caller's query reports it
+        return True
+
+
 def review_problems(case: Case) -> list[str]:
     """The reviews table checked against the audit entries that recorded it (never raises).
 
@@ -292,6 +302,8 @@ def review_problems(case: Case) -> list[str]:
         except (ValueError, KeyError, TypeError):
             continue  # an unreadable entry is already reported by the audit chain check
     try:
+        if not has_reviews_table(case) and not expected:
+            return []  # an older schema read read-only, and no review was ever recorded
         rows = case.query(f"SELECT {_COLUMNS} FROM reviews")
     except Exception as exc:  # noqa: BLE001 -- a missing or damaged table is a finding
         return [f"the reviews table cannot be read ({exc})"]
