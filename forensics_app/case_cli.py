@@ -32,9 +32,45 @@ def add_case_arguments(p: argparse.ArgumentParser) -> None:
     g.add_argument("--anchor", type=Path, metavar="FILE",
                    help="with --verify: the anchor a report wrote (REPORT.anchor.json); also "
                         "proves nothing was removed from the end of the case since then")
+    g.add_argument("--report-scope", choices=("all", "flagged", "reviewed"), default="all",
+                   help="with --report: every file (default), flagged files only, or files "
+                        "the examiner reviewed, tagged, noted or bookmarked")
+    r = p.add_argument_group("the examiner's review (with --case, without PATHs)")
+    r.add_argument("--review", metavar="PATH_OR_SHA256",
+                   help="record the examiner's conclusion on a file of the case: its path as "
+                        "scanned, or its SHA-256 (which names every copy of those bytes)")
+    r.add_argument("--status", choices=("confirmed-generated", "confirmed-real",
+                                        "needs-second-opinion", "unreviewed"))
+    r.add_argument("--note", metavar="TEXT", help="the examiner's note (replaces the old one; "
+                                                  "'' clears it)")
+    r.add_argument("--tag", action="append", default=[], metavar="TAG",
+                   help="add a tag (repeatable)")
+    r.add_argument("--untag", action="append", default=[], metavar="TAG",
+                   help="remove a tag (repeatable)")
+    r.add_argument("--bookmark", action=argparse.BooleanOptionalAction, default=None,
+                   help="bookmark the file (--no-bookmark removes it)")
+    r.add_argument("--all-copies", action="store_true",
+                   help="with a PATH: apply the review to every file with the same SHA-256")
+    r.add_argument("--examiner", metavar="NAME",
+                   help="who reviewed (default: the operating-system user; the audit log "
+                        "records that user too)")
+
+
+def _review_changes(args: argparse.Namespace) -> bool:
+    return bool(args.status or args.note is not None or args.tag or args.untag
+                or args.bookmark is not None)
 
 
 def check_case_arguments(parser: argparse.ArgumentParser, args: argparse.Namespace) -> None:
+    if args.review is not None:
+        if not args.case or args.paths or args.verify:
+            parser.error("--review needs --case CASE_DIR and no PATHs or --verify")
+        if not _review_changes(args):
+            parser.error("--review needs --status, --note, --tag, --untag or --(no-)bookmark")
+        return
+    if _review_changes(args) or args.all_copies or args.examiner:
+        parser.error("--status, --note, --tag, --untag, --bookmark, --all-copies and "
+                     "--examiner go with --review PATH_OR_SHA256")
     if (args.report or args.verify) and not args.case:
         parser.error("--report and --verify need --case CASE_DIR")
     if args.anchor and not args.verify:
@@ -62,6 +98,11 @@ def run_case_command(args: argparse.Namespace) -> int:
     from forensics_app.core.case import Case, CaseError
     from forensics_app.core.case_chain import AnchorError, read_anchor
 
+    if args.review is not None:
+        code = review_file(args)
+        if code or not args.report:
+            return code
+        return write_report(args.case, args.report, quiet=args.quiet, scope=args.report_scope)
     if args.verify:
         anchor = None
         if args.anchor:
@@ -81,7 +122,34 @@ def run_case_command(args: argparse.Namespace) -> int:
             except CaseError as exc:  # the database itself cannot be read
                 print(escape_for_terminal(f"case {case.folder}: BROKEN -- {exc}"))
                 return 1
-    return write_report(args.case, args.report, quiet=args.quiet)
+    return write_report(args.case, args.report, quiet=args.quiet, scope=args.report_scope)
+
+
+def review_file(args: argparse.Namespace) -> int:
+    """``--review PATH_OR_SHA256 --status …``: one audited change per file it names."""
+    from forensics_app.core.case import Case, CaseError
+    from forensics_app.core.review import ReviewBook, ReviewError, parse_status
+    from forensics_app.core.safetext import escape_for_terminal
+
+    try:
+        with Case.open(args.case) as case:
+            book = ReviewBook(case)
+            targets = book.resolve(args.review, all_copies=args.all_copies)
+            before = {k: book.get(*k) for k in targets}
+            out = book.set(targets, status=parse_status(args.status) if args.status else None,
+                           note=args.note, add_tags=args.tag, remove_tags=args.untag,
+                           bookmarked=args.bookmark, examiner=args.examiner)
+    except (CaseError, ReviewError) as exc:
+        _err(escape_for_terminal(str(exc)))
+        return 2
+    for rev in out:
+        changed = rev.state() != before[rev.key].state()
+        tags = f" tags: {', '.join(rev.tags)}" if rev.tags else ""
+        line = (f"{'reviewed' if changed else 'unchanged'}: {rev.status.value:<21} "
+                f"{rev.path}{tags}{' [bookmarked]' if rev.bookmarked else ''}")
+        if not args.quiet:
+            print(escape_for_terminal(line))
+    return 0
 
 
 def verify_case(case: Any, anchor: dict[str, Any] | None = None,

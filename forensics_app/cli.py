@@ -28,7 +28,7 @@ EXIT_OK, EXIT_SOME_FAILED, EXIT_USAGE = 0, 1, 2
 def build_parser() -> argparse.ArgumentParser:
     p = argparse.ArgumentParser(
         prog="forensics-scan",
-        description="Score images for being AI-generated (ResNet-50 detector, Wang et al. 2020).",
+        description="Score images for being AI-generated (a CNN detector in the style of Wang et al. 2020).",
     )
     p.add_argument("paths", nargs="*", type=Path, help="image files and/or folders")
     p.add_argument("-r", "--recursive", action="store_true", help="descend into sub-folders")
@@ -182,7 +182,8 @@ def main(argv: list[str] | None = None) -> int:
         if args.report and not interrupted:
             from forensics_app.case_cli import write_report
 
-            if write_report(args.case, args.report, quiet=args.quiet):
+            if write_report(args.case, args.report, quiet=args.quiet,
+                            scope=args.report_scope):
                 return EXIT_SOME_FAILED
     if interrupted:
         print("forensics-scan: interrupted; report holds the finished files only", file=sys.stderr)

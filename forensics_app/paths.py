@@ -35,6 +35,10 @@ def model_card_path() -> Path:
     return resources_dir() / "models" / "MODEL_CARD.md"
 
 
+def user_guide_path() -> Path:
+    return resources_dir() / "USER_GUIDE.md"
+
+
 def samples_dir() -> Path:
     return resources_dir() / "samples"
 

@@ -22,7 +22,8 @@ from forensics_app.core.case import (
     CaseError,
 )
 from forensics_app.core.case_chain import absolute_path, anchor_path, anchor_record
-from forensics_app.core.report import ReportData, build_report, render_html, write_html
+from forensics_app.core.report import ReportData, build_report, in_scope, render_html, write_html
+from forensics_app.core.review import ReviewBook, review_key
 from forensics_app.core.safetext import escape_text
 
 log = logging.getLogger(__name__)
@@ -41,12 +42,15 @@ def _qt_app() -> Any:
     return app
 
 
-def write_pdf(data: ReportData, path: Path | str) -> Path:
-    """The report as an A4 PDF (Qt rich text), atomically written."""
-    from PySide6.QtCore import QMarginsF, QUrl
-    from PySide6.QtGui import QFont, QImage, QPageLayout, QPageSize, QPdfWriter, QTextDocument
+def write_pdf(data: ReportData, path: Path | str, isolated: bool = False,
+              should_cancel: Any = None) -> Path:
+    """The report as an A4 PDF (Qt rich text), atomically written.
 
-    _qt_app()
+    ``isolated``: lay it out in a child process. PySide6 holds Python's GIL for the whole of
+    ``QTextDocument.setHtml`` and ``print_`` (3.4 s for a 20,000-row table, measured), so in
+    a worker thread of the window they would freeze the GUI thread just the same; a spawned
+    process shares no GIL. ``should_cancel()`` is polled meanwhile and ends the child.
+    """
     path = Path(path)
     images: dict[str, bytes] = {}
 
@@ -54,7 +58,44 @@ def write_pdf(data: ReportData, path: Path | str) -> Path:
         images[key] = jpeg
         return f"img://{key}"
 
-    html = render_html(data, image_src=src, qt=True)
+    html = render_html(data, image_src=src, qt=True, compact=True)
+    title = f"Case report — {escape_text(data.case_name)}"
+    creator = f"Forensics App {data.app_version}"
+    if not isolated:
+        return _pdf_from_html(html, images, str(path), title, creator)
+    import multiprocessing
+
+    from forensics_app.core.report import ReportCancelled
+
+    child = multiprocessing.get_context("spawn").Process(
+        target=_pdf_from_html, args=(html, images, str(path), title, creator),
+        name="report-pdf", daemon=True)
+    child.start()
+    try:
+        while child.is_alive():
+            child.join(0.1)
+            if should_cancel is not None and should_cancel():
+                child.terminate()  # a process, not a thread: nothing of ours is half-written
+                child.join()
+                path.with_name(f".{path.name}.tmp").unlink(missing_ok=True)
+                raise ReportCancelled("report cancelled")
+    finally:
+        if child.is_alive():
+            child.kill()
+            child.join()
+    if child.exitcode != 0 or not path.is_file():
+        raise OSError(f"Qt could not lay out the PDF {path} (child process exit code "
+                      f"{child.exitcode})")
+    return path
+
+
+def _pdf_from_html(html: str, images: dict[str, bytes], path: str, title: str,
+                   creator: str) -> Path:
+    from PySide6.QtCore import QMarginsF, QUrl
+    from PySide6.QtGui import QFont, QImage, QPageLayout, QPageSize, QPdfWriter, QTextDocument
+
+    _qt_app()
+    path = Path(path)
     doc = QTextDocument()
     doc.setDefaultFont(QFont("DejaVu Sans", 8))
     for key, jpeg in images.items():
@@ -68,14 +109,31 @@ def write_pdf(data: ReportData, path: Path | str) -> Path:
     writer.setResolution(PDF_RESOLUTION)
     writer.setPageSize(QPageSize(QPageSize.PageSizeId.A4))
     writer.setPageMargins(QMarginsF(12, 12, 12, 12), QPageLayout.Unit.Millimeter)
-    writer.setTitle(f"Case report — {escape_text(data.case_name)}")
-    writer.setCreator(f"Forensics App {data.app_version}")
+    writer.setTitle(title)
+    writer.setCreator(creator)
     doc.print_(writer)
     del writer  # finishes the file
     if not tmp.is_file():
         raise OSError(f"Qt could not write the PDF {path}")
     os.replace(tmp, path)
     return path
+
+
+def report_kind(out: Path | str) -> str:
+    kind = Path(out).suffix.lower().lstrip(".")
+    kind = "html" if kind == "htm" else kind
+    if kind not in ("html", "pdf", "csv", "jsonl"):
+        raise ValueError(f"unknown report format {Path(out).suffix!r} (use .html, .pdf, .csv, "
+                         ".jsonl)")
+    return kind
+
+
+def export_params(case: Case, out: Path | str, threshold: float | None, band: float | None,
+                  scope: str = "all", paths: Any = None) -> dict[str, Any]:
+    """What the "report exported" audit entry records (logged before the report is built)."""
+    return {"path": absolute_path(out), "format": report_kind(out),
+            "n_rows": case.count_results(), "threshold": threshold, "inconclusive_band": band,
+            "scope": scope, "filtered": paths is not None}
 
 
 def export_case_report(case: Case | Path | str, out: Path | str,
@@ -90,14 +148,8 @@ def export_case_report(case: Case | Path | str, out: Path | str,
     The export is logged *before* the report is built, so the chain heads the report prints
     (and its anchor, ``OUT.anchor.json``, records) are the ones ``--verify`` shows later.
     """
-    from forensics_app.core.export import write_csv, write_jsonl
-
     out = Path(out)
-    kind = out.suffix.lower().lstrip(".")
-    if kind == "htm":
-        kind = "html"
-    if kind not in ("html", "pdf", "csv", "jsonl"):
-        raise ValueError(f"unknown report format {out.suffix!r} (use .html, .pdf, .csv, .jsonl)")
+    report_kind(out)
     owned = not isinstance(case, Case)
     if owned:
         try:
@@ -107,25 +159,11 @@ def export_case_report(case: Case | Path | str, out: Path | str,
             case = Case.open(case, read_only=True)
     try:
         if not case.read_only:
-            case.audit(ACTION_REPORT_EXPORTED, {"path": absolute_path(out), "format": kind,
-                                                "n_rows": case.count_results(),
-                                                "threshold": threshold,
-                                                "inconclusive_band": band})
+            case.audit(ACTION_REPORT_EXPORTED, export_params(
+                case, out, threshold, band, build_kwargs.get("scope", "all"),
+                build_kwargs.get("paths")))
         try:
-            if kind in ("csv", "jsonl"):
-                rows = case.results()
-                if threshold is not None:
-                    rows = [r.with_threshold(threshold, band if band is not None
-                                             else r.inconclusive_band) for r in rows]
-                extra = {"command": "case report", "case": str(case.folder),
-                         "case_id": case.case_id}
-                (write_csv if kind == "csv" else write_jsonl)(out, rows, extra)
-                verified = case.verify()
-            else:
-                data = build_report(case, threshold=threshold, band=band, **build_kwargs)
-                (write_html if kind == "html" else write_pdf)(data, out)
-                verified = data.verify
-            write_anchor(case, verified, out)
+            write_case_report(case, out, threshold, band, **build_kwargs)
         except BaseException as exc:
             if not case.read_only:
                 try:
@@ -137,6 +175,44 @@ def export_case_report(case: Case | Path | str, out: Path | str,
     finally:
         if owned:
             case.close()
+    return out
+
+
+def write_case_report(case: Case, out: Path | str, threshold: float | None = None,
+                      band: float | None = None, pdf_in_process: bool = False,
+                      **build_kwargs: Any) -> Path:
+    """Write the report and its anchor from an open (possibly read-only) case; no audit
+    entry (the caller logs the export first, so the printed heads are --verify's). The
+    GUI's report worker calls this on its own read-only connection."""
+    from forensics_app.core.export import write_csv, write_jsonl
+
+    out = Path(out)
+    kind = report_kind(out)
+    paths = build_kwargs.get("paths")
+    scope = build_kwargs.get("scope", "all")
+    if kind in ("csv", "jsonl"):
+        reviews = ReviewBook(case).all()
+        rows = case.results()
+        if threshold is not None:
+            rows = [r.with_threshold(threshold, band if band is not None
+                                     else r.inconclusive_band) for r in rows]
+        rows = [r for r in rows if (paths is None or r.path in paths)
+                and in_scope(r, reviews.get(review_key(r)), scope)]
+        extra = {"command": "case report", "case": str(case.folder), "case_id": case.case_id,
+                 "scope": scope, "filtered": paths is not None}
+        (write_csv if kind == "csv" else write_jsonl)(out, rows, extra, reviews=reviews)
+        verified = case.verify()
+    else:
+        if kind == "pdf":  # the compact file table has no thumbnails: do not decode them
+            build_kwargs.setdefault("thumbnails", False)
+        data = build_report(case, threshold=threshold, band=band, **build_kwargs)
+        if kind == "html":
+            write_html(data, out)
+        else:
+            write_pdf(data, out, isolated=pdf_in_process,
+                      should_cancel=build_kwargs.get("should_cancel"))
+        verified = data.verify
+    write_anchor(case, verified, out)
     return out
 
 

@@ -85,7 +85,7 @@ __all__ = [
 CASE_DB_NAME = "case.sqlite3"
 CASE_LOCK_NAME = "case.lock"
 CASE_APP_TAG = "forensics-app-case"
-SCHEMA_VERSION = 2
+SCHEMA_VERSION = 3
 _CREATING_PREFIX = ".case-creating-"
 
 # Actions the audit log records (free text is allowed too; these are the ones the app writes).
@@ -227,9 +227,17 @@ def _migration_2(conn: sqlite3.Connection) -> None:
     conn.execute("ALTER TABLE evidence ADD COLUMN link_target TEXT")
 
 
+def _migration_3(conn: sqlite3.Connection) -> None:
+    """Schema 3: the examiner's conclusions (core/review.py owns the table and its meaning)."""
+    from forensics_app.core.review import REVIEWS_SCHEMA
+
+    _run_script(conn, REVIEWS_SCHEMA)
+
+
 # Migration n takes a database at schema n-1 to schema n. Add new ones at the end; never
 # edit a released one.
-MIGRATIONS: tuple[Callable[[sqlite3.Connection], None], ...] = (_migration_1, _migration_2)
+MIGRATIONS: tuple[Callable[[sqlite3.Connection], None], ...] = (_migration_1, _migration_2,
+                                                                 _migration_3)
 assert len(MIGRATIONS) == SCHEMA_VERSION
 
 
@@ -689,6 +697,18 @@ class Case:
         self._set_info("audit_head", f"{seq}:{digest}")
         return AuditEntry(seq, t, user, host, __version__, action, params, prev, digest)
 
+    @contextmanager
+    def audited(self, what: str) -> Iterator[tuple[sqlite3.Connection,
+                                                   Callable[[str, dict[str, Any]], AuditEntry]]]:
+        """One transaction for a change another core module stores (e.g. core.review) and
+        the audit entries recording it: ``(connection, append_audit)``; both land or neither."""
+        with self._write(what) as conn:
+            yield conn, self._append_audit
+
+    def query(self, sql: str, args: Sequence[Any] = ()) -> list[tuple]:
+        """Rows of a read-only query (for core modules that own a table of the case)."""
+        return self._read(sql, args)
+
     def audit(self, action: str, params: dict[str, Any] | None = None) -> AuditEntry:
         """Append one entry to the audit log (its own transaction)."""
         with self._write(f"record '{action}'"):
@@ -956,7 +976,14 @@ class Case:
         with self._mutex:
             if self._conn is None:
                 raise CaseError(f"the case {self.folder} is closed")
-            return verify_database(self._conn, anchor, anchor_name)
+            report = verify_database(self._conn, anchor, anchor_name)
+            from forensics_app.core.review import review_problems  # the examiner's own table
+
+            extra = review_problems(self)
+            if extra:
+                report.problems.extend(extra)
+                report.ok = False
+            return report
 
 
 SUPERSEDED_NOTE = "superseded: the file at this path changed after this scan"

@@ -13,13 +13,14 @@ import os
 import platform
 import tempfile
 import time
-from collections.abc import Iterable, Sequence
+from collections.abc import Iterable, Mapping, Sequence
 from datetime import UTC, datetime
 from pathlib import Path
 from typing import Any
 
 from forensics_app import __version__
 from forensics_app.core.results import ScanResult, Verdict
+from forensics_app.core.review import Key, Review, review_key
 from forensics_app.core.safetext import escape_text, needs_escape, spreadsheet_safe
 
 # Added to the notes of a row whose path had to be escaped (see core.safetext).
@@ -32,6 +33,8 @@ COLUMNS: tuple[str, ...] = (
     "verdict", "label", "prob_fake", "prob_real", "confidence_pct",
     "prob_trace", "prob_semantic", "threshold", "inconclusive_band", "model_id", "device", "preprocessing",
     "elapsed_ms", "error", "notes", "provenance", "declared_generated",
+    # the examiner's conclusion (core.review), beside the detector's verdict
+    "review_status", "review_note", "review_tags", "bookmarked", "reviewed_by", "reviewed_utc",
 )
 
 def escape_cell(value: Any) -> Any:
@@ -59,11 +62,14 @@ def report_notes(r: ScanResult) -> list[str]:
     return notes
 
 
-def result_to_row(r: ScanResult) -> dict[str, Any]:
-    return _escape_strings(_result_to_row(r))
+Reviews = Mapping[Key, Review]
 
 
-def _result_to_row(r: ScanResult) -> dict[str, Any]:
+def result_to_row(r: ScanResult, review: Review | None = None) -> dict[str, Any]:
+    return _escape_strings(_result_to_row(r, review))
+
+
+def _result_to_row(r: ScanResult, review: Review | None = None) -> dict[str, Any]:
     prob = r.prob_fake
     error, verdict = r.error, r.verdict
     if prob is not None and not math.isfinite(prob):  # never a bare NaN or a score: an error
@@ -97,6 +103,12 @@ def _result_to_row(r: ScanResult) -> dict[str, Any]:
         # what the file's metadata says, beside (never instead of) the detector's verdict
         "provenance": r.provenance.summary if r.provenance is not None else "",
         "declared_generated": r.provenance.declared_text if r.provenance is not None else "",
+        "review_status": review.status.value if review is not None else "unreviewed",
+        "review_note": review.note if review is not None else "",
+        "review_tags": "; ".join(review.tags) if review is not None else "",
+        "bookmarked": ("yes" if review.bookmarked else "") if review is not None else "",
+        "reviewed_by": review.examiner if review is not None else "",
+        "reviewed_utc": review.updated_utc if review is not None else "",
     }
 
 
@@ -159,15 +171,21 @@ def _write_sidecar(path: Path, results: Sequence[ScanResult], extra: dict | None
     _atomic_write(sidecar_path(path), lambda fh: json.dump(meta, fh, indent=2))
 
 
-def write_csv(path: Path | str, results: Iterable[ScanResult], extra: dict | None = None) -> Path:
-    """UTF-8 CSV, one row per file, plus ``<path>.meta.json`` (app version, model, time)."""
+def write_csv(path: Path | str, results: Iterable[ScanResult], extra: dict | None = None,
+              reviews: Reviews | None = None) -> Path:
+    """UTF-8 CSV, one row per file, plus ``<path>.meta.json`` (app version, model, time).
+
+    ``reviews``: the case's examiner conclusions by (path, SHA-256); rows without one read
+    "unreviewed"."""
     results = list(results)
+    reviews = reviews or {}
 
     def write(fh) -> None:
         writer = csv.DictWriter(fh, fieldnames=COLUMNS)
         writer.writeheader()
         for r in results:
-            writer.writerow({k: escape_cell(v) for k, v in result_to_row(r).items()})
+            row = result_to_row(r, reviews.get(review_key(r)))
+            writer.writerow({k: escape_cell(v) for k, v in row.items()})
 
     _atomic_write(Path(path), write)
     _write_sidecar(Path(path), results, extra)
@@ -178,9 +196,14 @@ _NUMBER_COLUMNS = ("bytes", "width", "height", "prob_fake", "prob_real", "confid
                    "prob_trace", "prob_semantic")
 
 
-def jsonl_row(r: ScanResult) -> dict[str, Any]:
-    """One JSON Lines record: the CSV's fields plus per-tile scores, notes as a list."""
-    row = result_to_row(r)
+def jsonl_row(r: ScanResult, review: Review | None = None) -> dict[str, Any]:
+    """One JSON Lines record: the CSV's fields plus per-tile scores, notes as a list, and the
+    examiner's ``review`` as an object (status "unreviewed" when there is none)."""
+    row = result_to_row(r, review)
+    for key in ("review_status", "review_note", "review_tags", "bookmarked", "reviewed_by",
+                "reviewed_utc"):
+        del row[key]
+    row["review"] = (review or Review(r.path, r.sha256 or "")).to_dict()
     for key in _NUMBER_COLUMNS:  # JSON has null for "no number" (the CSV leaves the cell empty)
         if row[key] == "":
             row[key] = None
@@ -203,17 +226,19 @@ def _json_safe(value: Any) -> Any:
     return value
 
 
-def _json_line(r: ScanResult) -> str:
-    return json.dumps(jsonl_row(r), ensure_ascii=False, allow_nan=False) + "\n"
+def _json_line(r: ScanResult, review: Review | None = None) -> str:
+    return json.dumps(jsonl_row(r, review), ensure_ascii=False, allow_nan=False) + "\n"
 
 
-def write_jsonl(path: Path | str, results: Iterable[ScanResult], extra: dict | None = None) -> Path:
+def write_jsonl(path: Path | str, results: Iterable[ScanResult], extra: dict | None = None,
+                reviews: Reviews | None = None) -> Path:
     """JSON Lines with the CSV's fields plus per-tile scores, and the same side-car."""
     results = list(results)
+    reviews = reviews or {}
 
     def write(fh) -> None:
         for r in results:
-            fh.write(_json_line(r))
+            fh.write(_json_line(r, reviews.get(review_key(r))))
 
     _atomic_write(Path(path), write)
     _write_sidecar(Path(path), results, extra)

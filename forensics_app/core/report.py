@@ -20,7 +20,7 @@ import json
 import logging
 import re
 from collections import Counter
-from collections.abc import Callable
+from collections.abc import Callable, Collection
 from dataclasses import dataclass, field
 from datetime import UTC, datetime
 from pathlib import Path
@@ -37,13 +37,27 @@ from forensics_app.core.case import (
 )
 from forensics_app.core.provenance import Provenance, iter_detail_groups
 from forensics_app.core.results import ScanResult, Verdict
+from forensics_app.core.review import Key, Review, ReviewBook, ReviewStatus, disagrees, review_key
 from forensics_app.core.safetext import html_text, isolate
 
 log = logging.getLogger(__name__)
 
 THUMB_PX = 72
 FLAGGED_PX = 560
-DEFAULT_MAX_FLAGGED = 60
+DEFAULT_MAX_FLAGGED = None  # every flagged image gets its page (the GUI builds it in a worker)
+SCOPES = {
+    "all": "every file of the case",
+    "flagged": "files the detector flagged (AI-generated) or the examiner confirmed generated",
+    "reviewed": "files the examiner reviewed, tagged, noted or bookmarked",
+}
+REVIEW_COLOURS = {
+    ReviewStatus.UNREVIEWED: "#777777", ReviewStatus.CONFIRMED_GENERATED: "#a3261b",
+    ReviewStatus.CONFIRMED_REAL: "#1e6b2b", ReviewStatus.NEEDS_SECOND_OPINION: "#7a5600",
+}
+
+
+class ReportCancelled(Exception):
+    """The report was cancelled while it was being built; nothing was written."""
 VERDICT_COLOURS = {
     Verdict.AI_GENERATED: "#a3261b", Verdict.REAL: "#1e6b2b",
     Verdict.INCONCLUSIVE: "#7a5600", Verdict.ERROR: "#555555",
@@ -168,6 +182,23 @@ class ReportData:
     model_card: dict[str, str] = field(default_factory=dict)  # section title -> markdown
     app_version: str = __version__
     seqs: list[int] = field(default_factory=list)  # each row's place in the results chain
+    reviews: dict[Key, Review] = field(default_factory=dict)
+    scope: str = "all"  # a key of SCOPES
+    scope_note: str = ""  # what was left out, in words
+    n_case_rows: int = 0  # rows the case holds (rows may be a selection of them)
+
+    def review(self, r: ScanResult) -> Review | None:
+        return self.reviews.get(review_key(r))
+
+    @property
+    def disagreements(self) -> list[tuple[ScanResult, Review]]:
+        """Rows where the examiner confirmed the opposite of the detector's verdict."""
+        out = []
+        for r in self.rows:
+            rev = self.review(r)
+            if rev is not None and disagrees(r.verdict, rev) and not is_superseded(r):
+                out.append((r, rev))
+        return out
 
     @property
     def current_rows(self) -> list[ScanResult]:
@@ -352,42 +383,88 @@ def _card_for(models: list[ModelRecord]) -> Path | None:
 
 
 # ----------------------------------------------------------------------------- building
+def in_scope(r: ScanResult, rev: Review | None, scope: str) -> bool:
+    if scope == "flagged":
+        return (r.verdict is Verdict.AI_GENERATED
+                or (rev is not None and rev.status is ReviewStatus.CONFIRMED_GENERATED))
+    if scope == "reviewed":
+        return rev is not None and rev.marked
+    return True
+
+
 def build_report(case: Case, threshold: float | None = None, band: float | None = None,
-                 gradcam: bool = True, max_flagged: int = DEFAULT_MAX_FLAGGED,
-                 model_card: Path | None = None, thumbnails: bool = True) -> ReportData:
+                 gradcam: bool = True, max_flagged: int | None = DEFAULT_MAX_FLAGGED,
+                 model_card: Path | None = None, thumbnails: bool = True,
+                 scope: str = "all", paths: Collection[str] | None = None,
+                 progress: Callable[[int, int], None] | None = None,
+                 should_cancel: Callable[[], bool] | None = None) -> ReportData:
     """Everything the report shows, from the case's stored records.
 
     ``threshold``/``band``: re-judge every row at this operating point (as the GUI's toolbar
-    does); None keeps the verdict stored with each row.
+    does); None keeps the verdict stored with each row. ``scope`` (a key of :data:`SCOPES`)
+    and ``paths`` (the window's active filter) choose the rows; the summary says what was
+    left out. ``progress(done, total)`` is called per image read; ``should_cancel()`` is
+    polled as often and stops the build with :class:`ReportCancelled`.
     """
+    if scope not in SCOPES:
+        raise ValueError(f"unknown report scope {scope!r} (use one of {', '.join(SCOPES)})")
     rows_with_scan = case.result_rows()
     scans = {s.scan_id: s for s in case.scans()}
     models = case.models()
+    reviews = ReviewBook(case).all()
+    wanted = None if paths is None else set(paths)
     rows: list[ScanResult] = []
     seqs: list[int] = []
     row_scan: list[ScanRecord | None] = []
     for seq, scan_id, r in rows_with_scan:
         if threshold is not None:
             r = r.with_threshold(threshold, band if band is not None else r.inconclusive_band)
+        if wanted is not None and r.path not in wanted:
+            continue
+        if not in_scope(r, reviews.get(review_key(r)), scope):
+            continue
         rows.append(r)
         seqs.append(seq)
         row_scan.append(scans.get(scan_id))
+    notes = [SCOPES[scope]] if scope != "all" else []
+    if wanted is not None:
+        notes.append("the rows the window's filter showed")
+    scope_note = ""
+    if notes and len(rows) != len(rows_with_scan):
+        scope_note = (f"This report lists {len(rows)} of the case's {len(rows_with_scan)} "
+                      f"rows: {' and '.join(notes)}.")
+    flagged_rows = [i for i, r in enumerate(rows) if not is_superseded(r) and (
+        r.verdict is Verdict.AI_GENERATED or in_scope(r, reviews.get(review_key(r)), "flagged"))]
+    chosen = flagged_rows if max_flagged is None else flagged_rows[:max_flagged]
+    total = (sum(1 for r in rows if r.sha256) if thumbnails else 0) + len(chosen)
+    done = 0
+
+    def step() -> None:
+        nonlocal done
+        if should_cancel is not None and should_cancel():
+            raise ReportCancelled("report cancelled")
+        if progress is not None:
+            progress(done, total)
+        done += 1
+
     thumbs: dict[int, bytes] = {}
     thumb_notes: dict[int, str] = {}
     if thumbnails:
         for i, r in enumerate(rows):
             if not r.sha256:
                 continue
+            step()
             img, why = _load_current(r)
             if img is None:
                 thumb_notes[i] = why
             else:
                 thumbs[i] = _jpeg(img, THUMB_PX * 2)
-    flagged_rows = [i for i, r in enumerate(rows)
-                    if r.verdict is Verdict.AI_GENERATED and not is_superseded(r)]
     cams = _CamSource(models)
-    flagged = [_flagged_page(rows[i], row_scan[i], cams, gradcam)
-               for i in flagged_rows[:max_flagged]]
+    flagged = []
+    for i in chosen:
+        step()
+        flagged.append(_flagged_page(rows[i], row_scan[i], cams, gradcam))
+    step()
     card = model_card if model_card is not None else _card_for(list(models.values()))
     return ReportData(
         case_name=case.name, case_id=case.case_id, case_folder=str(case.folder.absolute()),
@@ -396,7 +473,8 @@ def build_report(case: Case, threshold: float | None = None, band: float | None 
         threshold=threshold, band=band, rows=rows, thumbnails=thumbs, thumb_notes=thumb_notes,
         flagged=flagged, n_flagged=len(flagged_rows), models=list(models.values()),
         scans=list(scans.values()), audit=case.audit_entries(), verify=case.verify(),
-        model_card=model_card_sections(card), seqs=seqs,
+        model_card=model_card_sections(card), seqs=seqs, reviews=reviews, scope=scope,
+        scope_note=scope_note, n_case_rows=len(rows_with_scan),
     )
 
 
@@ -509,13 +587,32 @@ def _hash_lines(sha: str | None, width: int = 32) -> str:
     return "<br>".join(_e(sha[i : i + width]) for i in range(0, len(sha), width))
 
 
+def _review_cell(rev: Review | None, full: bool = False) -> str:
+    """The examiner's conclusion as HTML (escaped): status, tags, bookmark, note."""
+    if rev is None or not rev.marked:
+        return "<span class='small' style='color:#777777'>unreviewed</span>"
+    parts = [f"<b style='color:{REVIEW_COLOURS[rev.status]}'>{_e(rev.status.label)}</b>"]
+    if rev.bookmarked:
+        parts.append("★ bookmarked")
+    if rev.tags:
+        parts.append("tags: " + _e(", ".join(rev.tags)))
+    if rev.note:
+        note = rev.note if full or len(rev.note) <= 140 else rev.note[:139] + "…"
+        parts.append("<i>" + "<br>".join(_e(line) for line in note.splitlines()) + "</i>")
+    if full and rev.examiner:
+        parts.append(f"<span class='small'>by {_e(rev.examiner)}, {_e(rev.updated_utc[:19])} "
+                     "UTC</span>")
+    return "<br>".join(parts)
+
+
 def render_html(data: ReportData, image_src: Callable[[str, bytes], str] | None = None,
-                qt: bool = False) -> str:
+                qt: bool = False, compact: bool = False) -> str:
     """One self-contained HTML document.
 
     ``image_src(key, jpeg)`` returns the ``src`` of an image: a data URI by default; the PDF
     renderer passes its own (resource names) and ``qt=True`` for the subset of HTML its text
-    layout understands (no flexbox, attribute-level table styling).
+    layout understands (no flexbox, attribute-level table styling). ``compact``: the file
+    table without thumbnails and with its header repeated on every page (the PDF's).
     """
     def data_uri(_key: str, jpeg: bytes) -> str:
         return "data:image/jpeg;base64," + base64.b64encode(jpeg).decode("ascii")
@@ -589,6 +686,38 @@ def render_html(data: ReportData, image_src: Callable[[str, bytes], str] | None 
         desc = ", ".join(f"{x:.2f} ± {y:.2f}" for x, y in thresholds) or "–"
         add(f"<p>Verdicts are those stored with each row (threshold ± band: {_e(desc)}).</p>")
     add(f"<p>{threshold_text(t, b)}</p>")
+    if data.scope_note:
+        add(f"<p><b>Selection.</b> {_e(data.scope_note)}</p>")
+
+    # -- the examiner's conclusions
+    reviewed = [rev for r in data.current_rows
+                if (rev := data.review(r)) is not None and rev.marked]
+    add("<h3>Examiner's conclusions</h3>")
+    if not reviewed:
+        add("<p>No file of this report has been reviewed by an examiner: every verdict below "
+            "is the detector's alone.</p>")
+    else:
+        by_status = Counter(rev.status for rev in reviewed)
+        n_unrev = len(data.current_rows) - sum(n for st, n in by_status.items()
+                                               if st is not ReviewStatus.UNREVIEWED)
+        add("<p>" + " · ".join(
+            f"<span style='color:{REVIEW_COLOURS[st]}'>{by_status[st]} {_e(st.label.lower())}"
+            "</span>" for st in ReviewStatus if st is not ReviewStatus.UNREVIEWED
+            and by_status.get(st)) + f" · {n_unrev} unreviewed</p>")
+    disagreements = data.disagreements
+    if disagreements:
+        add(f"<p><b>{len(disagreements)} file(s) where the examiner's conclusion contradicts "
+            "the detector's verdict:</b></p>")
+        add(f"<table{table_attrs}><thead><tr><th>File</th><th>Detector</th>"
+            "<th class='num'>P(generated)</th><th>Examiner</th></tr></thead>")
+        for r, rev in disagreements:
+            add(f"<tr><td>{_name(r.file_name, qt)}<br><span class='small'>{_name(r.path, qt)}"
+                f"</span></td><td class='verdict' style='color:{VERDICT_COLOURS[r.verdict]}'>"
+                f"{_e(r.verdict.value)}</td><td class='num'>{_pct(r.prob_fake)}</td>"
+                f"<td>{_review_cell(rev, full=True)}</td></tr>")
+        add("</table>")
+    elif reviewed:
+        add("<p>No examiner's conclusion contradicts the detector's verdict.</p>")
 
     add("<h3>Models used</h3>")
     add(f"<table{table_attrs}><tr><th>Model id</th><th>Checkpoint</th><th>SHA-256</th>"
@@ -613,16 +742,19 @@ def render_html(data: ReportData, image_src: Callable[[str, bytes], str] | None 
     # -- every file
     add("<h2>Files</h2>")
     prov = data.has_provenance
-    add(f"<table{table_attrs}><tr><th></th><th>File</th><th>SHA-256</th><th>Verdict</th>"
-        f"<th class='num'>{'P(gen.)' if qt else 'P(generated)'}</th>"
-        + ("<th>Provenance</th>" if prov else "") + "<th>Notes</th></tr>")
+    thumb_col = "" if compact else "<th></th>"
+    # <thead>: browsers and Qt's text layout repeat it at the top of every printed page
+    add(f"<table{table_attrs}><thead><tr>{thumb_col}<th>File</th><th>SHA-256</th>"
+        f"<th>Verdict</th><th class='num'>{'P(gen.)' if qt else 'P(generated)'}</th>"
+        "<th>Examiner</th>" + ("<th>Provenance</th>" if prov else "")
+        + "<th>Notes</th></tr></thead>")
     for i, r in enumerate(data.rows):
-        thumb = data.thumbnails.get(i)
+        thumb = None if compact else data.thumbnails.get(i)
         if thumb is not None:
             size = " width='44'" if qt else ""
-            cell = f"<img class='thumb'{size} alt='' src='{src(f'thumb{i}', thumb)}'>"
+            cell = f"<td><img class='thumb'{size} alt='' src='{src(f'thumb{i}', thumb)}'></td>"
         else:
-            cell = ""
+            cell = "" if compact else "<td></td>"
         notes = "; ".join(filter(None, [r.error or "", *r.notes, data.thumb_notes.get(i, "")]))
         colour = VERDICT_COLOURS[r.verdict]
         tampered = data.tampered(i)
@@ -630,11 +762,13 @@ def render_html(data: ReportData, image_src: Callable[[str, bytes], str] | None 
                 "values cannot be trusted.</span> " if tampered else "")
         row_attr = (" class='tampered' bgcolor='#fdeeee'" if qt else " class='tampered'") \
             if tampered else ""
-        add(f"<tr{row_attr}><td>{cell}</td><td>{_name(r.file_name, qt)}<br><span class='small'>"
-            f"{_name(r.path, qt)}</span></td><td class='hash sha' dir='ltr'{nowrap}>"
+        name = (_name(r.path, qt) if compact else f"{_name(r.file_name, qt)}<br>"
+                f"<span class='small'>{_name(r.path, qt)}</span>")
+        add(f"<tr{row_attr}>{cell}<td>{name}</td><td class='hash sha' dir='ltr'{nowrap}>"
             f"{_hash_lines(r.sha256, 16 if qt else 32)}</td>"
             f"<td class='verdict' style='color:{colour}'{nowrap}>{_e(r.verdict.value)}</td>"
             f"<td class='num'>{_pct(r.prob_fake)}</td>"
+            f"<td class='small'>{_review_cell(data.review(r))}</td>"
             + (f"<td class='small'>{_e(provenance_summary(r))}</td>" if prov else "")
             + f"<td class='small'>{mark}{_e(notes)}</td></tr>")
     add("</table>")
@@ -644,6 +778,8 @@ def render_html(data: ReportData, image_src: Callable[[str, bytes], str] | None 
         shown = len(data.flagged)
         more = (f" (the first {shown} of {data.n_flagged})" if data.n_flagged > shown else "")
         add(f"<h2 class='page'>Flagged images{more}</h2>")
+        add("<p class='small'>Every file the detector called AI-generated, and every file the "
+            "examiner confirmed as generated.</p>")
     for n, page in enumerate(data.flagged):
         r = page.result
         klass = "page" if n else ""
@@ -673,6 +809,9 @@ def render_html(data: ReportData, image_src: Callable[[str, bytes], str] | None 
                     add(f"<figure><img alt='{_e(cap)}' src='{src(key, img)}'>"
                         f"<figcaption>{cap}</figcaption></figure>")
             add("</div>")
+        add(f"<p><b>Examiner's conclusion:</b> {_review_cell(data.review(r), full=True)}"
+            + (" — <b>contradicts the detector</b>" if disagrees(r.verdict, data.review(r))
+               else "") + "</p>")
         if page.note:
             add(f"<p class='small'><i>{_e(page.note)}</i></p>")
         if r.notes:

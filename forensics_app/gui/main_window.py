@@ -10,6 +10,7 @@ from __future__ import annotations
 
 import logging
 import platform
+from html import escape as html_escape
 from pathlib import Path
 
 from PySide6 import __version__ as PYSIDE_VERSION
@@ -23,6 +24,7 @@ from PySide6.QtGui import (
     QDragMoveEvent,
     QDropEvent,
     QGuiApplication,
+    QIcon,
     QKeySequence,
 )
 from PySide6.QtWidgets import (
@@ -41,6 +43,7 @@ from PySide6.QtWidgets import (
     QMessageBox,
     QProgressBar,
     QPushButton,
+    QSizePolicy,
     QTableView,
     QToolButton,
     QVBoxLayout,
@@ -53,8 +56,10 @@ from forensics_app.core.export import result_to_row
 from forensics_app.core.results import ScanResult, Verdict
 from forensics_app.gui.case_controller import CaseController
 from forensics_app.gui.close_guard import CloseGuard
+from forensics_app.gui.column_chooser import ColumnChooser
 from forensics_app.gui.drops import accept_without_move
 from forensics_app.gui.folder_browser import FolderBrowser
+from forensics_app.gui.guard_rails import GuardRails
 from forensics_app.gui.heatmap_view import HeatmapService, HeatmapViewer
 from forensics_app.gui.model_dialog import ModelDialog
 from forensics_app.gui.model_manager import LoadRequest, ModelManager
@@ -70,18 +75,23 @@ from forensics_app.gui.records import (
     ScanJob,
     ScanSettings,
 )
+from forensics_app.gui.report_worker import ReportJobs
+from forensics_app.gui.review_panel import ReviewController
 from forensics_app.gui.scan_queue import CANCELLING_MESSAGE, ScanQueue, format_duration
 from forensics_app.gui.settings import AppSettings
+from forensics_app.gui.start_page import StartPage
 from forensics_app.gui.table_model import (
     COLUMNS,
+    REVIEW_FILTERS,
     Column,
     ProbabilityDelegate,
     ResultsFilterProxy,
     ResultsTableModel,
+    ReviewStatusDelegate,
 )
 from forensics_app.gui.thumbnails import ThumbnailCache
 from forensics_app.gui.workers import HeatmapRequest
-from forensics_app.paths import bundled_model_path, user_config_dir, user_log_dir
+from forensics_app.paths import bundled_model_path, icons_dir, user_config_dir, user_log_dir
 
 log = logging.getLogger(__name__)
 
@@ -115,6 +125,15 @@ class _ExposeWatcher(QObject):
         return False
 
 
+class _ShrinkableCombo(QComboBox):
+    """A combo box whose minimum size is its minimum width, not its longest entry."""
+
+    def minimumSizeHint(self) -> QSize:  # noqa: N802 -- Qt's name
+        hint = super().minimumSizeHint()
+        hint.setWidth(self.minimumWidth() or hint.width())
+        return hint
+
+
 class MainWindow(QMainWindow):
     def __init__(self, settings: AppSettings | None = None, settings_path: Path | None = None,
                  model_path: str | None = None, device: str | None = None,
@@ -129,13 +148,17 @@ class MainWindow(QMainWindow):
         if device:
             self.settings.device = device
         self._model_override = model_path
+        self._model_note = ""  # why the model in use is not the one asked for (D3)
+        self._fallback_from: str | None = None
+        self.threshold_differs = False
         self._started = False
         self._threshold_from_user = self.settings.threshold is not None
         self._updating_threshold = False
         self._dialog: ModelDialog | None = None
         self.heatmap_viewer: HeatmapViewer | None = None
 
-        self.setWindowTitle("Forensics App — AI-generated image detector")
+        self.setWindowTitle("Forensics App")
+        self.setWindowIcon(QIcon(str(icons_dir() / "app.png")))  # D22
         self.setAcceptDrops(True)
         self.resize(1360, 820)
 
@@ -165,6 +188,19 @@ class MainWindow(QMainWindow):
         self.close_guard = CloseGuard(self, self.choose_export_path,
                                       lambda: self.cases.case is not None)
         self.cases = CaseController(self, recent / "recent_cases.json" if recent else None)
+        self.reviews = ReviewController(self)
+        self._build_review_dock()
+        self.guards = GuardRails(self)
+        self.report_jobs = ReportJobs(self)
+        self.cases.act_report.triggered.disconnect()  # reports run in a worker (D1)
+        self.cases.act_report.triggered.connect(self.report_jobs.choose_case_report)
+        self.cases.act_new.triggered.disconnect()  # D23: the case dialog
+        self.cases.act_new.triggered.connect(self.choose_new_case)
+        self.empty_hint.scan_folder.connect(self.choose_folder_to_scan)
+        self.empty_hint.new_case.connect(self.choose_new_case)
+        self.empty_hint.open_case.connect(self.cases.choose_case_to_open)
+        self.empty_hint.open_recent.connect(self.cases.open_case)
+        self.empty_hint.refresh()
 
     # ------------------------------------------------------------------ construction
     def _build_actions(self) -> None:
@@ -185,20 +221,29 @@ class MainWindow(QMainWindow):
         self.act_export = action("Export report…", self.choose_export_path, "Ctrl+E",
                                  "Write every row to a CSV or JSON Lines report")
         self.act_quit = action("Quit", self.close, QKeySequence.StandardKey.Quit)
+        self.act_find = action("Find…", self.focus_filter, QKeySequence.StandardKey.Find,
+                               "Type in the filter box (file name, path, SHA-256, note, tag)")
         self.act_copy = action("Copy rows", self.copy_selected_rows, QKeySequence.StandardKey.Copy,
                                "Copy the selected rows (all report columns) as tab-separated text")
         self.act_copy_sha = action("Copy SHA-256", self.copy_selected_hashes, "Ctrl+Shift+C")
         self.act_open_folder = action("Open containing folder", self.open_containing_folder)
         self.act_heatmap = action("Show heatmap", self.show_heatmap, "Ctrl+H",
                                   "Grad-CAM of the selected row, in the heatmap viewer")
-        self.act_cancel = action("Cancel running scan", self.queue.cancel_running, "Esc")
+        # Esc works from the table and the queue only, never from a text field (D2)
+        self.act_cancel = action("Cancel running scan… (Esc in the table)",
+                                 lambda: self.guards.cancel_scan())
         self.act_cancel_pending = action("Cancel pending jobs", self.queue.cancel_pending)
         self.act_clear_jobs = action("Clear finished jobs", self.queue.clear_finished)
-        self.act_clear_results = action("Clear results", self.clear_results)
+        self.act_clear_results = action("Clear results", self.clear_results_asked)
         self.act_model = action("Model…", self.show_model_dialog,
                                 tip="The loaded model, its model card, and loading another checkpoint")
         self.act_load_model = action("Load checkpoint…", self.choose_checkpoint)
         self.act_about = action("About", self.show_about)
+        self.act_guide = action("User guide", lambda: self.show_markdown("user guide"),
+                                QKeySequence.StandardKey.HelpContents,
+                                "What the score means, what it cannot see, provenance, "
+                                "evidence rules")
+        self.act_card = action("Model card", lambda: self.show_markdown("model card"))
         self.act_logs = action("Open log folder", lambda: QDesktopServices.openUrl(
             QUrl.fromLocalFile(str(user_log_dir()))))
         self.act_trust_anchors = action(
@@ -212,8 +257,10 @@ class MainWindow(QMainWindow):
             a = QAction(text, self.preprocess_group, checkable=True)
             a.setData(mode)
             a.setChecked(mode == self.settings.preprocess_mode)
-        self.preprocess_group.triggered.connect(
-            lambda a: setattr(self.settings, "preprocess_mode", a.data()))
+        self.preprocess_group.triggered.connect(self._on_mode_chosen)
+        self.act_rescan_full = action(
+            "Re-scan triage rows in full", self.rescan_triage_in_full,
+            tip="Score the rows scanned in triage mode again on the whole image (D10)")
 
     def _build_central(self) -> None:
         self.banner = QFrame()
@@ -229,25 +276,36 @@ class MainWindow(QMainWindow):
         bl.addWidget(self.banner_text, 1)
         bl.addWidget(self.banner_button)
 
-        self.verdict_filter = QComboBox()
+        self.verdict_filter = _ShrinkableCombo()
         for text, verdicts in VERDICT_FILTERS:
             self.verdict_filter.addItem(text, verdicts)
         self.text_filter = QLineEdit()
         self.text_filter.setPlaceholderText("Filter by file name, path, SHA-256 or error…")
         self.text_filter.setClearButtonEnabled(True)
+        self.text_filter.setMinimumWidth(160)  # D8: never squeezed to a sliver at 1024×700
         self.summary = QLabel()
         self.summary.setTextFormat(Qt.TextFormat.RichText)
         filters = QHBoxLayout()
         filters.addWidget(QLabel("Show"))
         filters.addWidget(self.verdict_filter)
-        self.provenance_filter = QComboBox()
+        self.provenance_filter = _ShrinkableCombo()
         for text, which in PROVENANCE_FILTERS:
             self.provenance_filter.addItem(text, which)
         self.provenance_filter.setToolTip("Filter by what the files' own metadata says")
         filters.addWidget(self.provenance_filter)
+        self.review_filter = _ShrinkableCombo()
+        for text, which in REVIEW_FILTERS:
+            self.review_filter.addItem(text, which)
+        self.review_filter.setToolTip("Filter by the examiner's conclusions (a case must be open)")
+        filters.addWidget(self.review_filter)
+        for combo in (self.verdict_filter, self.provenance_filter, self.review_filter):
+            # D6: a combo as wide as its longest entry made the window wider than a screen;
+            # it takes its full width when there is room and shrinks to this when not
+            combo.setMinimumWidth(112)
+        # the counts never widen the window either: clipped when narrow, full in the tooltip
+        self.summary.setSizePolicy(QSizePolicy.Policy.Ignored, QSizePolicy.Policy.Preferred)
+        self.summary.setMinimumWidth(0)
         filters.addWidget(self.text_filter, 1)
-        filters.addSpacing(12)
-        filters.addWidget(self.summary)
 
         self.table = QTableView()
         self.table.setModel(self.proxy)
@@ -256,7 +314,10 @@ class MainWindow(QMainWindow):
         self.table.sortByColumn(-1, Qt.SortOrder.AscendingOrder)  # scan order until asked
         self.table.setSelectionBehavior(QAbstractItemView.SelectionBehavior.SelectRows)
         self.table.setSelectionMode(QAbstractItemView.SelectionMode.ExtendedSelection)
-        self.table.setEditTriggers(QAbstractItemView.EditTrigger.NoEditTriggers)
+        # only the Examiner column is editable (double-click or F2); Enter still opens Grad-CAM
+        self.table.setEditTriggers(QAbstractItemView.EditTrigger.DoubleClicked
+                                   | QAbstractItemView.EditTrigger.EditKeyPressed)
+        self.table.setItemDelegateForColumn(Column.REVIEW, ReviewStatusDelegate(self.table))
         self.table.setAlternatingRowColors(True)
         self.table.setShowGrid(False)
         self.table.setWordWrap(False)
@@ -269,22 +330,27 @@ class MainWindow(QMainWindow):
         for col, spec in COLUMNS.items():
             self.table.setColumnWidth(col, spec.width)
         header.setSectionResizeMode(Column.THUMBNAIL, QHeaderView.ResizeMode.Fixed)
+        # the examiner's conclusion right beside the detector's verdict
+        header.moveSection(header.visualIndex(Column.REVIEW),
+                           header.visualIndex(Column.VERDICT) + 1)
+        header.moveSection(header.visualIndex(Column.FOLDER), header.visualIndex(Column.FILE) + 1)
+        self.columns = ColumnChooser(header, self.settings)  # D20: right-click the header
         self.table.setContextMenuPolicy(Qt.ContextMenuPolicy.CustomContextMenu)
         self.table.customContextMenuRequested.connect(self._table_menu)
         self.table.activated.connect(lambda _i: self.show_heatmap())  # double-click or Enter
         self.table.setDragEnabled(False)
+        self.table.setTabKeyNavigation(False)  # D12: Tab leaves the table (arrows move in it)
 
-        self.empty_hint = QLabel(
-            "Drop images or folders anywhere on this window, or use the folder browser "
-            "on the left, to scan them.")
-        self.empty_hint.setAlignment(Qt.AlignmentFlag.AlignCenter)
-        self.empty_hint.setStyleSheet("color: #777; font-size: 13pt; padding: 24px;")
+        # D26: the empty window is a start page (scan a folder, new/open case, recent cases)
+        self.empty_hint = StartPage(lambda: self.cases.recent_cases()
+                                    if hasattr(self, "cases") else [])
 
         central = QWidget()
         layout = QVBoxLayout(central)
         layout.setContentsMargins(6, 6, 6, 0)
         layout.addWidget(self.banner)
         layout.addLayout(filters)
+        layout.addWidget(self.summary)  # its own line: the filter row stays narrow (D6/D8)
         layout.addWidget(self.table, 1)
         layout.addWidget(self.empty_hint)
         self.setCentralWidget(central)
@@ -305,11 +371,27 @@ class MainWindow(QMainWindow):
         self.resizeDocks([self.queue_dock], [110], Qt.Orientation.Vertical)
 
         self.provenance_panel = ProvenancePanel()
+        self.provenance_panel.setMinimumWidth(240)  # D9
         self.provenance_dock = QDockWidget("Provenance", self)
         self.provenance_dock.setObjectName("provenance")
         self.provenance_dock.setWidget(self.provenance_panel)
         self.addDockWidget(Qt.DockWidgetArea.RightDockWidgetArea, self.provenance_dock)
         self.resizeDocks([self.provenance_dock], [340], Qt.Orientation.Horizontal)
+
+    def _build_review_dock(self) -> None:
+        self.review_dock = QDockWidget("Review", self)
+        self.review_dock.setObjectName("review")
+        self.review_dock.setWidget(self.reviews.panel)
+        self.addDockWidget(Qt.DockWidgetArea.RightDockWidgetArea, self.review_dock)
+        self.tabifyDockWidget(self.provenance_dock, self.review_dock)
+        self.provenance_dock.raise_()
+        self.view_menu.addAction(self.review_dock.toggleViewAction())
+        self.review_filter.currentIndexChanged.connect(
+            lambda _i: self.proxy.set_review(self.review_filter.currentData()))
+        self.table.selectionModel().currentRowChanged.connect(
+            lambda *_: self.reviews.panel.show_record(self.reviews.window_record()))
+        if self.settings.window_state:  # the dock is new: place it as it was saved
+            self.restoreState(QByteArray.fromBase64(self.settings.window_state.encode()))
 
     def _build_toolbar(self) -> None:
         tb = self.addToolBar("Main")
@@ -363,18 +445,18 @@ class MainWindow(QMainWindow):
                   self.act_quit):
             m.addSeparator() if a is None else m.addAction(a)
         m = mb.addMenu("&Edit")
-        for a in (self.act_copy, self.act_copy_sha, self.act_open_folder):
-            m.addAction(a)
+        for a in (self.act_copy, self.act_copy_sha, self.act_open_folder, None, self.act_find):
+            m.addSeparator() if a is None else m.addAction(a)
         m = mb.addMenu("&Scan")
         m.addAction(self.act_recursive)
         m.addAction(self.act_trust_anchors)
         pm = m.addMenu("Preprocessing")
         pm.addActions(self.preprocess_group.actions())
         m.addSeparator()
-        for a in (self.act_cancel, self.act_cancel_pending, self.act_clear_jobs, None,
-                  self.act_clear_results):
+        for a in (self.act_rescan_full, None, self.act_cancel, self.act_cancel_pending,
+                  self.act_clear_jobs, None, self.act_clear_results):
             m.addSeparator() if a is None else m.addAction(a)
-        m = mb.addMenu("&View")
+        m = self.view_menu = mb.addMenu("&View")
         m.addAction(self.act_heatmap)
         m.addAction(self.browser_dock.toggleViewAction())
         m.addAction(self.queue_dock.toggleViewAction())
@@ -383,11 +465,57 @@ class MainWindow(QMainWindow):
         m.addAction(self.act_model)
         m.addAction(self.act_load_model)
         m = mb.addMenu("&Help")
+        m.addAction(self.act_guide)
+        m.addAction(self.act_card)
+        m.addSeparator()
         m.addAction(self.act_about)
         m.addAction(self.act_logs)
 
+    def _on_mode_chosen(self, a: QAction) -> None:
+        self.settings.preprocess_mode = a.data()
+        self._show_mode()
+
+    def _show_mode(self) -> None:
+        """The scan mode, always visible: triage is not a full scan (D10)."""
+        mode = self.settings.preprocess_mode
+        triage = mode == "sample"
+        self.mode_label.setText("Mode: TRIAGE (sample of tiles)" if triage else
+                                f"Mode: {PREPROCESS_CHOICES.get(mode, mode).split(',')[0]}")
+        self.mode_label.setStyleSheet("color: #7a5600; font-weight: 600;" if triage else "")
+        self.mode_label.setToolTip(PREPROCESS_CHOICES.get(mode, mode)
+                                   + "\nScan → Preprocessing changes it for new scans")
+
+    def rescan_triage_in_full(self) -> ScanJob | None:
+        """Queue the triage rows' files again in full mode (their triage rows make way)."""
+        from forensics_app.gui.table_model import is_triage
+
+        rows = [i for i, r in enumerate(self.results.records()) if is_triage(r)]
+        if not rows:
+            self._flash("No triage rows to re-scan")
+            return None
+        if self.cases.case is not None:
+            self.guards.warn("Not re-scanned", "With a case open, the case keeps one result "
+                             "per file, model and bytes, so a full re-scan would be skipped. "
+                             "Close the case, or scan the files into a new case in full mode.")
+            return None
+        removed = self.results.remove_rows(rows)
+        self.registry.release(r.path for r in removed)
+        self.close_guard.unexported = max(0, self.close_guard.unexported - len(removed))
+        settings = self.scan_settings()
+        from dataclasses import replace
+
+        job = self.queue.enqueue([r.path for r in removed], False,
+                                 replace(settings, preprocess_mode="full"))
+        if job is not None:
+            self._flash(f"Re-scanning {len(removed)} triage row(s) in full")
+        self._update_actions()
+        return job
+
     def _build_statusbar(self) -> None:
         sb = self.statusBar()
+        self.mode_label = QLabel()
+        sb.addPermanentWidget(self.mode_label)
+        self._show_mode()
         self.progress = QProgressBar()
         self.progress.setMaximumWidth(220)
         self.progress.setTextVisible(True)
@@ -436,9 +564,28 @@ class MainWindow(QMainWindow):
     def _restore_window(self) -> None:
         if self.settings.geometry:
             self.restoreGeometry(QByteArray.fromBase64(self.settings.geometry.encode()))
+        self.fit_to_screen()
         if self.settings.window_state:
             self.restoreState(QByteArray.fromBase64(self.settings.window_state.encode()))
         self.browser.set_folder(self.settings.last_folder)
+
+    def fit_to_screen(self) -> None:
+        """Never larger than the available screen, never off it (D6)."""
+        screen = self.screen() or QGuiApplication.primaryScreen()
+        if screen is None:
+            return
+        avail = screen.availableGeometry()
+        frame = self.frameGeometry()
+        extra_w = max(0, frame.width() - self.width())
+        extra_h = max(0, frame.height() - self.height())
+        w = min(self.width(), avail.width() - extra_w)
+        h = min(self.height(), avail.height() - extra_h)
+        if (w, h) != (self.width(), self.height()):
+            self.resize(w, h)
+        x = min(max(self.x(), avail.left()), avail.right() - w - extra_w + 1)
+        y = min(max(self.y(), avail.top()), avail.bottom() - h - extra_h + 1)
+        if (x, y) != (self.x(), self.y()):
+            self.move(x, y)
 
     # ------------------------------------------------------------------ start-up
     def showEvent(self, event) -> None:
@@ -473,6 +620,10 @@ class MainWindow(QMainWindow):
         """Queue files and folders (what a drop, the browser and the menus all do)."""
         if recursive is None:
             recursive = self.act_recursive.isChecked()
+        problem = self.guards.case_inside_evidence(paths)
+        if problem:  # D4: the CLI's rule (core.output_guard) for --case
+            self.guards.warn("Not scanned", problem)
+            return None
         settings = self.scan_settings()
         job = self.queue.enqueue([str(p) for p in paths], recursive, settings)
         if job is not None:
@@ -492,6 +643,11 @@ class MainWindow(QMainWindow):
                             max_compression_ratio=self.settings.max_compression_ratio,
                             workers=choose_threads(gui=True).intake_workers)
 
+    def choose_new_case(self) -> None:
+        from forensics_app.gui.case_dialog import choose_new_case
+
+        choose_new_case(self)
+
     def choose_folder_to_scan(self) -> None:
         folder = QFileDialog.getExistingDirectory(self, "Scan folder", self.settings.last_folder)
         if folder:
@@ -504,8 +660,19 @@ class MainWindow(QMainWindow):
         if paths:
             self.scan_paths(paths, recursive=False)
 
+    def focus_filter(self) -> None:
+        """Ctrl+F (D12)."""
+        self.text_filter.setFocus(Qt.FocusReason.ShortcutFocusReason)
+        self.text_filter.selectAll()
+
+    def clear_results_asked(self) -> None:
+        """Scan → Clear results: asks before discarding rows that exist nowhere else (D7)."""
+        if self.guards.may_clear():
+            self.clear_results()
+
     def clear_results(self) -> None:
         removed = self.results.clear()
+        self.show_provenance()  # D13: no details of a row that is gone
         self.close_guard.cleared()
         self.registry.release(r.path for r in removed)
         self.thumbnails.forget(r.path for r in removed)
@@ -578,15 +745,33 @@ class MainWindow(QMainWindow):
 
     @Slot(object)
     def _on_model_ready(self, info: ModelInfo) -> None:
+        if info.bundled:
+            self.settings.model_path = ""
+        elif info.path != self._fallback_from:
+            self.settings.model_path, self.settings.fake_index = info.path, info.fake_index
+            self._model_note = ""
         if not self._threshold_from_user:
             self._set_threshold_widgets(info.threshold, info.band)
+        self._show_threshold_origin()
         self._flash(f"Model {info.file_name} ready on {info.device}")
         self._refresh_model_state()
         self.queue._dispatch()
 
     @Slot(str)
     def _on_model_failed(self, message: str) -> None:
+        """A checkpoint that fails is never saved as the model; with nothing loaded, fall
+        back to the bundled one and say so (D3)."""
         self._flash("The model could not be loaded")
+        bundled = bundled_model_path()
+        failed = self.models._request
+        if (self.models.info is None and failed is not None and not failed.bundled
+                and failed.path and bundled.is_file()):
+            self._model_note = (f"{Path(failed.path).name} could not be loaded ({message}); "
+                                "the bundled model is used instead.")
+            if self.settings.model_path == failed.path:
+                self.settings.model_path = ""
+            self._fallback_from = failed.path
+            self.use_bundled_model()
         self._refresh_model_state()
 
     @Slot(object)
@@ -611,8 +796,14 @@ class MainWindow(QMainWindow):
         else:
             self.model_label.setText("No model loaded")
         problem = None
+        in_use = (f" Still in use: <b>{html_escape(info.file_name)}</b> "
+                  f"({info.sha256[:10]}…)." if info is not None else
+                  " No model is loaded: files you queue wait until one is.")
         if self.models.last_error:
-            problem = f"<b>The model could not be loaded.</b> {self.models.last_error}"
+            problem = (f"<b>The model could not be loaded.</b> "
+                       f"{html_escape(self.models.last_error)}{in_use}")  # D25
+        elif self._model_note:
+            problem = f"<b>Model fallback.</b> {html_escape(self._model_note)}{in_use}"
         elif info is None and self._started and not loading:
             problem = (f"<b>No detector model is available.</b> None is bundled with this build "
                        f"yet (expected <code>{bundled_model_path()}</code>). Load a checkpoint "
@@ -653,7 +844,20 @@ class MainWindow(QMainWindow):
             self.settings.band = self.band_spin.value()
         self._apply_threshold()
 
+    def _show_threshold_origin(self) -> None:
+        """The toolbar says when the threshold is not the model's own (D11)."""
+        info = self.models.info
+        t, b = self.threshold_spin.value(), self.band_spin.value()
+        differs = info is not None and (abs(t - info.threshold) > 1e-9
+                                        or abs(b - info.band) > 1e-9)
+        self.reset_threshold.setText(f"≠ model {info.threshold:.2f} ± {info.band:.2f} — reset"
+                                     if differs else "Model default")
+        self.reset_threshold.setStyleSheet("color: #7a5600; font-weight: 600;" if differs else "")
+        self.reset_threshold.setEnabled(differs)
+        self.threshold_differs = differs
+
     def _apply_threshold(self) -> None:
+        self._show_threshold_origin()
         t, b = self.threshold_spin.value(), self.band_spin.value()
         self.results.set_threshold(t, b)
         self.queue.threshold, self.queue.band = t, b
@@ -776,6 +980,7 @@ class MainWindow(QMainWindow):
                 if counts.get(v):
                     parts.append(f"<span style='color:{colour}'>{counts[v]} {v.value}</span>")
             self.summary.setText(" · ".join(parts))
+            self.summary.setToolTip(self.summary.text())
         self._update_actions()
 
     def _update_actions(self) -> None:
@@ -829,12 +1034,14 @@ class MainWindow(QMainWindow):
             viewer.show_error(message)
 
     # ------------------------------------------------------------------ export
-    def export_report(self, path: str | Path) -> Path:
-        """Write every row (scan order, current threshold) through the core exporter."""
+    def export_report(self, path: str | Path, filtered: bool = False) -> Path:
+        """Write every row (scan order, current threshold) through the core exporter;
+        ``filtered``: only the rows the table shows (D27)."""
         from forensics_app.core.export import write_csv, write_jsonl
 
         path = Path(path)
-        records = self.results.records()
+        records = self.proxy.visible_records() if filtered else self.results.records()
+        complete = len(records) == self.results.rowCount()
         extra = {
             "command": "forensics-app",
             "threshold": self.results.threshold,
@@ -845,9 +1052,13 @@ class MainWindow(QMainWindow):
 
             extra["engine"] = engine_record(self.models.detector,
                                             self.scan_settings().scan_options())
+        if not complete:
+            extra["filtered"] = f"{len(records)} of {self.results.rowCount()} rows (active filter)"
+        reviews = self.reviews.book.all() if self.reviews.book is not None else None
         writer = write_jsonl if path.suffix.lower() in (".jsonl", ".json") else write_csv
-        writer(path, records, extra)
-        self.close_guard.exported()
+        writer(path, records, extra, reviews=reviews)
+        if complete:  # a filtered export leaves rows that exist nowhere else
+            self.close_guard.exported()
         log.info("exported %d rows to %s", len(records), path)
         self._flash(f"Exported {len(records)} rows to {path}")
         return path
@@ -864,8 +1075,15 @@ class MainWindow(QMainWindow):
         if not Path(path).suffix:
             path += ".jsonl" if "jsonl" in chosen else ".csv"
         remember_output_folder(self, path)
+        filtered = False
+        if self.proxy.rowCount() != self.results.rowCount():
+            scope = self.report_jobs.ask_scope(self, self.results.rowCount(),
+                                               self.proxy.rowCount(), False)
+            if scope is None:
+                return
+            filtered = scope == "filter"
         try:
-            self.export_report(path)
+            self.export_report(path, filtered=filtered)
         except OSError as exc:
             QMessageBox.warning(self, "Export failed", f"Could not write {path}:\n{exc}")
 
@@ -884,13 +1102,25 @@ class MainWindow(QMainWindow):
         self.show_model_dialog()._choose_file()
 
     def load_checkpoint(self, path: str, fake_index: int = 1) -> None:
-        self.settings.model_path, self.settings.fake_index = path, fake_index
+        """Load another checkpoint; it becomes the saved model only once it has loaded (D3)."""
         self.models.load(LoadRequest(path, self.settings.device, fake_index, bundled=False))
 
     def use_bundled_model(self) -> None:
         self.settings.model_path = ""
         self.models.load(LoadRequest(str(bundled_model_path()), self.settings.device, 1,
                                      bundled=True))
+
+    def show_markdown(self, which: str):
+        """Help → User guide / Model card, rendered without raw HTML (D5)."""
+        from forensics_app.gui.markdown_view import MarkdownDialog, read_markdown
+        from forensics_app.paths import model_card_path, user_guide_path
+
+        path = user_guide_path() if which == "user guide" else model_card_path()
+        dialog = MarkdownDialog(self, which.capitalize(),
+                                read_markdown(path, f"No {which} is bundled with this build."))
+        dialog.setAttribute(Qt.WidgetAttribute.WA_DeleteOnClose)
+        dialog.show()
+        return dialog
 
     def show_about(self) -> None:
         env = self.models.env
@@ -914,7 +1144,8 @@ class MainWindow(QMainWindow):
         self.statusBar().showMessage(message, 6000)
 
     def closeEvent(self, event: QCloseEvent) -> None:
-        if not getattr(self, "_shut_down", False) and not self.close_guard.may_close():
+        if not getattr(self, "_shut_down", False) and not (
+                self.guards.may_close_now() and self.close_guard.may_close()):
             event.ignore()
             return
         self.shutdown()
@@ -930,6 +1161,7 @@ class MainWindow(QMainWindow):
         if self.settings_path is not None:
             self.settings.save(self.settings_path)
         self.queue.shutdown()
+        self.report_jobs.shutdown()
         self.cases.shutdown()
         self.heatmaps.shutdown()
         self.thumbnails.shutdown()

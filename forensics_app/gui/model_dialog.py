@@ -19,6 +19,7 @@ from PySide6.QtWidgets import (
     QWidget,
 )
 
+from forensics_app.gui.markdown_view import set_markdown
 from forensics_app.gui.records import EnvInfo, ModelInfo
 from forensics_app.paths import bundled_model_path, model_card_path
 
@@ -143,7 +144,7 @@ class ModelDialog(QDialog):
 
     def refresh(self, info: ModelInfo | None, env: EnvInfo | None, error: str | None,
                 loading: bool) -> None:
-        self.text.setMarkdown(model_markdown(info, env, error, loading))
+        set_markdown(self.text, model_markdown(info, env, error, loading))  # D5: no raw HTML
         self.load_button.setEnabled(not loading)
         if info is not None and info.kind == "two-class":
             self.fake_index.setCurrentIndex(self.fake_index.findData(info.fake_index))

@@ -39,6 +39,7 @@ class AppSettings:
     # The decompression-bomb guard (core.bomb_guard); raise for genuine very large images.
     max_pixels: int = DEFAULT_MAX_PIXELS
     max_compression_ratio: float = DEFAULT_MAX_COMPRESSION_RATIO
+    hidden_columns: list | None = None  # results-table column titles hidden (None: defaults)
 
     @classmethod
     def load(cls, path: Path) -> AppSettings:

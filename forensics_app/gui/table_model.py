@@ -12,6 +12,7 @@ from collections import Counter
 from collections.abc import Callable, Iterable, Sequence
 from dataclasses import dataclass
 from enum import IntEnum
+from pathlib import Path
 from typing import Any
 
 from PySide6.QtCore import (
@@ -29,6 +30,7 @@ from PySide6.QtWidgets import QApplication, QStyle, QStyledItemDelegate, QStyleO
 
 from forensics_app.core.provenance import disagreement
 from forensics_app.core.results import ScanResult, Verdict
+from forensics_app.core.review import Review, ReviewStatus, disagrees
 from forensics_app.core.safetext import escape_text, isolate
 from forensics_app.gui.records import ScanSettings
 
@@ -69,6 +71,15 @@ class Column(IntEnum):
     ERROR = 10
     TRACE = 11  # each detector branch's own score (multi-branch detectors; else empty)
     SEMANTIC = 12
+    # later columns (the view shows REVIEW beside P(generated); the header menu hides any)
+    REVIEW = 13
+    COPIES = 14
+    FOLDER = 15
+
+
+def is_triage(r: ScanResult) -> bool:
+    """Scored in triage mode (a seeded sample of tiles, core.preprocess.sample_mode_name)."""
+    return r.preprocessing.startswith("sample")
 
 
 def _none_last(value: Any) -> tuple[int, Any]:
@@ -136,10 +147,15 @@ COLUMNS: dict[Column, ColumnSpec] = {
     Column.FILE: ColumnSpec("File", lambda r: isolate(escape_text(r.file_name)),
                             lambda r: r.file_name.casefold(),
                             tooltip=lambda r: isolate(escape_text(r.path)), width=240),
-    Column.VERDICT: ColumnSpec("Verdict", lambda r: r.verdict.value,
-                               lambda r: list(Verdict).index(r.verdict), align=_CENTER, width=104,
+    Column.VERDICT: ColumnSpec("Verdict",
+                               lambda r: r.verdict.value + (" · triage" if is_triage(r) else ""),
+                               lambda r: list(Verdict).index(r.verdict), align=_CENTER, width=124,
                                tooltip=lambda r: (f"threshold {r.threshold:.2f}, inconclusive "
-                                                  f"band ±{r.inconclusive_band:.2f}")),
+                                                  f"band ±{r.inconclusive_band:.2f}"
+                                                  + (f"\nTRIAGE verdict ({r.preprocessing}): a "
+                                                     "sample of tiles was scored; re-scan in "
+                                                     "full before relying on it"
+                                                     if is_triage(r) else ""))),
     Column.PROB: ColumnSpec("P(generated)",
                             lambda r: "" if r.prob_fake is None else f"{r.prob_fake:.3f}",
                             lambda r: _none_last(r.prob_fake), width=140,
@@ -149,7 +165,8 @@ COLUMNS: dict[Column, ColumnSpec] = {
                                      f"{k} {v:.3f}" for k, v in r.branch_probs.items())),
                                 (f"trace: mean of {len(r.tile_probs)} tile scores"
                                  if r.tile_probs else "")])) or None,
-                            header_tip="Probability the image is AI-generated (0–1)"),
+                            header_tip="The detector's score P(generated), 0–1: an operating "
+                                       "scale, not a calibrated probability (see the model card)"),
     Column.DIMENSIONS: ColumnSpec("Dimensions", _dimensions,
                                   lambda r: _none_last((r.width or 0) * (r.height or 0) or None),
                                   align=_RIGHT, width=88),
@@ -175,13 +192,57 @@ COLUMNS: dict[Column, ColumnSpec] = {
                                "(generator up-sampling traces; Grad-CAM explains it)"),
     Column.SEMANTIC: _branch_spec("semantic", "Semantic", "frozen CLIP ViT-B/16 on the centre "
                                   "224² crop (what the picture looks like)"),
+    # text/sort of these three come from the model (they need the reviews and the copies)
+    Column.REVIEW: ColumnSpec("Examiner", lambda r: "", lambda r: 0, width=190,
+                              header_tip="The examiner's own conclusion (stored and audited in "
+                                         "the case); double-click to change it"),
+    Column.COPIES: ColumnSpec("Copies", lambda r: "", lambda r: 0, align=_RIGHT, width=56,
+                              header_tip="Files in this table with the same SHA-256"),
+    Column.FOLDER: ColumnSpec("Folder", lambda r: isolate(escape_text(str(Path(r.path).parent))),
+                              lambda r: str(Path(r.path).parent).casefold(),
+                              tooltip=lambda r: isolate(escape_text(str(Path(r.path).parent))),
+                              width=200),
 }
+REVIEW_COLOURS: dict[ReviewStatus, str] = {
+    ReviewStatus.UNREVIEWED: "#777777", ReviewStatus.CONFIRMED_GENERATED: "#a3261b",
+    ReviewStatus.CONFIRMED_REAL: "#1e6b2b", ReviewStatus.NEEDS_SECOND_OPINION: "#7a5600",
+}
+
+
+def review_text(review: Review | None) -> str:
+    if review is None:
+        return ""
+    bits = [] if review.status is ReviewStatus.UNREVIEWED else [review.status.label]
+    if review.bookmarked:
+        bits.insert(0, "★")
+    if review.tags:
+        bits.append("#" + " #".join(review.tags))
+    if review.note and not review.reviewed:
+        bits.append("(note)")
+    return " ".join(bits)
+
+
+def review_tip(review: Review | None) -> str | None:
+    if review is None or not review.marked:
+        return None
+    lines = [review.status.label]
+    if review.bookmarked:
+        lines.append("bookmarked")
+    if review.tags:
+        lines.append("tags: " + ", ".join(review.tags))
+    if review.note:
+        lines.append("note: " + (review.note if len(review.note) < 400
+                                 else review.note[:399] + "…"))
+    if review.examiner:
+        lines.append(f"by {review.examiner}, {review.updated_utc[:19]} UTC")
+    return "\n".join(lines)
 
 
 class ResultsTableModel(QAbstractTableModel):
     """Rows in scan order; each row is a ScanResult plus the settings it was scanned with."""
 
     counts_changed = Signal()
+    review_requested = Signal(int, str)  # source row, ReviewStatus value (edited in the table)
 
     def __init__(self, parent: QObject | None = None, threshold: float = 0.5, band: float = 0.05):
         super().__init__(parent)
@@ -196,6 +257,10 @@ class ResultsTableModel(QAbstractTableModel):
         self._colours = {v: (QBrush(QColor(bg)), QBrush(QColor(fg)))
                          for v, (bg, fg) in VERDICT_COLOURS.items()}
         self._disagree = QBrush(QColor(DISAGREE_COLOUR))
+        # The case's reviews (gui.review_panel sets it when a case is open; None: no case)
+        self.review_of: Callable[[ScanResult], Review | None] | None = None
+        self._copies: Counter[str] = Counter()  # SHA-256 -> rows holding those bytes
+        self._review_brushes = {s: QBrush(QColor(c)) for s, c in REVIEW_COLOURS.items()}
 
     # -- Qt model interface
     def rowCount(self, parent: QModelIndex | QPersistentModelIndex = QModelIndex()) -> int:  # noqa: B008
@@ -222,6 +287,16 @@ class ResultsTableModel(QAbstractTableModel):
         r = self._records[index.row()]
         col = Column(index.column())
         spec = COLUMNS[col]
+        if col is Column.REVIEW:
+            return self._review_data(r, role)
+        if col is Column.COPIES:
+            n = self._copies.get(r.sha256 or "", 0)
+            if role == Qt.ItemDataRole.DisplayRole:
+                return f"×{n}" if n > 1 else ""
+            if role == Qt.ItemDataRole.ToolTipRole and n > 1:
+                return f"{n} files in this table have these bytes (SHA-256 {r.sha256})"
+            if role == Qt.ItemDataRole.TextAlignmentRole:
+                return int(spec.align)
         if role == Qt.ItemDataRole.DisplayRole:
             return spec.text(r)
         if role == Qt.ItemDataRole.ToolTipRole:
@@ -255,7 +330,72 @@ class ResultsTableModel(QAbstractTableModel):
     def flags(self, index: QModelIndex | QPersistentModelIndex) -> Qt.ItemFlag:
         if not index.isValid():
             return Qt.ItemFlag.NoItemFlags
-        return Qt.ItemFlag.ItemIsEnabled | Qt.ItemFlag.ItemIsSelectable | Qt.ItemFlag.ItemNeverHasChildren
+        flags = (Qt.ItemFlag.ItemIsEnabled | Qt.ItemFlag.ItemIsSelectable
+                 | Qt.ItemFlag.ItemNeverHasChildren)
+        if index.column() == Column.REVIEW and self.review_of is not None:
+            flags |= Qt.ItemFlag.ItemIsEditable
+        return flags
+
+    def setData(self, index: QModelIndex | QPersistentModelIndex, value: Any,
+                role: int = Qt.ItemDataRole.EditRole) -> bool:
+        """An edit of the Examiner cell asks for a review change (the case records it and
+        :meth:`reviews_changed` repaints); the model itself stores nothing."""
+        if (role != Qt.ItemDataRole.EditRole or not index.isValid()
+                or index.column() != Column.REVIEW or self.review_of is None):
+            return False
+        try:
+            status = ReviewStatus(value)
+        except ValueError:
+            return False
+        self.review_requested.emit(index.row(), status.value)
+        return True
+
+    def _review_data(self, r: ScanResult, role: int) -> Any:
+        review = self.review_of(r) if self.review_of is not None else None
+        if role == Qt.ItemDataRole.DisplayRole:
+            return review_text(review)
+        if role == Qt.ItemDataRole.EditRole:
+            return (review.status if review is not None else ReviewStatus.UNREVIEWED).value
+        if role == Qt.ItemDataRole.ToolTipRole:
+            if self.review_of is None:
+                return "Open or create a case to record the examiner's conclusions"
+            tip = review_tip(review)
+            if tip and disagrees(r.verdict, review):
+                tip += "\n⚠ contradicts the detector's verdict"
+            return tip
+        if role == Qt.ItemDataRole.ForegroundRole and review is not None:
+            return self._review_brushes[review.status]
+        if role == Qt.ItemDataRole.BackgroundRole and disagrees(r.verdict, review):
+            return self._disagree
+        if role == Qt.ItemDataRole.FontRole and review is not None and review.reviewed:
+            return self._bold
+        if role == RecordRole:
+            return r
+        return None
+
+    def review_sort_key(self, r: ScanResult) -> tuple:
+        review = self.review_of(r) if self.review_of is not None else None
+        if review is None:
+            return (len(ReviewStatus), 1, "")
+        return (list(ReviewStatus).index(review.status) if review.reviewed else len(ReviewStatus),
+                0 if review.bookmarked else 1, review_text(review).casefold())
+
+    def copies_of(self, r: ScanResult) -> int:
+        return self._copies.get(r.sha256 or "", 0) if r.sha256 else 0
+
+    def rows_with_sha(self, sha256: str) -> list[int]:
+        return [i for i, r in enumerate(self._records) if sha256 and r.sha256 == sha256]
+
+    def reviews_changed(self, paths: Iterable[str] | None = None) -> None:
+        """Repaint the Examiner cells (of ``paths``, or all) after the case recorded a change."""
+        if not self._records:
+            return
+        rows = (range(len(self._records)) if paths is None else
+                [row for p in paths if (row := self._row_of_path.get(p)) is not None])
+        for row in rows:
+            idx = self.index(row, Column.REVIEW)
+            self.dataChanged.emit(idx, idx)
+        self.counts_changed.emit()
 
     # -- records
     def record(self, row: int) -> ScanResult:
@@ -283,9 +423,14 @@ class ResultsTableModel(QAbstractTableModel):
         for i, r in enumerate(fresh):
             self._row_of_path[r.path] = first + i
             self._counts[r.verdict] += 1
+            if r.sha256:
+                self._copies[r.sha256] += 1
         self._records.extend(fresh)
         self._settings.extend([settings] * len(fresh))
         self.endInsertRows()
+        if any(self._copies[r.sha256] > 1 for r in fresh if r.sha256):
+            self.dataChanged.emit(self.index(0, Column.COPIES),
+                                  self.index(len(self._records) - 1, Column.COPIES))
         self.counts_changed.emit()
 
     def remove_rows(self, rows: Iterable[int]) -> list[ScanResult]:
@@ -315,8 +460,8 @@ class ResultsTableModel(QAbstractTableModel):
         self._records = [self._judged(r) for r in self._records]
         self._counts = Counter(r.verdict for r in self._records)
         if self._records:
-            self.dataChanged.emit(self.index(0, Column.VERDICT),
-                                  self.index(len(self._records) - 1, Column.PROVENANCE))
+            self.dataChanged.emit(self.index(0, Column.VERDICT),  # REVIEW marks disagreement
+                                  self.index(len(self._records) - 1, len(COLUMNS) - 1))
         self.counts_changed.emit()
 
     def thumbnail_ready(self, path: str) -> None:
@@ -333,6 +478,7 @@ class ResultsTableModel(QAbstractTableModel):
     def _reindex(self) -> None:
         self._row_of_path = {r.path: i for i, r in enumerate(self._records)}
         self._counts = Counter(r.verdict for r in self._records)
+        self._copies = Counter(r.sha256 for r in self._records if r.sha256)
         self.counts_changed.emit()
 
 
@@ -344,6 +490,17 @@ class ResultsFilterProxy(QSortFilterProxyModel):
         self._verdicts: frozenset[Verdict] | None = None
         self._text = ""
         self._provenance: str | None = None  # None | "declared" | "disagree"
+        self._review: str | None = None  # None | a REVIEW_FILTERS key
+
+    def set_review(self, which: str | None) -> None:
+        """None: all rows; a ReviewStatus value, "bookmarked", "tagged", "marked" (anything
+        recorded), "disagree" (examiner contradicts detector) or "duplicates"."""
+        self._refilter("_review", which)
+
+    def refilter_reviews(self) -> None:
+        """A review changed: rows may now enter or leave a review filter."""
+        if self._review is not None:
+            self._refilter("_review", self._review)
 
     def set_verdicts(self, verdicts: Iterable[Verdict] | None) -> None:
         self._refilter("_verdicts", None if verdicts is None else frozenset(verdicts))
@@ -375,22 +532,82 @@ class ResultsFilterProxy(QSortFilterProxyModel):
             return False
         if self._provenance == "disagree" and disagreement(r.provenance, r.verdict) is None:
             return False
+        model = self.sourceModel()
+        review = model.review_of(r) if model.review_of is not None else None
+        if self._review is not None and not _review_matches(self._review, r, review,
+                                                            model.copies_of(r)):
+            return False
         if self._text:
-            hay = f"{r.path}\n{r.sha256 or ''}\n{r.error or ''}".casefold()
-            return self._text in hay
+            hay = f"{r.path}\n{r.sha256 or ''}\n{r.error or ''}"
+            if review is not None:
+                hay += f"\n{review.note}\n{' '.join(review.tags)}"
+            return self._text in hay.casefold()
         return True
 
     def lessThan(self, left: QModelIndex | QPersistentModelIndex,
                  right: QModelIndex | QPersistentModelIndex) -> bool:
-        spec = COLUMNS[Column(left.column())]
+        col = Column(left.column())
+        spec = COLUMNS[col]
         model = self.sourceModel()
         a, b = model.record(left.row()), model.record(right.row())
-        ka, kb = spec.sort_key(a), spec.sort_key(b)
+        if col is Column.REVIEW:
+            ka, kb = model.review_sort_key(a), model.review_sort_key(b)
+        elif col is Column.COPIES:
+            ka, kb = (-model.copies_of(a), a.sha256 or ""), (-model.copies_of(b), b.sha256 or "")
+        else:
+            ka, kb = spec.sort_key(a), spec.sort_key(b)
         return left.row() < right.row() if ka == kb else ka < kb
 
     def visible_records(self) -> list[ScanResult]:
         src = self.sourceModel()
         return [src.record(self.mapToSource(self.index(i, 0)).row()) for i in range(self.rowCount())]
+
+
+REVIEW_FILTERS: list[tuple[str, str | None]] = [
+    ("Any review", None),
+    ("Unreviewed", ReviewStatus.UNREVIEWED.value),
+    ("Confirmed generated", ReviewStatus.CONFIRMED_GENERATED.value),
+    ("Confirmed real", ReviewStatus.CONFIRMED_REAL.value),
+    ("Needs second opinion", ReviewStatus.NEEDS_SECOND_OPINION.value),
+    ("Bookmarked", "bookmarked"),
+    ("Tagged or noted", "tagged"),
+    ("Examiner contradicts detector", "disagree"),
+    ("Duplicates (same SHA-256)", "duplicates"),
+]
+
+
+def _review_matches(which: str, r: ScanResult, review: Review | None, copies: int) -> bool:
+    if which == "duplicates":
+        return copies > 1
+    if which == "bookmarked":
+        return review is not None and review.bookmarked
+    if which == "tagged":
+        return review is not None and bool(review.tags or review.note)
+    if which == "marked":
+        return review is not None and review.marked
+    if which == "disagree":
+        return disagrees(r.verdict, review)
+    status = review.status if review is not None else ReviewStatus.UNREVIEWED
+    return status.value == which
+
+
+class ReviewStatusDelegate(QStyledItemDelegate):
+    """The Examiner cell edited with a list of the four statuses."""
+
+    def createEditor(self, parent, option, index):  # noqa: N802 -- Qt's name
+        from PySide6.QtWidgets import QComboBox
+
+        combo = QComboBox(parent)
+        for status in ReviewStatus:
+            combo.addItem(status.label, status.value)
+        return combo
+
+    def setEditorData(self, editor, index) -> None:  # noqa: N802
+        editor.setCurrentIndex(max(0, editor.findData(index.data(Qt.ItemDataRole.EditRole))))
+        editor.showPopup()
+
+    def setModelData(self, editor, model, index) -> None:  # noqa: N802
+        model.setData(index, editor.currentData(), Qt.ItemDataRole.EditRole)
 
 
 class ProbabilityDelegate(QStyledItemDelegate):

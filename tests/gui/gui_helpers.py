@@ -32,6 +32,18 @@ def drop(target: QWidget, paths: list[Path | str]) -> bool:
     return event.isAccepted()
 
 
+def ctrl_click(qtbot, widget, key) -> None:
+    """Ctrl+key as the analyst types it, then the modifier state reset: QTest leaves Ctrl
+    "held" for the application after a shortcut consumed the press, which turns the next
+    test's row selection into a toggle."""
+    from PySide6.QtCore import Qt
+    from PySide6.QtGui import QGuiApplication
+
+    qtbot.keyClick(widget, key, Qt.KeyboardModifier.ControlModifier)
+    qtbot.keyRelease(widget, Qt.Key.Key_Control, Qt.KeyboardModifier.NoModifier)
+    assert QGuiApplication.keyboardModifiers() == Qt.KeyboardModifier.NoModifier
+
+
 def wait_idle(qtbot, window: MainWindow, timeout: int = SCAN_TIMEOUT_MS) -> list[ScanJob]:
     """Wait until every queued job has finished; return the jobs."""
     qtbot.waitUntil(lambda: not window.queue.busy, timeout=timeout)
