@@ -505,7 +505,7 @@ class MainWindow(QMainWindow):
         from dataclasses import replace
 
         job = self.queue.enqueue([r.path for r in removed], False,
-                                 replace(settings, preprocess_mode="full"))
+                                 replace(settings, mode="full"))
         if job is not None:
             self._flash(f"Re-scanning {len(removed)} triage row(s) in full")
         self._update_actions()

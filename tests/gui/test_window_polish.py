@@ -43,7 +43,7 @@ def test_triage_rows_are_labelled_and_rescanned_in_full(make_window, qtbot, tmp_
     assert all(window.results.index(i, Column.VERDICT).data().endswith("· triage")
                for i in range(2))
     job = window.rescan_triage_in_full()
-    assert job is not None and job.settings.preprocess_mode == "full"
+    assert job is not None and job.settings.mode == "full"
     wait_idle(qtbot, window)
     assert window.results.rowCount() == 2
     assert not any(window.results.index(i, Column.VERDICT).data().endswith("triage")
