@@ -140,6 +140,7 @@ class ScanRecording:
         self.streams: list[Any] = []
         self.recorder = None
         self.n_skipped = 0
+        self.output_failure = ""  # why a report could not be written (core.outputs), if so
 
     def start(self, files: Sequence[Path], options_summary: dict[str, Any]) -> list[Path]:
         """Return the files still to score; raises ``CaseError`` with a clear message."""
@@ -201,6 +202,9 @@ class ScanRecording:
                 problems.append(f"cannot finish {stream.path}: {exc}")
             if stream.failure and status == "finished":
                 status, message = "failed", f"{stream.path}: {stream.failure}"
+        # a report that could not be written (disk full): the CLI's exit 3 (core.outputs)
+        self.output_failure = next(
+            (f"{s.path}: {s.failure}" for s in self.streams if s.failure), "")
         if self.case is not None:
             try:
                 if self.scan_id is not None:

@@ -62,20 +62,26 @@ def write_pdf(data: ReportData, path: Path | str) -> Path:
         img.loadFromData(jpeg, "JPEG")
         doc.addResource(QTextDocument.ResourceType.ImageResource, QUrl(f"img://{key}"), img)
     doc.setHtml(html)
-    tmp = path.with_name(f".{path.name}.tmp")
-    path.parent.mkdir(parents=True, exist_ok=True)
-    writer = QPdfWriter(str(tmp))
+    from PySide6.QtCore import QBuffer, QByteArray, QIODevice
+
+    from forensics_app.core.outputs import atomic_write
+
+    pdf = QByteArray()
+    buffer = QBuffer(pdf)
+    buffer.open(QIODevice.OpenModeFlag.WriteOnly)
+    writer = QPdfWriter(buffer)
     writer.setResolution(PDF_RESOLUTION)
     writer.setPageSize(QPageSize(QPageSize.PageSizeId.A4))
     writer.setPageMargins(QMarginsF(12, 12, 12, 12), QPageLayout.Unit.Millimeter)
     writer.setTitle(f"Case report — {escape_text(data.case_name)}")
     writer.setCreator(f"Forensics App {data.app_version}")
     doc.print_(writer)
-    del writer  # finishes the file
-    if not tmp.is_file():
-        raise OSError(f"Qt could not write the PDF {path}")
-    os.replace(tmp, path)
-    return path
+    del writer  # finishes the document
+    buffer.close()
+    if pdf.isEmpty():
+        raise OSError(f"Qt could not render the PDF {path}")
+    # written like every other output (core.outputs): a new file renamed over the name
+    return atomic_write(path, bytes(pdf.data()))
 
 
 def export_case_report(case: Case | Path | str, out: Path | str,
