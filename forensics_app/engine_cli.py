@@ -53,8 +53,16 @@ def engine_settings(parser: argparse.ArgumentParser, args: argparse.Namespace) -
     from forensics_app.core.bomb_guard import DecodeLimits
     from forensics_app.core.speed import SpeedLevers, choose_threads
 
+    from forensics_app.core.preprocess import MIN_INPUT_SIDE
+
     if args.sample_tiles < 1:
         parser.error("--sample-tiles must be >= 1")
+    if getattr(args, "tile_size", MIN_INPUT_SIDE) < MIN_INPUT_SIDE:
+        parser.error(f"--tile-size must be >= {MIN_INPUT_SIDE} pixels, not {args.tile_size}")
+    if not 0 <= args.sample_seed < 2**63:
+        parser.error(f"--sample-seed must be between 0 and 2**63-1, not {args.sample_seed}")
+    if getattr(args, "workers", 1) < 1:
+        parser.error(f"--workers must be >= 1, not {args.workers}")
     detector_levers: dict = {"precision": args.precision}
     scan: dict = {}
     for item in args.lever:
@@ -70,7 +78,8 @@ def engine_settings(parser: argparse.ArgumentParser, args: argparse.Namespace) -
             **({"max_compression_ratio": args.max_compression_ratio}
                if args.max_compression_ratio is not None else {}))
     except ValueError as exc:
-        parser.error(str(exc))
+        parser.error(str(exc).replace("max_compression_ratio", "--max-compression-ratio")
+                     .replace("max_pixels", "--max-pixels"))
     scan["limits"] = limits
     if args.max_inflight_mb is not None:
         if args.max_inflight_mb < 1:

@@ -19,6 +19,7 @@ Rules, checked in this order (each refusal names its rule and how to raise the l
 
 from __future__ import annotations
 
+import math
 from dataclasses import dataclass
 
 DEFAULT_MAX_PIXELS = 250_000_000
@@ -42,10 +43,13 @@ class DecodeLimits:
     ratio_floor_bytes: int = DEFAULT_RATIO_FLOOR_BYTES
 
     def __post_init__(self) -> None:
-        if self.max_pixels < 1:
-            raise ValueError("max_pixels must be >= 1")
-        if self.max_compression_ratio <= 0:
-            raise ValueError("max_compression_ratio must be > 0")
+        if not isinstance(self.max_pixels, int) or self.max_pixels < 1:
+            raise ValueError(f"max_pixels must be a whole number >= 1, not {self.max_pixels!r}")
+        # NaN compares false with everything, so "<= 0" alone would let it through and
+        # silently switch the rule off; infinity would do the same on purpose.
+        if not math.isfinite(self.max_compression_ratio) or self.max_compression_ratio <= 0:
+            raise ValueError("max_compression_ratio must be a finite number > 0, not "
+                             f"{self.max_compression_ratio!r}")
 
     def record(self) -> dict:
         return {"max_pixels": self.max_pixels,
