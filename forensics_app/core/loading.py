@@ -402,6 +402,8 @@ def _looks_like_text(data: bytes) -> bool:
 
 def _corrupt_reason(data: bytes, exc: BaseException) -> str:
     kind = describe_format(data[:16])
+    if kind == "BMP" and _looks_like_text(data):
+        return _unidentified_reason(data)
     what = f"corrupt or truncated {kind}" if kind else "corrupt or truncated image"
     return f"{what}: {exc}"
 
