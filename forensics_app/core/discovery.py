@@ -40,7 +40,13 @@ class Skipped:
     def record(self) -> dict:
         from forensics_app.core.safetext import escape_undecodable
 
-        return {"path": escape_undecodable(self.path), "reason": self.reason, "kind": self.kind}
+        record = {"path": escape_undecodable(self.path), "reason": self.reason,
+                  "kind": self.kind}
+        if record["path"] != self.path:
+            # escaped (\xNN for the undecodable bytes, backslashes doubled): says so, so
+            # that byte 0xFF and a name spelled with a literal "\xff" can be told apart
+            record["path_escaped"] = True
+        return record
 
 
 @dataclass

@@ -57,9 +57,41 @@ def _escape_strings(value: Any) -> Any:
     return value
 
 
+# A row's notes in a report: each note at most MAX_NOTE_CHARS, all of them at most
+# MAX_NOTES_CHARS (a file with thousands of bad EXIF tags made a 328 KB cell that Python's csv
+# reader and spreadsheets refuse); repeats are counted, the cut is said.
+MAX_NOTE_CHARS = 500
+MAX_NOTES_CHARS = 4000
+
+
+def summarise_notes(notes: Sequence[str]) -> list[str]:
+    """Notes deduplicated (``(x3)``), each capped, the list capped, with what was cut."""
+    counts: dict[str, int] = {}
+    for note in notes:
+        counts[note] = counts.get(note, 0) + 1
+    out: list[str] = []
+    used = 0
+    items = list(counts.items())
+    for i, (note, n) in enumerate(items):
+        if len(note) > MAX_NOTE_CHARS:
+            keep = MAX_NOTE_CHARS - 40
+            note = f"{note[:keep]}… [{len(note) - keep:,} more characters]"
+        if n > 1:
+            note = f"{note} (x{n})"
+        if used + len(note) > MAX_NOTES_CHARS:
+            rest = items[i:]
+            chars = sum(len(t) * k for t, k in rest)
+            out.append(f"… and {sum(k for _, k in rest):,} more notes ({chars:,} characters) "
+                       "not shown")
+            break
+        out.append(note)
+        used += len(note) + 2
+    return out
+
+
 def report_notes(r: ScanResult) -> list[str]:
-    """The row's notes, plus the escaping note when its path had to be escaped."""
-    notes = list(r.notes)
+    """The row's notes (summarised), plus the escaping note when its path had to be escaped."""
+    notes = summarise_notes(r.notes)
     if needs_escape(r.path):
         notes.append(ESCAPED_NAME_NOTE)
     return notes

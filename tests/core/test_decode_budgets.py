@@ -6,6 +6,7 @@ from __future__ import annotations
 
 import io
 import struct
+import sys
 import threading
 import time
 import zlib
@@ -224,3 +225,16 @@ def test_apng_frame_count_is_counted_not_claimed():
     struct.pack_into(">I", data, actl + 12, crc)
     _, facts = decode_image(bytes(data), "anim.png")
     assert facts["n_frames"] == 2
+
+
+@pytest.mark.skipif(sys.platform == "win32", reason="byte file names")
+def test_sidecar_tells_an_escaped_byte_from_a_literal_backslash_x(tmp_path):
+    import os
+
+    os.mkfifo(tmp_path / "\\xff.txt")  # a literal backslash-x-f-f (FIFOs are listed skipped)
+    os.mkfifo(os.fsencode(tmp_path) + b"/\xff.txt")  # the byte 0xFF
+    records = [s.record() for s in discover([tmp_path]).skipped]
+    escaped = [r for r in records if r.get("path_escaped")]
+    literal = [r for r in records if not r.get("path_escaped")]
+    assert len(escaped) == 1 and len(literal) == 1
+    assert escaped[0]["path"].endswith("\\xff.txt") and literal[0]["path"].endswith("\\xff.txt")
