@@ -238,3 +238,19 @@ def test_sidecar_tells_an_escaped_byte_from_a_literal_backslash_x(tmp_path):
     literal = [r for r in records if not r.get("path_escaped")]
     assert len(escaped) == 1 and len(literal) == 1
     assert escaped[0]["path"].endswith("\\xff.txt") and literal[0]["path"].endswith("\\xff.txt")
+
+
+@pytest.mark.skipif(sys.platform == "win32", reason="FIFOs")
+def test_case_summary_counts_the_rows_actually_stored(tmp_path, tiny_checkpoint, capsys):
+    import os
+
+    from forensics_app.cli import main
+
+    Image.new("RGB", (48, 48), "red").save(tmp_path / "a.png")
+    os.mkfifo(tmp_path / "pipe.png")  # an error row (no hash), retried by every resume
+    argv = [str(tmp_path / "a.png"), str(tmp_path / "pipe.png"), "--model",
+            str(tiny_checkpoint), "--case", str(tmp_path / "case"), "-q"]
+    main(argv)
+    assert "2 new rows stored" in capsys.readouterr().err
+    main(argv)  # the error row is scanned again but is no new row
+    assert "0 new rows stored" in capsys.readouterr().err
