@@ -324,7 +324,10 @@ def decode_image(
                     notes.extend(_padding_notes(padded, height, path))
             _check_deadline(deadline, path, "before decoding")
             if reserve is not None:  # the pixels, and the file's bytes held while decoding
+                waited = time.monotonic()
                 reserve(cost + len(data))
+                if deadline is not None:  # queueing for memory is not the file's time
+                    deadline += time.monotonic() - waited
             if facts["n_frames"] > 1:
                 img.seek(0)
             img.load()

@@ -254,3 +254,24 @@ def test_case_summary_counts_the_rows_actually_stored(tmp_path, tiny_checkpoint,
     assert "2 new rows stored" in capsys.readouterr().err
     main(argv)  # the error row is scanned again but is no new row
     assert "0 new rows stored" in capsys.readouterr().err
+
+
+def test_per_file_elapsed_time_excludes_queueing_for_memory(tiny_detector, tmp_path,
+                                                            monkeypatch):
+    """A file that waits in the memory window is not charged for the wait (a fake clock
+    jumps 100 s while the file queues)."""
+    from forensics_app.core import scan as scan_module
+    from forensics_app.core.scan import ScanOptions, scan_files
+
+    Image.new("RGB", (48, 48), "red").save(tmp_path / "a.png")
+    clock = {"now": 1000.0}
+    monkeypatch.setattr(scan_module.time, "perf_counter", lambda: clock["now"])
+    real_reserve = scan_module._MemoryWindow.reserve
+
+    def slow_reserve(self, index, n):
+        clock["now"] += 100.0  # queued behind other images
+        real_reserve(self, index, n)
+
+    monkeypatch.setattr(scan_module._MemoryWindow, "reserve", slow_reserve)
+    (row,) = scan_files([tmp_path / "a.png"], tiny_detector, ScanOptions(workers=1))
+    assert row.ok and row.elapsed_ms < 1000.0, row.elapsed_ms
