@@ -47,7 +47,12 @@ from forensics_app.core.padding import (
     padding_note,
 )
 from forensics_app.core.png_chunks import METADATA_CHUNKS, count_png_chunks, strip_png_chunks
-from forensics_app.core.read_budget import ReadTimedOut, ReadTooLarge, read_fd_within
+from forensics_app.core.read_budget import (
+    ReadAbandoned,
+    ReadTimedOut,
+    ReadTooLarge,
+    read_fd_within,
+)
 
 # The decompression-bomb guard (core.bomb_guard) checks every header before any pixel is
 # decoded, on the compression ratio and a configurable pixel cap; Pillow's own pixel limit
@@ -250,6 +255,8 @@ def read_bytes_and_hash(path: Path, max_bytes: int = MAX_FILE_BYTES, *,
             path, f"reading stopped: {exc}, the per-file time budget (a stuck or never-ending "
                   "file: network or FUSE mount, /proc file?); abandoned, not scored (raise it "
                   "with --max-seconds-per-file)") from None
+    except ReadAbandoned as exc:
+        raise ImageLoadError(path, f"not read: {exc}") from None
     except ReadTooLarge as exc:  # grew while being read, or a never-ending file
         raise ImageLoadError(path, f"file is {exc}; not read") from None
     except OSError as exc:

@@ -19,9 +19,18 @@ from collections.abc import Callable
 # checking for abandonment between them.
 CHUNK_BYTES = 8 * 1024 * 1024
 
+# Readers signal completion here; abandon_pending_reads() bumps the generation so that every
+# waiting caller gives up at once.
+_changed = threading.Condition()
+_generation = 0
+
 
 class ReadTimedOut(OSError):
     """The read did not finish within its budget (the thread was abandoned)."""
+
+
+class ReadAbandoned(OSError):
+    """The scan stopped while the read was pending (the thread was abandoned)."""
 
 
 class ReadTooLarge(OSError):
@@ -41,6 +50,7 @@ def read_fd_within(fd: int, size_hint: int, max_bytes: int, seconds: float | Non
     box: dict = {}
     done = threading.Event()
     abandoned = threading.Event()
+    generation = _generation
 
     def reader() -> None:
         try:
@@ -63,12 +73,28 @@ def read_fd_within(fd: int, size_hint: int, max_bytes: int, seconds: float | Non
             box["error"] = exc
         finally:
             os.close(fd)
-            done.set()
+            with _changed:
+                done.set()
+                _changed.notify_all()
 
     threading.Thread(target=reader, name="intake-read", daemon=True).start()
-    if not done.wait(seconds):
+    with _changed:
+        finished = _changed.wait_for(lambda: done.is_set() or _generation != generation,
+                                     timeout=seconds)
+    if not done.is_set():
         abandoned.set()
+        if finished:  # woken by abandon_pending_reads: the scan is stopping
+            raise ReadAbandoned("the scan was stopped while this file was being read")
         raise ReadTimedOut(f"the read did not finish within {seconds:g} s")
     if "error" in box:
         raise box["error"]
     return box["data"]
+
+
+def abandon_pending_reads() -> None:
+    """Every read now waiting returns at once (:class:`ReadAbandoned`): called when a scan
+    stops (Ctrl-C, SIGTERM, cancel), so no intake thread keeps it waiting for a stuck read."""
+    global _generation
+    with _changed:
+        _generation += 1
+        _changed.notify_all()

@@ -39,6 +39,7 @@ from forensics_app.core.loading import (
 )
 from forensics_app.core.preprocess import PreparedImage, PreprocessConfig, prepare_image
 from forensics_app.core.provenance import Provenance, ProvenanceOptions, read_provenance
+from forensics_app.core.read_budget import abandon_pending_reads
 from forensics_app.core.results import ScanResult, Verdict, verdict_for
 from forensics_app.core.warning_capture import file_warnings
 
@@ -506,6 +507,7 @@ def scan_files(
         except BaseException:
             for fut in inflight:
                 fut.cancel()
+            abandon_pending_reads()  # a stuck read must not hold the pool's shutdown
             # Decodes already running may wait for room that will never be given back.
             window.capacity = 1 << 62
             groups.clear()

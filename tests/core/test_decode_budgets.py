@@ -275,3 +275,58 @@ def test_per_file_elapsed_time_excludes_queueing_for_memory(tiny_detector, tmp_p
     monkeypatch.setattr(scan_module._MemoryWindow, "reserve", slow_reserve)
     (row,) = scan_files([tmp_path / "a.png"], tiny_detector, ScanOptions(workers=1))
     assert row.ok and row.elapsed_ms < 1000.0, row.elapsed_ms
+
+
+_STUCK_SCAN = r"""
+import os, sys, threading
+sys.path.insert(0, sys.argv[1])
+from forensics_app.core import read_budget
+real_read, never = read_budget.os.read, threading.Event()
+
+def read(fd, n):  # the file named 'stuck' behaves like a FUSE file whose read never returns
+    if os.path.basename(os.readlink(f"/proc/self/fd/{fd}")) == "stuck.png":
+        never.wait()
+    return real_read(fd, n)
+
+read_budget.os.read = read
+from forensics_app.cli import main
+sys.exit(main(sys.argv[2:]))
+"""
+
+
+@pytest.mark.skipif(not sys.platform.startswith("linux"), reason="/proc/self/fd, SIGTERM")
+def test_sigterm_ends_a_scan_stuck_in_a_read_with_its_rows_written(tmp_path, tiny_checkpoint):
+    import json
+    import signal
+    import subprocess
+    from pathlib import Path
+
+    folder = tmp_path / "ev"
+    folder.mkdir()
+    for i in range(3):
+        Image.new("RGB", (40, 40), (i * 60, 0, 0)).save(folder / f"a{i}.png")
+    Image.new("RGB", (40, 40)).save(folder / "stuck.png")  # sorted last
+    out = tmp_path / "r.jsonl"
+    tests_dir = str(Path(__file__).resolve().parent.parent)
+    proc = subprocess.Popen(
+        [sys.executable, "-c", _STUCK_SCAN, tests_dir, str(folder), "--model",
+         str(tiny_checkpoint), "--jsonl", str(out), "--batch-size", "1", "--workers", "1",
+         "-q"], stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True)
+    try:
+        deadline = time.monotonic() + 120
+        while time.monotonic() < deadline:  # until the three readable files are in the report
+            if out.exists() and len(out.read_text().splitlines()) >= 3:
+                break
+            assert proc.poll() is None, proc.communicate()
+            time.sleep(0.2)
+        proc.send_signal(signal.SIGTERM)
+        _, err = proc.communicate(timeout=60)  # the read budget is 120 s: this is SIGTERM
+    finally:
+        if proc.poll() is None:
+            proc.kill()
+    assert proc.returncode == 1, err
+    rows = [json.loads(line) for line in out.read_text().splitlines()]
+    assert sorted(r["file_name"] for r in rows)[:3] == ["a0.png", "a1.png", "a2.png"]
+    meta = json.loads((tmp_path / "r.jsonl.meta.json").read_text())
+    assert meta["status"] == "interrupted" and meta["completed"] is False
+    assert "interrupted" in err and "Traceback" not in err
