@@ -197,7 +197,8 @@ class ScanRecording:
                 status, message = "failed", str(exc)
         for stream in self.streams:
             try:
-                stream.close(completed=status == "finished", status=status)
+                stream.close(completed=status == "finished", status=status,
+                             reason=message if status != "finished" else None)
             except OSError as exc:
                 problems.append(f"cannot finish {stream.path}: {exc}")
             if stream.failure and status == "finished":

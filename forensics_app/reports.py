@@ -151,12 +151,12 @@ def write_anchor(case: Case, verified: Any, report: Path) -> Path:
     import hashlib
     import json
 
-    from forensics_app.core.export import _atomic_write
+    from forensics_app.core.outputs import atomic_write
 
     record = anchor_record(case.case_id, case.name, verified, case.info("created_utc") or "",
                            report.name)
     with open(report, "rb") as fh:
         record["report_sha256"] = hashlib.file_digest(fh, "sha256").hexdigest()
     path = anchor_path(report)
-    _atomic_write(path, lambda fh: json.dump(record, fh, indent=2))
+    atomic_write(path, lambda fh: json.dump(record, fh, indent=2))
     return path

@@ -285,8 +285,11 @@ class StreamedReport:
 
     __call__ = write  # usable directly as a batch sink
 
-    def close(self, completed: bool, status: str | None = None) -> Path:
-        """Close the report, record the outcome in the side-car and release the lock."""
+    def close(self, completed: bool, status: str | None = None,
+              reason: str | None = None) -> Path:
+        """Close the report, record the outcome (and ``reason``, why the scan did not finish,
+        when it is not this report's own failure) in the side-car and release the lock."""
+        self._reason = reason
         try:
             self._out.close()
             status = status or ("completed" if completed else "interrupted")
@@ -302,8 +305,9 @@ class StreamedReport:
                     model_ids=sorted(self._models), n_files=self.n_rows,
                     n_errors=self._errors, completed=completed, status=status,
                     updated_utc=datetime.now(UTC).isoformat(timespec="seconds"))
-        if self.failure is not None:
-            meta["failure"] = self.failure
+        failure = self.failure or getattr(self, "_reason", None)
+        if failure:
+            meta["failure"] = failure
         target = sidecar_path(self.path)
         try:
             atomic_write(target, lambda fh: json.dump(meta, fh, indent=2))
@@ -311,7 +315,7 @@ class StreamedReport:
             # No room for a new file: overwrite the side-car this report created, in place,
             # with the outcome only (smaller than what it replaces).
             brief = {"report": self.path.name, "completed": completed, "status": status,
-                     "failure": self.failure, "n_files": self.n_rows,
+                     "failure": failure, "n_files": self.n_rows,
                      "n_errors": self._errors, "updated_utc": meta["updated_utc"],
                      "note": "side-car shortened: the disk was full"}
             if self._sidecar_identity is None or not overwrite_own_file(
