@@ -1,7 +1,10 @@
 """``forensics-scan``: the scan engine without a window.
 
 Exit codes: 0 every file was scored, 1 some files failed (or the scan was interrupted),
-2 usage error (bad arguments, no model, unusable checkpoint, unavailable device).
+2 usage error (bad arguments, no model, unusable checkpoint, unavailable device, an output
+that is an input or is being written by another scan), 3 an output could not be written
+(disk full, I/O error): the scan stopped, the reports hold whole rows only and their
+side-cars say "failed" and why.
 """
 
 from __future__ import annotations
@@ -19,10 +22,11 @@ from forensics_app.case_cli import (
     run_case_command,
 )
 from forensics_app.core.output_guard import OutputPathError, check_outputs
+from forensics_app.core.outputs import OutputWriteError, outputs_over_inputs
 from forensics_app.core.safetext import escape_for_terminal
 from forensics_app.engine_cli import add_engine_arguments, engine_settings
 
-EXIT_OK, EXIT_SOME_FAILED, EXIT_USAGE = 0, 1, 2
+EXIT_OK, EXIT_SOME_FAILED, EXIT_USAGE, EXIT_OUTPUT_FAILED = 0, 1, 2, 3
 
 
 def build_parser() -> argparse.ArgumentParser:
@@ -60,14 +64,17 @@ def build_parser() -> argparse.ArgumentParser:
     return p
 
 
+def _outputs(args: argparse.Namespace) -> dict[str, Path | None]:
+    return {"--csv": args.csv, "--jsonl": args.jsonl,
+            "--report": getattr(args, "report", None),
+            # reading a case (--verify, --report without PATHs) needs no write access
+            "--case": getattr(args, "case", None) if args.paths else None}
+
+
 def _output_problem(args: argparse.Namespace) -> str | None:
     """Every output checked before anything is scanned: None, or why it cannot be used."""
-    outputs = {"--csv": args.csv, "--jsonl": args.jsonl,
-               "--report": getattr(args, "report", None),
-               # reading a case (--verify, --report without PATHs) needs no write access
-               "--case": getattr(args, "case", None) if args.paths else None}
     try:
-        check_outputs(outputs, args.paths, force=args.force_output, folders=("--case",))
+        check_outputs(_outputs(args), args.paths, force=args.force_output, folders=("--case",))
     except OutputPathError as exc:
         return "; ".join(exc.problems)
     return None
@@ -132,6 +139,11 @@ def main(argv: list[str] | None = None) -> int:
                           case=args.case, csv=args.csv, jsonl=args.jsonl,
                           provenance_options=provenance_options)
     found = session.discover()
+    # outputs never reach evidence: compared by device+inode with every input (core.outputs)
+    over_evidence = outputs_over_inputs(_outputs(args), found.files)
+    if over_evidence:
+        print(escape_for_terminal("forensics-scan: " + "; ".join(over_evidence)), file=sys.stderr)
+        return EXIT_USAGE
     if not found.files:
         skipped = session.skipped
         extra_note = f" ({skipped_summary(skipped)})" if skipped else ""
@@ -144,7 +156,7 @@ def main(argv: list[str] | None = None) -> int:
                 setattr(bar, "total", total), bar.update(done - bar.n)))
     except (CaseError, OSError) as exc:
         print(escape_for_terminal(f"forensics-scan: {exc}"), file=sys.stderr)
-        return EXIT_USAGE
+        return EXIT_OUTPUT_FAILED if isinstance(exc, OutputWriteError) else EXIT_USAGE
     finally:
         bar.close()
     results, failure, elapsed = outcome.results, outcome.message, outcome.elapsed_s
@@ -185,6 +197,10 @@ def main(argv: list[str] | None = None) -> int:
             if write_report(args.case, args.report, quiet=args.quiet,
                             scope=args.report_scope):
                 return EXIT_SOME_FAILED
+    if outcome.output_failure:
+        print(escape_for_terminal(
+            f"forensics-scan: stopped: {outcome.output_failure}"), file=sys.stderr)
+        return EXIT_OUTPUT_FAILED
     if interrupted:
         print("forensics-scan: interrupted; report holds the finished files only", file=sys.stderr)
         return EXIT_SOME_FAILED

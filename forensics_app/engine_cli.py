@@ -26,6 +26,18 @@ def add_engine_arguments(p: argparse.ArgumentParser) -> None:
     g.add_argument("--max-compression-ratio", type=float, default=None, metavar="R",
                    help="bomb guard: refuse images whose declared decoded size is over R times "
                         "the file size (and over 64 MiB); default 2000")
+    g.add_argument("--max-decode-mb", type=int, default=None, metavar="MB",
+                   help="memory budget of one decode (declared pixels as decoded, plus a mode "
+                        "conversion): larger images are refused before decoding; default 2048")
+    g.add_argument("--max-jpeg-scans", type=int, default=None, metavar="N",
+                   help="refuse JPEGs with more than N scans (progressive JPEGs use ~10; "
+                        "thousands are a CPU bomb); default 100")
+    g.add_argument("--max-tiff-pages", type=int, default=None, metavar="N",
+                   help="refuse TIFFs with more than N pages; default 1024")
+    g.add_argument("--max-seconds-per-file", type=float, default=None, metavar="S",
+                   help="time budget of one file's read and decode: a read still blocked "
+                        "after S seconds is abandoned (stuck network/FUSE file, never-ending "
+                        "file) and the file gets an error row naming the budget; default 120")
     g.add_argument("--max-inflight-mb", type=int, default=None, metavar="MB",
                    help="intake memory window: decoded images held at once (default 512)")
     g.add_argument("--threads", type=int, default=None,
@@ -50,10 +62,17 @@ class EngineSettings:
 def engine_settings(parser: argparse.ArgumentParser, args: argparse.Namespace) -> EngineSettings:
     """Validate the flags and turn them into engine settings (errors exit 2)."""
     from forensics_app.core.bomb_guard import DecodeLimits
+    from forensics_app.core.preprocess import MIN_INPUT_SIDE
     from forensics_app.core.speed import SpeedLevers, choose_threads
 
     if args.sample_tiles < 1:
         parser.error("--sample-tiles must be >= 1")
+    if getattr(args, "tile_size", MIN_INPUT_SIDE) < MIN_INPUT_SIDE:
+        parser.error(f"--tile-size must be >= {MIN_INPUT_SIDE} pixels, not {args.tile_size}")
+    if not 0 <= args.sample_seed < 2**63:
+        parser.error(f"--sample-seed must be between 0 and 2**63-1, not {args.sample_seed}")
+    if getattr(args, "workers", 1) < 1:
+        parser.error(f"--workers must be >= 1, not {args.workers}")
     detector_levers: dict = {"precision": args.precision}
     scan: dict = {"sample_tiles": args.sample_tiles, "sample_seed": args.sample_seed}
     for item in args.lever:
@@ -63,14 +82,22 @@ def engine_settings(parser: argparse.ArgumentParser, args: argparse.Namespace) -
             parser.error(f"--lever {item!r}: expected NAME=on|off with NAME one of "
                          f"{', '.join(DETECTOR_LEVERS + SCAN_LEVERS)}")
         (detector_levers if name in DETECTOR_LEVERS else scan)[name] = value == "on"
+    given = {"max_pixels": args.max_pixels, "max_compression_ratio": args.max_compression_ratio,
+             "max_decode_bytes": (None if args.max_decode_mb is None
+                                  else args.max_decode_mb * 1024 * 1024),
+             "max_jpeg_scans": args.max_jpeg_scans, "max_tiff_pages": args.max_tiff_pages,
+             "max_seconds_per_file": args.max_seconds_per_file}
     try:
-        limits = DecodeLimits(
-            **({"max_pixels": args.max_pixels} if args.max_pixels is not None else {}),
-            **({"max_compression_ratio": args.max_compression_ratio}
-               if args.max_compression_ratio is not None else {}))
+        limits = DecodeLimits(**{k: v for k, v in given.items() if v is not None})
     except ValueError as exc:
-        parser.error(str(exc))
-    scan.update(max_pixels=limits.max_pixels, max_compression_ratio=limits.max_compression_ratio)
+        message = str(exc).replace("max_decode_bytes", "--max-decode-mb (in bytes)")
+        for name in given:
+            message = message.replace(name, "--" + name.replace("_", "-"))
+        parser.error(message)
+    scan.update(max_pixels=limits.max_pixels, max_compression_ratio=limits.max_compression_ratio,
+                max_decode_bytes=limits.max_decode_bytes, max_jpeg_scans=limits.max_jpeg_scans,
+                max_tiff_pages=limits.max_tiff_pages,
+                max_seconds_per_file=limits.max_seconds_per_file)
     if args.max_inflight_mb is not None:
         if args.max_inflight_mb < 1:
             parser.error("--max-inflight-mb must be >= 1")

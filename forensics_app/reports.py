@@ -103,20 +103,26 @@ def _pdf_from_html(html: str, images: dict[str, bytes], path: str, title: str,
         img.loadFromData(jpeg, "JPEG")
         doc.addResource(QTextDocument.ResourceType.ImageResource, QUrl(f"img://{key}"), img)
     doc.setHtml(html)
-    tmp = path.with_name(f".{path.name}.tmp")
-    path.parent.mkdir(parents=True, exist_ok=True)
-    writer = QPdfWriter(str(tmp))
+    from PySide6.QtCore import QBuffer, QByteArray, QIODevice
+
+    from forensics_app.core.outputs import atomic_write
+
+    pdf = QByteArray()
+    buffer = QBuffer(pdf)
+    buffer.open(QIODevice.OpenModeFlag.WriteOnly)
+    writer = QPdfWriter(buffer)
     writer.setResolution(PDF_RESOLUTION)
     writer.setPageSize(QPageSize(QPageSize.PageSizeId.A4))
     writer.setPageMargins(QMarginsF(12, 12, 12, 12), QPageLayout.Unit.Millimeter)
     writer.setTitle(title)
     writer.setCreator(creator)
     doc.print_(writer)
-    del writer  # finishes the file
-    if not tmp.is_file():
-        raise OSError(f"Qt could not write the PDF {path}")
-    os.replace(tmp, path)
-    return path
+    del writer  # finishes the document
+    buffer.close()
+    if pdf.isEmpty():
+        raise OSError(f"Qt could not render the PDF {path}")
+    # written like every other output (core.outputs): a new file renamed over the name
+    return atomic_write(path, bytes(pdf.data()))
 
 
 def report_kind(out: Path | str) -> str:
@@ -221,12 +227,12 @@ def write_anchor(case: Case, verified: Any, report: Path) -> Path:
     import hashlib
     import json
 
-    from forensics_app.core.export import _atomic_write
+    from forensics_app.core.outputs import atomic_write
 
     record = anchor_record(case.case_id, case.name, verified, case.info("created_utc") or "",
                            report.name)
     with open(report, "rb") as fh:
         record["report_sha256"] = hashlib.file_digest(fh, "sha256").hexdigest()
     path = anchor_path(report)
-    _atomic_write(path, lambda fh: json.dump(record, fh, indent=2))
+    atomic_write(path, lambda fh: json.dump(record, fh, indent=2))
     return path

@@ -142,8 +142,17 @@ def link_target(path: str) -> str:
 
 
 def _hash_file(path: Path) -> str | None:
+    """SHA-256 of a regular file, or None. Opened the way intake opens evidence (read-only,
+    non-blocking, regular files only): a FIFO or device named in a resumed scan is never
+    read (a blocking open of a FIFO would hang the resume)."""
+    from forensics_app.core.loading import ImageLoadError, open_regular_file
+
     try:
-        with open(path, "rb") as fh:
+        fd = open_regular_file(path)
+    except ImageLoadError:
+        return None
+    try:
+        with os.fdopen(fd, "rb") as fh:
             return hashlib.file_digest(fh, "sha256").hexdigest()
     except OSError:
         return None

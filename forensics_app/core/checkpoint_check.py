@@ -1,21 +1,35 @@
 """Checks on an untrusted checkpoint, made before anything is built from it.
 
-A checkpoint is input like any evidence file: its metadata is validated as a whole when it is
-loaded (so a bad field is a :class:`~forensics_app.core.detector.CheckpointError` naming that
-field, never a traceback later), its tensor shapes are compared against the architecture on
-PyTorch's ``meta`` device (which allocates nothing, so a claimed 2,000,000-output head costs
-nothing), and its weights must be finite.
+A checkpoint is input like any evidence file. Before ``torch.load``: the path must be a
+regular, non-empty file (a FIFO, device or folder is named, never opened) and a zip archive's
+declared entry sizes must fit the largest supported network (a zip bomb is refused unread).
+After: its metadata is validated as a whole (so a bad field is a
+:class:`~forensics_app.core.detector.CheckpointError` naming that field, never a traceback
+later; fields the app does not read are dropped unless they are plain data), its tensor
+shapes are compared against the architecture on PyTorch's ``meta`` device (which allocates
+nothing, so a claimed 2,000,000-output head costs nothing), its weights must be finite, and
+the built model must give finite, distinct scores on the self-test samples.
 """
 
 from __future__ import annotations
 
+import functools
 import math
+import os
 import re
+import stat
+import zipfile
+from collections.abc import Callable, Iterable, Sequence
+from pathlib import Path
 from typing import Any
 
 import torch
 
 from forensics_app.core.architectures import ARCH_LAYERS, DEFAULT_ARCH, WIDTHS, ForensicResNet
+
+# Top-level metadata fields the app reads (each validated by validate_meta).
+READ_META_FIELDS = ("threshold", "inconclusive_band", "calibration", "architecture",
+                    "int8_calibration")
 
 FLOAT_DTYPES = (torch.float16, torch.bfloat16, torch.float32, torch.float64)
 # Integer buffers that a ResNet state dict legitimately holds.
@@ -210,3 +224,184 @@ def check_finite(state: dict[str, torch.Tensor]) -> None:
                                        "nothing meaningfully")
         if k.endswith("running_var") and bool((v < 0).any()):
             raise CheckpointFieldError(f"state_dict.{k}", "holds negative variances")
+
+
+# ------------------------------------------------------------------ the file, before torch.load
+_FILE_KINDS = ((stat.S_ISDIR, "is a folder, not a checkpoint file"),
+               (stat.S_ISFIFO, "is a FIFO (named pipe), not a checkpoint file; not opened"),
+               (stat.S_ISCHR, "is a character device (like /dev/zero), not a checkpoint file; "
+                              "not opened"),
+               (stat.S_ISBLK, "is a block device, not a checkpoint file; not opened"),
+               (stat.S_ISSOCK, "is a socket, not a checkpoint file; not opened"))
+# The pickle inside a checkpoint holds names and metadata only (tensors are separate entries).
+MAX_PICKLE_BYTES = 64 * 1024 * 1024
+
+
+def checkpoint_file_problem(path: Path) -> str | None:
+    """Why ``path`` cannot be a checkpoint file, in words (None: a non-empty regular file).
+    Checked with ``stat`` only: a FIFO or device is never opened (it could block forever)."""
+    try:
+        st = os.stat(path)
+    except FileNotFoundError:
+        return ("broken symbolic link (its target does not exist)" if os.path.islink(path)
+                else "checkpoint file not found")
+    except PermissionError:
+        return "permission denied"
+    except OSError as exc:
+        return f"cannot read: {exc.strerror or exc}"
+    for test, reason in _FILE_KINDS:
+        if test(st.st_mode):
+            return reason
+    if not stat.S_ISREG(st.st_mode):
+        return "is not a regular file"
+    if st.st_size == 0:
+        return "empty file (0 bytes), not a checkpoint"
+    return None
+
+
+@functools.lru_cache(maxsize=1)
+def largest_state_bytes() -> tuple[int, int]:
+    """(largest tensor, whole state dict) in bytes, at 8 bytes a value, over every
+    architecture this app can build (on the ``meta`` device: nothing is allocated)."""
+    biggest_tensor = biggest_state = 0
+    for name in ARCH_LAYERS:
+        arch = {**DEFAULT_ARCH, "name": name, "num_outputs": 2, "width": max(WIDTHS)}
+        with torch.device("meta"):
+            state = ForensicResNet(arch).state_dict()
+        sizes = [v.numel() * 8 for v in state.values()]
+        biggest_tensor = max(biggest_tensor, max(sizes))
+        biggest_state = max(biggest_state, sum(sizes))
+    return biggest_tensor, biggest_state
+
+
+def check_archive_sizes(path: Path) -> None:
+    """A zip checkpoint's *declared* sizes against the largest state dict this app can use,
+    read from the archive's directory before anything is inflated: a zip bomb (a small file
+    declaring gigabytes) is refused without reading it. Room is left for optimizer state
+    (two more copies). Non-zip files pass (torch.load's own reader judges them)."""
+    if not zipfile.is_zipfile(path):
+        return
+    tensor_cap, state_bytes = largest_state_bytes()
+    total_cap = 3 * state_bytes
+    try:
+        with zipfile.ZipFile(path) as archive:
+            infos = archive.infolist()
+    except (zipfile.BadZipFile, OSError, ValueError) as exc:
+        raise CheckpointFieldError("archive", f"unreadable zip directory: {exc}") from None
+    total = 0
+    for info in infos:
+        total += info.file_size
+        leaf = info.filename.rsplit("/", 1)[-1]
+        cap = MAX_PICKLE_BYTES if leaf.endswith(".pkl") else tensor_cap
+        if info.file_size > cap:
+            raise CheckpointFieldError(
+                "archive", f"entry {info.filename[:80]!r} declares {info.file_size:,} bytes, "
+                f"more than any weight tensor of a supported network ({cap:,}); refused "
+                "before reading (a zip bomb?)")
+    if total > total_cap:
+        raise CheckpointFieldError(
+            "archive", f"the archive declares {total:,} bytes in all, more than a supported "
+            f"network's weights with optimizer state ({total_cap:,}); refused before reading "
+            "(a zip bomb?)")
+
+
+def describe_pickle(head: bytes) -> str | None:
+    """"pickle protocol N" when ``head`` starts like a pickle, else None. Protocols 0 and 1
+    have no header, so their first opcodes are parsed."""
+    if len(head) >= 2 and head[0] == 0x80 and 2 <= head[1] <= 5:
+        return f"pickle protocol {head[1]}"
+    import pickletools
+
+    ops = 0
+    try:
+        for _ in pickletools.genops(head):
+            ops += 1
+            if ops >= 4:
+                break
+    except Exception:  # noqa: BLE001 -- any failure ends the parse: judged on what was read
+        pass
+    return "pickle protocol 0/1" if ops >= 4 else None
+
+
+# ------------------------------------------------------------------ metadata the app never reads
+MAX_META_DEPTH = 16
+MAX_META_NODES = 100_000
+
+
+def drop_unusable_metadata(meta: dict[str, Any], read: Iterable[str]) -> list[str]:
+    """Remove (in place) each top-level field the app does not read (``read`` are those it
+    does; they are validated) that is not plain data it can store and show: text keys only,
+    at most 16 levels deep, at most 100,000 values. Returns the dropped names. Walked with a
+    stack, so no nesting can exhaust the call stack."""
+    dropped = []
+    for key in [k for k in meta if k not in set(read)]:
+        if not _plain(meta[key]):
+            dropped.append(str(key))
+            del meta[key]
+    return dropped
+
+
+def _plain(value: Any) -> bool:
+    stack, nodes = [(value, 0)], 0
+    while stack:
+        item, depth = stack.pop()
+        nodes += 1
+        if nodes > MAX_META_NODES or depth > MAX_META_DEPTH:
+            return False
+        if isinstance(item, dict):
+            if any(not isinstance(k, str) for k in item):
+                return False
+            stack.extend((v, depth + 1) for v in item.values())
+        elif isinstance(item, list | tuple):
+            stack.extend((v, depth + 1) for v in item)
+        elif isinstance(item, float):
+            if not math.isfinite(item):
+                return False
+        elif not (item is None or isinstance(item, str | int | bool)):
+            return False
+    return True
+
+
+# ------------------------------------------------------------------ behaviour at load
+def check_scores_separate(probs: Sequence[float], names: Sequence[str]) -> None:
+    """The loaded model on the self-test samples: every score finite, and not all the same
+    (a model whose logits overflow answers P = 1.000 for everything and separates nothing)."""
+    bad = [n for n, p in zip(names, probs, strict=True) if not math.isfinite(p)]
+    if bad:
+        raise CheckpointFieldError(
+            "behaviour", f"non-finite scores (NaN/inf logits) on the self-test sample(s) "
+            f"{', '.join(bad[:3])}; the weights overflow")
+    if len(probs) >= 2 and max(probs) - min(probs) < 1e-9:
+        raise CheckpointFieldError(
+            "behaviour", f"every self-test sample scores P = {probs[0]:.3f}: the model "
+            "cannot tell any two images apart (saturated or constant output)")
+
+
+# The load-time check scores a centre crop of this side of each sample, in one batch: about a
+# tenth of a full-image pass, and enough to see saturated or constant outputs.
+BEHAVIOUR_CROP = 64
+
+
+def self_test_scores(predict: Callable[[torch.Tensor], Any],
+                     folder: Path) -> tuple[list[float], list[str]]:
+    """P(generated) of a centre crop of each bundled self-test sample, in one batch through
+    ``predict`` (the detector's own forward path). Empty when the samples are not there."""
+    from forensics_app.core.loading import ImageLoadError, decode_image
+    from forensics_app.core.preprocess import PreprocessConfig, prepare_image
+
+    tiles, names = [], []
+    cfg = PreprocessConfig(mode="center-crop", crop_size=BEHAVIOUR_CROP)
+    for sample in sorted(folder.glob("*")) if folder.is_dir() else []:
+        if sample.suffix.lower() == ".json":
+            continue
+        try:  # the scan's own intake: decoded, then a preset
+            rgb, _facts = decode_image(sample.read_bytes(), sample)
+            prepared = prepare_image(rgb, cfg)
+        except (OSError, ImageLoadError):
+            continue
+        if prepared.n_tiles == 1:
+            tiles.append(prepared.tile(0))
+            names.append(sample.name)
+    if not tiles:
+        return [], []
+    return [float(p) for p in predict(torch.stack(tiles))], names

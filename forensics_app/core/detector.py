@@ -20,6 +20,7 @@ import math
 import os
 import pickle
 import re
+import warnings
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
@@ -36,9 +37,16 @@ from forensics_app.core.architectures import (
 )
 from forensics_app.core.branches import TRACE, Fusion, build_branches, fusion_of
 from forensics_app.core.checkpoint_check import (
+    READ_META_FIELDS,
     CheckpointFieldError,
+    check_archive_sizes,
     check_finite,
+    check_scores_separate,
     check_state_fits,
+    checkpoint_file_problem,
+    describe_pickle,
+    drop_unusable_metadata,
+    self_test_scores,
     validate_meta,
 )
 from forensics_app.core.speed import SpeedLevers, cpu_has_native_bf16
@@ -146,14 +154,14 @@ def _unpickling_detail(message: str) -> str:
     return "unreadable pickle data"
 
 
-def _looks_like_pickle(path: Path) -> bool:
-    """A pickle of protocol 2+ starts with PROTO (0x80) and its version byte."""
+def _pickle_kind(path: Path) -> str | None:
+    """"pickle protocol N" when the file starts like a pickle (any protocol), else None."""
     try:
         with open(path, "rb") as fh:
-            head = fh.read(2)
+            head = fh.read(256)
     except OSError:
-        return False
-    return len(head) == 2 and head[0] == 0x80 and 2 <= head[1] <= 5
+        return None
+    return describe_pickle(head)
 
 
 def _refusal(path: Path, message: str) -> CheckpointError:
@@ -165,7 +173,12 @@ def _refusal(path: Path, message: str) -> CheckpointError:
             f"{path}: refused: the file contains pickled code or objects (GLOBAL "
             f"{found.group(1)}), not only weights; it was not loaded and nothing in it ran")
     operand = re.search(r"Unsupported operand (\d+)", detail)
-    if operand and not _looks_like_pickle(path):
+    kind = _pickle_kind(path)
+    if kind == "pickle protocol 0/1":
+        return CheckpointError(
+            f"{path}: refused: a plain pickle ({kind}), not a PyTorch checkpoint (torch.save "
+            "writes a zip archive); it was not loaded")
+    if operand and kind is None:
         # Random bytes, text or an image: torch reads its first byte as an opcode.
         return CheckpointError(f"{path}: not a PyTorch checkpoint (neither a PyTorch zip "
                                f"archive nor a pickle); it was not loaded")
@@ -179,15 +192,21 @@ def _refusal(path: Path, message: str) -> CheckpointError:
 def load_checkpoint(path: Path | str, fake_index: int = 1) -> LoadedCheckpoint:
     """Load any supported checkpoint into an fp32 model in eval mode, on the CPU."""
     path = Path(path)
-    if not path.is_file():
-        raise CheckpointError(f"{path}: checkpoint file not found")
-    if path.stat().st_size == 0:
-        raise CheckpointError(f"{path}: empty file (0 bytes), not a checkpoint")
+    problem = checkpoint_file_problem(path)  # a FIFO, device or folder is never opened
+    if problem:
+        raise CheckpointError(f"{path}: {problem}")
     try:
-        obj = torch.load(path, map_location="cpu", weights_only=True)
+        check_archive_sizes(path)  # a zip bomb is refused from its directory, unread
+        with warnings.catch_warnings():  # torch's warnings are about the file: not the user's
+            warnings.simplefilter("ignore")
+            obj = torch.load(path, map_location="cpu", weights_only=True)
+    except CheckpointFieldError as exc:
+        raise CheckpointError(f"{path}: unusable checkpoint: {exc}") from None
     except pickle.UnpicklingError as exc:
         raise _refusal(path, str(exc)) from None
     except Exception as exc:  # noqa: BLE001 -- arbitrary bytes make torch.load raise anything
+        if _pickle_kind(path) == "pickle protocol 0/1":
+            raise _refusal(path, str(exc)) from None
         raise CheckpointError(
             f"{path}: not a PyTorch checkpoint ({type(exc).__name__}: "
             f"{_unpickling_detail(str(exc))[:200]})"
@@ -195,6 +214,9 @@ def load_checkpoint(path: Path | str, fake_index: int = 1) -> LoadedCheckpoint:
     try:
         kind, state, meta = _classify(obj)
         validate_meta(meta)
+        dropped = drop_unusable_metadata(meta, READ_META_FIELDS)
+        if dropped:  # recorded, so the case and the side-car say what was left out
+            meta["dropped_metadata"] = dropped
         arch = resolve_arch(meta["architecture"]) if "architecture" in meta else (
             infer_arch_from_state_dict(state)
         )
@@ -289,6 +311,7 @@ class Detector:
     def from_loaded(
         cls, ckpt: LoadedCheckpoint, device: str = "auto", threads: int | None = None,
         levers: SpeedLevers | None = None, with_branches: bool = True,
+        check_behaviour: bool = True,
     ) -> Detector:
         """``with_branches=False`` loads the trace CNN alone (Grad-CAM, int8 checks)."""
         dev = resolve_device(device)
@@ -327,6 +350,8 @@ class Detector:
                 raise CheckpointError(f"{ckpt.path}: this detector's branches need weights "
                                       f"that are not installed: {exc}") from None
             det.fusion = fusion_of(ckpt.meta)
+        if check_behaviour:
+            det.check_behaviour()
         return det
 
     def fuse(self, trace_prob: float, branch_logits: dict[str, float]) -> tuple[float, dict]:
@@ -336,6 +361,17 @@ class Detector:
         logits = {TRACE: math.log(p / (1 - p)), **branch_logits}
         probs = {k: 1.0 / (1.0 + math.exp(-max(-60.0, min(60.0, v)))) for k, v in logits.items()}
         return self.fusion.fuse(logits), probs
+
+    def check_behaviour(self) -> None:
+        """Score the bundled self-test samples through this detector's own forward path and
+        refuse (``CheckpointError``) a model whose scores are non-finite or all the same."""
+        from forensics_app.paths import samples_dir
+
+        probs, names = self_test_scores(self.predict_proba, samples_dir())
+        try:
+            check_scores_separate(probs, names)
+        except CheckpointFieldError as exc:
+            raise CheckpointError(f"{self.checkpoint.path}: unusable checkpoint: {exc}") from None
 
     @property
     def model(self) -> ForensicResNet:
@@ -357,8 +393,11 @@ class Detector:
         return text
 
     def logits_to_proba(self, out: torch.Tensor) -> np.ndarray:
-        """Model outputs -> calibrated P(generated) as float64 numpy."""
+        """Model outputs -> calibrated P(generated) as float64 numpy. A row with a non-finite
+        logit is NaN (the scan makes it an error row), never a saturated 0 or 1."""
         out = out.float()
+        finite = torch.isfinite(out).all(dim=1, keepdim=True)
+        out = torch.where(finite, out, torch.full_like(out, float("nan")))
         if out.shape[1] == 2:
             p = torch.softmax(out, dim=1)[:, self.checkpoint.fake_index]
             return p.cpu().double().numpy()

@@ -10,7 +10,9 @@
   Skipped: hidden entries (name starting with ``.``; a hidden folder is not entered), FIFOs,
   sockets and devices, broken or looping links, links to folders (never followed, so a scan
   cannot loop or leave the tree), sub-folders when not recursive, folders that cannot be
-  listed, and (at intake) files that are not images.
+  listed, folders deeper than the depth limit (:data:`DEFAULT_MAX_DEPTH` levels below the
+  folder given; not entered, listed as ``too-deep``), and (at intake) files that are not
+  images. Folders are walked iteratively, so no depth can exhaust the call stack.
 
 Every skipped entry is a :class:`Skipped` record: counted in the summary and listed in the
 report side-car.
@@ -38,7 +40,13 @@ class Skipped:
     def record(self) -> dict:
         from forensics_app.core.safetext import escape_undecodable
 
-        return {"path": escape_undecodable(self.path), "reason": self.reason, "kind": self.kind}
+        record = {"path": escape_undecodable(self.path), "reason": self.reason,
+                  "kind": self.kind}
+        if record["path"] != self.path:
+            # escaped (\xNN for the undecodable bytes, backslashes doubled): says so, so
+            # that byte 0xFF and a name spelled with a literal "\xff" can be told apart
+            record["path_escaped"] = True
+        return record
 
 
 @dataclass
@@ -49,6 +57,9 @@ class Discovery:
     sniff: set[Path] = field(default_factory=set)  # kept only if their bytes are an image
     skipped: list[Skipped] = field(default_factory=list)
 
+
+# Sub-folder levels entered below a scanned folder; deeper folders are listed, not entered.
+DEFAULT_MAX_DEPTH = 256
 
 _SPECIAL = ((stat.S_ISFIFO, "FIFO (named pipe)"), (stat.S_ISSOCK, "socket"),
             (stat.S_ISCHR, "character device"), (stat.S_ISBLK, "block device"))
@@ -61,7 +72,8 @@ def _special_kind(mode: int) -> str:
     return "not a regular file"
 
 
-def discover(paths: Iterable[Path | str], recursive: bool = False) -> Discovery:
+def discover(paths: Iterable[Path | str], recursive: bool = False,
+             max_depth: int = DEFAULT_MAX_DEPTH) -> Discovery:
     """Expand ``paths`` by the rule in the module docstring; no file is opened here."""
     found = Discovery()
     seen: set[Path] = set()
@@ -78,7 +90,7 @@ def discover(paths: Iterable[Path | str], recursive: bool = False) -> Discovery:
         p = Path(raw)
         if p.is_dir():
             entries: list[tuple[Path, bool]] = []
-            _walk(p, recursive, entries, found.skipped)
+            _walk(p, recursive, entries, found.skipped, max_depth)
             for child, sniff in sorted(entries, key=lambda e: str(e[0])):
                 add(child, sniff)
         else:
@@ -87,43 +99,61 @@ def discover(paths: Iterable[Path | str], recursive: bool = False) -> Discovery:
     return found
 
 
-def _walk(folder: Path, recursive: bool, out: list[tuple[Path, bool]],
-          skipped: list[Skipped]) -> None:
-    try:
-        with os.scandir(folder) as it:
-            entries = list(it)
-    except OSError as exc:
-        skipped.append(Skipped(str(folder), f"cannot list folder: {exc.strerror or exc}",
-                               "unlistable-folder"))
-        return
-    for entry in entries:
-        path = Path(folder, entry.name)
-        if entry.name.startswith("."):
-            what = "folder, not entered" if _is_dir_no_follow(entry) else "file"
-            skipped.append(Skipped(str(path), f"hidden (name starts with '.'): {what}", "hidden"))
-            continue
+def _walk(top: Path, recursive: bool, out: list[tuple[Path, bool]],
+          skipped: list[Skipped], max_depth: int = DEFAULT_MAX_DEPTH) -> None:
+    """Every entry under ``top`` by the module's rule; an explicit stack, not recursion."""
+    stack: list[tuple[Path, int]] = [(top, 0)]
+    while stack:
+        folder, depth = stack.pop()
         try:
-            is_link = entry.is_symlink()
-            st = os.stat(entry.path)  # follows links
+            with os.scandir(folder) as it:
+                entries = list(it)
         except OSError as exc:
-            reason = ("broken or looping symbolic link" if entry.is_symlink()
-                      else f"cannot stat: {exc.strerror or exc}")
-            skipped.append(Skipped(str(path), reason, "link" if entry.is_symlink() else "error"))
+            skipped.append(Skipped(str(folder), f"cannot list folder: {exc.strerror or exc}",
+                                   "unlistable-folder"))
             continue
-        if stat.S_ISDIR(st.st_mode):
-            if is_link:
-                skipped.append(Skipped(str(path), "symbolic link to a folder (not followed)",
-                                       "link"))
-            elif recursive:
-                _walk(path, recursive, out, skipped)
+        for entry in entries:
+            sub = _take_entry(folder, entry, recursive, out, skipped)
+            if sub is None:
+                continue
+            if depth + 1 > max_depth:
+                skipped.append(Skipped(str(sub), f"folder {depth + 1} levels deep, over the "
+                                                 f"depth limit of {max_depth}; not entered",
+                                       "too-deep"))
             else:
-                skipped.append(Skipped(str(path), "sub-folder (not entered: not recursive)",
-                                       "folder"))
-        elif stat.S_ISREG(st.st_mode):
-            out.append((path, path.suffix.lower() not in IMAGE_EXTENSIONS))
+                stack.append((sub, depth + 1))
+
+
+def _take_entry(folder: Path, entry: os.DirEntry, recursive: bool,
+                out: list[tuple[Path, bool]], skipped: list[Skipped]) -> Path | None:
+    """File it (taken in or skipped); return the path when it is a sub-folder to enter."""
+    path = Path(folder, entry.name)
+    if entry.name.startswith("."):
+        what = "folder, not entered" if _is_dir_no_follow(entry) else "file"
+        skipped.append(Skipped(str(path), f"hidden (name starts with '.'): {what}", "hidden"))
+        return None
+    try:
+        is_link = entry.is_symlink()
+        st = os.stat(entry.path)  # follows links
+    except OSError as exc:
+        reason = ("broken or looping symbolic link" if entry.is_symlink()
+                  else f"cannot stat: {exc.strerror or exc}")
+        skipped.append(Skipped(str(path), reason, "link" if entry.is_symlink() else "error"))
+        return None
+    if stat.S_ISDIR(st.st_mode):
+        if is_link:
+            skipped.append(Skipped(str(path), "symbolic link to a folder (not followed)", "link"))
+        elif recursive:
+            return path
         else:
-            kind = _special_kind(st.st_mode)
-            skipped.append(Skipped(str(path), f"{kind}, not a regular file", "not-regular"))
+            skipped.append(Skipped(str(path), "sub-folder (not entered: not recursive)",
+                                   "folder"))
+    elif stat.S_ISREG(st.st_mode):
+        out.append((path, path.suffix.lower() not in IMAGE_EXTENSIONS))
+    else:
+        kind = _special_kind(st.st_mode)
+        skipped.append(Skipped(str(path), f"{kind}, not a regular file", "not-regular"))
+    return None
 
 
 def _is_dir_no_follow(entry: os.DirEntry) -> bool:

@@ -11,7 +11,6 @@ import json
 import math
 import os
 import platform
-import tempfile
 import time
 from collections.abc import Iterable, Mapping, Sequence
 from datetime import UTC, datetime
@@ -19,6 +18,14 @@ from pathlib import Path
 from typing import Any
 
 from forensics_app import __version__
+from forensics_app.core.outputs import (
+    AppendOnlyOutput,
+    OutputLock,
+    OutputWriteError,
+    atomic_write,
+    overwrite_own_file,
+    sidecar_path,
+)
 from forensics_app.core.results import ScanResult, Verdict
 from forensics_app.core.review import Key, Review, review_key
 from forensics_app.core.safetext import escape_text, needs_escape, spreadsheet_safe
@@ -54,9 +61,41 @@ def _escape_strings(value: Any) -> Any:
     return value
 
 
+# A row's notes in a report: each note at most MAX_NOTE_CHARS, all of them at most
+# MAX_NOTES_CHARS (a file with thousands of bad EXIF tags made a 328 KB cell that Python's csv
+# reader and spreadsheets refuse); repeats are counted, the cut is said.
+MAX_NOTE_CHARS = 500
+MAX_NOTES_CHARS = 4000
+
+
+def summarise_notes(notes: Sequence[str]) -> list[str]:
+    """Notes deduplicated (``(x3)``), each capped, the list capped, with what was cut."""
+    counts: dict[str, int] = {}
+    for note in notes:
+        counts[note] = counts.get(note, 0) + 1
+    out: list[str] = []
+    used = 0
+    items = list(counts.items())
+    for i, (note, n) in enumerate(items):
+        if len(note) > MAX_NOTE_CHARS:
+            keep = MAX_NOTE_CHARS - 40
+            note = f"{note[:keep]}… [{len(note) - keep:,} more characters]"
+        if n > 1:
+            note = f"{note} (x{n})"
+        if used + len(note) > MAX_NOTES_CHARS:
+            rest = items[i:]
+            chars = sum(len(t) * k for t, k in rest)
+            out.append(f"… and {sum(k for _, k in rest):,} more notes ({chars:,} characters) "
+                       "not shown")
+            break
+        out.append(note)
+        used += len(note) + 2
+    return out
+
+
 def report_notes(r: ScanResult) -> list[str]:
-    """The row's notes, plus the escaping note when its path had to be escaped."""
-    notes = list(r.notes)
+    """The row's notes (summarised), plus the escaping note when its path had to be escaped."""
+    notes = summarise_notes(r.notes)
     if needs_escape(r.path):
         notes.append(ESCAPED_NAME_NOTE)
     return notes
@@ -131,44 +170,10 @@ def report_metadata(results: Sequence[ScanResult], extra: dict[str, Any] | None 
     return meta
 
 
-def _atomic_write(path: Path, write) -> None:
-    path = Path(path)
-    path.parent.mkdir(parents=True, exist_ok=True)
-    fd, tmp = tempfile.mkstemp(prefix=f".{path.name}.", dir=path.parent)
-    try:
-        if os.name == "posix":  # mkstemp makes 0600; a report gets the mode open() would give
-            os.fchmod(fd, new_file_mode())
-        with os.fdopen(fd, "w", encoding="utf-8", newline="") as fh:
-            write(fh)
-        os.replace(tmp, path)
-    except BaseException:
-        Path(tmp).unlink(missing_ok=True)
-        raise
-
-
-def new_file_mode() -> int:
-    """0o666 less the process umask, read without changing it (os.umask would, for a moment,
-    for every thread)."""
-    try:
-        with open("/proc/self/status", encoding="ascii") as fh:
-            for line in fh:
-                if line.startswith("Umask:"):
-                    return 0o666 & ~int(line.split()[1], 8)
-    except (OSError, ValueError):
-        pass
-    mask = os.umask(0o022)
-    os.umask(mask)
-    return 0o666 & ~mask
-
-
-def sidecar_path(path: Path | str) -> Path:
-    return Path(f"{path}.meta.json")
-
-
 def _write_sidecar(path: Path, results: Sequence[ScanResult], extra: dict | None) -> None:
     meta = report_metadata(results, extra)
     meta["report"] = Path(path).name
-    _atomic_write(sidecar_path(path), lambda fh: json.dump(meta, fh, indent=2))
+    atomic_write(sidecar_path(path), lambda fh: json.dump(meta, fh, indent=2))
 
 
 def write_csv(path: Path | str, results: Iterable[ScanResult], extra: dict | None = None,
@@ -187,7 +192,7 @@ def write_csv(path: Path | str, results: Iterable[ScanResult], extra: dict | Non
             row = result_to_row(r, reviews.get(review_key(r)))
             writer.writerow({k: escape_cell(v) for k, v in row.items()})
 
-    _atomic_write(Path(path), write)
+    atomic_write(Path(path), write)
     _write_sidecar(Path(path), results, extra)
     return Path(path)
 
@@ -240,7 +245,7 @@ def write_jsonl(path: Path | str, results: Iterable[ScanResult], extra: dict | N
         for r in results:
             fh.write(_json_line(r, reviews.get(review_key(r))))
 
-    _atomic_write(Path(path), write)
+    atomic_write(Path(path), write)
     _write_sidecar(Path(path), results, extra)
     return Path(path)
 
@@ -252,12 +257,18 @@ SIDECAR_EVERY_S = 1.0
 class StreamedReport:
     """A CSV or JSON Lines report written as results arrive, so a killed scan keeps its rows.
 
-    Each :meth:`write` appends a whole batch with unbuffered writes, so the file is well
-    formed after every batch (a ``kill -9`` loses only rows not yet handed over), and
-    rewrites the side-car (``"completed": false`` and the rows so far; after the first
-    batch at most once a second). A batch that cannot
-    be written (disk full) is cut back off, so the file still ends on a whole row; the
-    error is raised and :attr:`failure` says why (the side-car records it on close).
+    The report is created exclusively (an ``O_EXCL`` temporary file renamed over the name,
+    :class:`~forensics_app.core.outputs.AppendOnlyOutput`: whatever the name pointed to is
+    never opened) and holds :class:`~forensics_app.core.outputs.OutputLock` from start to
+    close, so a second scan writing the same report is refused (``OutputBusy``). Each
+    :meth:`write` appends a whole batch, so the file is well formed after every batch (a
+    ``kill -9`` loses only rows not yet handed over), and rewrites the side-car
+    (``"completed": false`` and the rows so far; after the first batch at most once a
+    second). A batch that cannot be written (disk full) is cut back off, so the file still
+    ends on a whole row; the error is raised
+    (:class:`~forensics_app.core.outputs.OutputWriteError`) and :attr:`failure` says why.
+    When the disk has no room even for a new side-car, the side-car this report created is
+    overwritten in place with the outcome, so it never stays at "running".
     """
 
     def __init__(self, path: Path | str, kind: str | None = None, extra: dict | None = None):
@@ -271,38 +282,28 @@ class StreamedReport:
         self.failure: str | None = None
         self._models: set[str] = set()
         self._errors = 0
-        self._size = 0
         self._sidecar_at: float | None = None  # the first batch always updates the side-car
         self._created = datetime.now(UTC).isoformat(timespec="seconds")
-        self.path.parent.mkdir(parents=True, exist_ok=True)
-        self._fh = open(self.path, "wb", buffering=0)  # noqa: SIM115 -- held for the scan
-        if self.kind == "csv":
-            self._emit(_csv_text(None))
-        self._sidecar(completed=False, status="running")
-
-    def _emit(self, text: str) -> None:
-        """Append ``text`` whole, or cut the file back to where it was and raise."""
-        data = memoryview(text.encode("utf-8"))
+        self._sidecar_identity: tuple[int, int] | None = None
+        self._lock = OutputLock(self.path).acquire()
         try:
-            while data:
-                data = data[self._fh.write(data):]
-        except OSError:
-            try:
-                os.ftruncate(self._fh.fileno(), self._size)
-            except OSError:
-                pass
+            self._out = AppendOnlyOutput(self.path)
+            if self.kind == "csv":
+                self._out.append(_csv_text(None).encode("utf-8"))
+            self._sidecar(completed=False, status="running")
+        except BaseException:
+            self._lock.release()
             raise
-        self._size += len(text.encode("utf-8"))
 
     def write(self, results: Iterable[ScanResult]) -> None:
         results = list(results)
         if self.failure is not None:
-            raise OSError(self.failure)
+            raise OutputWriteError(self.failure)
         text = (_csv_text(results) if self.kind == "csv"
                 else "".join(_json_line(r) for r in results))
         try:
-            self._emit(text)
-        except OSError as exc:
+            self._out.append(text.encode("utf-8"))
+        except OutputWriteError as exc:
             self.failure = f"stopped after {self.n_rows} rows: {exc}"
             raise
         self.n_rows += len(results)
@@ -320,12 +321,18 @@ class StreamedReport:
 
     __call__ = write  # usable directly as a batch sink
 
-    def close(self, completed: bool, status: str | None = None) -> Path:
-        if not self._fh.closed:
-            self._fh.close()
-        status = status or ("completed" if completed else "interrupted")
-        self._sidecar(completed and self.failure is None,
-                      "failed" if self.failure is not None else status)
+    def close(self, completed: bool, status: str | None = None,
+              reason: str | None = None) -> Path:
+        """Close the report, record the outcome (and ``reason``, why the scan did not finish,
+        when it is not this report's own failure) in the side-car and release the lock."""
+        self._reason = reason
+        try:
+            self._out.close()
+            status = status or ("completed" if completed else "interrupted")
+            self._sidecar(completed and self.failure is None,
+                          "failed" if self.failure is not None else status)
+        finally:
+            self._lock.release()
         return self.path
 
     def _sidecar(self, completed: bool, status: str) -> None:
@@ -334,9 +341,28 @@ class StreamedReport:
                     model_ids=sorted(self._models), n_files=self.n_rows,
                     n_errors=self._errors, completed=completed, status=status,
                     updated_utc=datetime.now(UTC).isoformat(timespec="seconds"))
-        if self.failure is not None:
-            meta["failure"] = self.failure
-        _atomic_write(sidecar_path(self.path), lambda fh: json.dump(meta, fh, indent=2))
+        failure = self.failure or getattr(self, "_reason", None)
+        if failure:
+            meta["failure"] = failure
+        target = sidecar_path(self.path)
+        try:
+            atomic_write(target, lambda fh: json.dump(meta, fh, indent=2))
+        except OutputWriteError:
+            # No room for a new file: overwrite the side-car this report created, in place,
+            # with the outcome only (smaller than what it replaces).
+            brief = {"report": self.path.name, "completed": completed, "status": status,
+                     "failure": failure, "n_files": self.n_rows,
+                     "n_errors": self._errors, "updated_utc": meta["updated_utc"],
+                     "note": "side-car shortened: the disk was full"}
+            if self._sidecar_identity is None or not overwrite_own_file(
+                    target, self._sidecar_identity, json.dumps(brief, indent=1).encode()):
+                raise
+            return
+        try:
+            st = os.stat(target)
+            self._sidecar_identity = (st.st_dev, st.st_ino)
+        except OSError:
+            self._sidecar_identity = None
 
 
 def _csv_text(results: Sequence[ScanResult] | None) -> str:

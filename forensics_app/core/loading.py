@@ -14,6 +14,7 @@ import hashlib
 import io
 import os
 import stat
+import time
 import warnings
 from collections.abc import Callable
 from dataclasses import dataclass
@@ -27,7 +28,10 @@ from forensics_app.core.bomb_guard import (
     BombRefused,
     DecodeLimits,
     check_declared_image,
-    decode_cost_bytes,
+    check_decode_memory,
+    check_structure,
+    count_tiff_pages,
+    declared_bytes,
 )
 from forensics_app.core.image_formats import (
     container_kind,
@@ -36,7 +40,19 @@ from forensics_app.core.image_formats import (
     register_decoders,
     structure_error,
 )
-from forensics_app.core.padding import MAX_PADDED_FRACTION, padded_rows, padding_note
+from forensics_app.core.padding import (
+    MAX_PADDED_FRACTION,
+    padded_rows,
+    padded_rows_before_decode,
+    padding_note,
+)
+from forensics_app.core.png_chunks import METADATA_CHUNKS, count_png_chunks, strip_png_chunks
+from forensics_app.core.read_budget import (
+    ReadAbandoned,
+    ReadTimedOut,
+    ReadTooLarge,
+    read_fd_within,
+)
 
 # The decompression-bomb guard (core.bomb_guard) checks every header before any pixel is
 # decoded, on the compression ratio and a configurable pixel cap; Pillow's own pixel limit
@@ -225,28 +241,42 @@ def open_regular_file(path: Path | str, max_bytes: int = MAX_FILE_BYTES) -> int:
 
 
 def read_bytes_and_hash(path: Path, max_bytes: int = MAX_FILE_BYTES, *,
-                        images_only: bool = False) -> tuple[bytes, str]:
+                        images_only: bool = False,
+                        seconds: float | None = None) -> tuple[bytes, str]:
     """Read the file once, read-only, and return its bytes with their SHA-256.
 
-    ``images_only``: the first bytes are sniffed from this same read; a file that does not
-    start like an image raises :class:`NotAnImage` after reading only those bytes.
+    ``images_only``: the first bytes are sniffed first; a file that does not start like an
+    image raises :class:`NotAnImage` after reading only those bytes. ``seconds``: the read's
+    time budget (core.read_budget): a read still blocked after it is abandoned and the file
+    reported, so a stuck or never-ending file cannot hang the scan.
     """
     fd = open_regular_file(path, max_bytes)
     try:
-        with os.fdopen(fd, "rb") as fh:
-            head = fh.read(16)
-            if images_only and sniff_format(head) is None:
-                kind = describe_format(head)
-                raise NotAnImage(path, "not an image (no image extension, and its first bytes "
-                                       + (f"are {kind})" if kind else "are no image format)"))
-            fh.seek(0)  # one buffer for the whole file (head + rest would copy it once more)
-            data = fh.read(max_bytes + 1)
+        size = os.fstat(fd).st_size
+    except OSError:
+        size = 0
+
+    def head_check(head: bytes) -> None:
+        if images_only and sniff_format(head) is None:
+            kind = describe_format(head)
+            raise NotAnImage(path, "not an image (no image extension, and its first bytes "
+                                   + (f"are {kind})" if kind else "are no image format)"))
+
+    try:
+        data = read_fd_within(fd, size, max_bytes, seconds, head_check)
     except ImageLoadError:
         raise
+    except ReadTimedOut as exc:
+        raise ImageLoadError(
+            path, f"reading stopped: {exc}, the per-file time budget (a stuck or never-ending "
+                  "file: network or FUSE mount, /proc file?); abandoned, not scored (raise it "
+                  "with --max-seconds-per-file)") from None
+    except ReadAbandoned as exc:
+        raise ImageLoadError(path, f"not read: {exc}") from None
+    except ReadTooLarge as exc:  # grew while being read, or a never-ending file
+        raise ImageLoadError(path, f"file is {exc}; not read") from None
     except OSError as exc:
         raise ImageLoadError(path, f"cannot read file: {exc.strerror or exc}") from exc
-    if len(data) > max_bytes:  # grew while being read
-        raise ImageLoadError(path, f"file is over the {max_bytes:,}-byte read limit; not read")
     return data, hashlib.sha256(data).hexdigest()
 
 
@@ -278,37 +308,57 @@ def to_rgb(img: Image.Image) -> Image.Image:
 def decode_image(
     data: bytes, path: Path | str, max_pixels: int = DEFAULT_MAX_DECODE_PIXELS, *,
     limits: DecodeLimits | None = None, reserve: Callable[[int], None] | None = None,
+    deadline: float | None = None,
 ) -> tuple[Image.Image, dict]:
     """Decode bytes to an upright RGB image; return it with format facts of the original.
 
-    ``limits`` (default: ``max_pixels`` as the pixel cap) is the bomb guard's; ``reserve``,
-    when given, is called with the bytes the decode will hold (its pixels plus ``data``
-    itself) before any pixel is decoded (the scan's intake memory window blocks there until
-    there is room).
+    Every budget of ``limits`` (default: ``max_pixels`` as the pixel cap) is checked from
+    the header and the bytes before a pixel is decoded (core.bomb_guard: pixels, compression
+    ratio, memory, JPEG scans, TIFF pages); ``reserve``, when given, is then called with the
+    bytes the decode will hold (the scan's memory window blocks there until there is room).
+    ``deadline`` (``time.monotonic()``) is the file's time budget, checked between stages.
+    The image is decoded once.
     """
     limits = limits or DecodeLimits(max_pixels=max_pixels)
+    notes: list[str] = []
     try:
         with warnings.catch_warnings():
             warnings.simplefilter("error", Image.DecompressionBombWarning)
-            img = Image.open(io.BytesIO(data), formats=DECODE_FORMATS)
+            img = _open_dropping_metadata_bombs(data, notes)
             width, height = img.size
             try:
                 check_declared_image(width, height, img.mode, len(data), limits)
+                cost = check_decode_memory(width, height, img.mode, limits)
+                check_structure(data, img.format, limits)
             except BombRefused as exc:
                 raise ImageLoadError(path, str(exc)) from None
-            if reserve is not None:  # the pixels, and the file's bytes held while decoding
-                reserve(decode_cost_bytes(width, height, img.mode) + len(data))
             facts = {
                 "format": img.format,
                 "width": width,
                 "height": height,
                 "mode": img.mode,
-                "n_frames": int(getattr(img, "n_frames", 1) or 1),
+                "n_frames": _frame_count(img, data, limits),
             }
+            padded = None
+            if img.format in ("JPEG", "MPO"):  # a padded bomb is refused before its decode
+                padded = padded_rows_before_decode(
+                    data, width, height, declared_bytes(width, height, img.mode))
+                if padded:
+                    notes.extend(_padding_notes(padded, height, path))
+            _check_deadline(deadline, path, "before decoding")
+            if reserve is not None:  # the pixels, and the file's bytes held while decoding
+                waited = time.monotonic()
+                reserve(cost + len(data))
+                if deadline is not None:  # queueing for memory is not the file's time
+                    deadline += time.monotonic() - waited
             if facts["n_frames"] > 1:
                 img.seek(0)
             img.load()
-            facts["notes"] = _padding_notes(img, data, facts, path)
+            _check_deadline(deadline, path, "after decoding")
+            if padded is None:
+                notes.extend(_padding_notes(padded_rows(img, data, facts["format"]), height,
+                                            path))
+            facts["notes"] = tuple(notes)
             ImageOps.exif_transpose(img, in_place=True)  # no second copy of a large image
             return to_rgb(img), facts
     except ImageLoadError:
@@ -318,7 +368,37 @@ def decode_image(
     except Image.UnidentifiedImageError as exc:
         raise ImageLoadError(path, _unidentified_reason(data)) from exc
     except (OSError, SyntaxError, ValueError, EOFError) as exc:
-        raise ImageLoadError(path, f"corrupt or truncated image: {exc}") from exc
+        raise ImageLoadError(path, _corrupt_reason(data, exc)) from exc
+
+
+def _check_deadline(deadline: float | None, path: Path | str, stage: str) -> None:
+    if deadline is not None and time.monotonic() > deadline:
+        raise ImageLoadError(path, f"over the per-file time budget {stage} (raise it with "
+                                   "--max-seconds-per-file); not scored")
+
+
+def _open_dropping_metadata_bombs(data: bytes, notes: list[str]) -> Image.Image:
+    """Open the image; a PNG whose text or ICC chunk inflates past Pillow's limit (a zlib
+    bomb in metadata) is opened again without its metadata chunks, with a note: metadata
+    limits cost the metadata, never the pixels' score."""
+    try:
+        return Image.open(io.BytesIO(data), formats=DECODE_FORMATS)
+    except ValueError as exc:
+        if not data.startswith(b"\x89PNG") or "MAX_TEXT_CHUNK" not in str(exc):
+            raise
+    stripped, dropped = strip_png_chunks(data, METADATA_CHUNKS)
+    notes.append(f"PNG metadata not read: {', '.join(sorted(set(dropped)))} chunk(s) inflate "
+                 "beyond Pillow's safety limit (a zlib bomb?); dropped, the pixels are scored")
+    return Image.open(io.BytesIO(stripped), formats=["PNG"])
+
+
+def _frame_count(img: Image.Image, data: bytes, limits: DecodeLimits) -> int:
+    """Frames actually in the file (never only what a header claims)."""
+    if img.format == "TIFF":  # counted linearly (and bounded) instead of seeking through
+        return max(1, count_tiff_pages(data, limits.max_tiff_pages))
+    if img.format == "PNG":  # an APNG's acTL is a claim; frames are its fcTL chunks
+        return max(1, min(int(getattr(img, "n_frames", 1) or 1), count_png_chunks(data, b"fcTL")))
+    return int(getattr(img, "n_frames", 1) or 1)
 
 
 def _unidentified_reason(data: bytes) -> str:
@@ -328,6 +408,9 @@ def _unidentified_reason(data: bytes) -> str:
     allowed = ", ".join(DECODE_FORMATS)
     if kind is None:
         return f"not an image in a format this tool decodes ({allowed})"
+    if kind == "BMP" and _looks_like_text(data):
+        return ("a text file that happens to start with 'BM', not a BMP image "
+                "(no BMP header follows)")
     if pillow_format(kind) in DECODE_FORMATS:  # ours, but its reader refused the structure
         why = structure_error(data, pillow_format(kind) or kind)
         return f"{kind} structure not readable: {why or 'not recognised by its decoder'}"
@@ -337,12 +420,24 @@ def _unidentified_reason(data: bytes) -> str:
             "not opened with any other reader")
 
 
-def _padding_notes(img: Image.Image, data: bytes, facts: dict, path: Path | str) -> tuple:
+def _looks_like_text(data: bytes) -> bool:
+    head = data[:512]
+    printable = sum(32 <= b < 127 or b in (9, 10, 13) for b in head)
+    return printable >= 0.95 * len(head)
+
+
+def _corrupt_reason(data: bytes, exc: BaseException) -> str:
+    kind = describe_format(data[:16])
+    if kind == "BMP" and _looks_like_text(data):
+        return _unidentified_reason(data)
+    what = f"corrupt or truncated {kind}" if kind else "corrupt or truncated image"
+    return f"{what}: {exc}"
+
+
+def _padding_notes(rows: int, height: int, path: Path | str) -> tuple[str, ...]:
     """A note when the decoder filled missing data; an error when filler is most of it."""
-    rows = padded_rows(img, data, facts["format"])
     if not rows:
         return ()
-    height = img.size[1]
     if rows > MAX_PADDED_FRACTION * height:
         raise ImageLoadError(
             path, f"mostly decoder padding: {padding_note(rows, height)}; not scored")
@@ -362,6 +457,9 @@ def load_evidence(
     core.provenance work on the same single read. An :class:`InMemoryImage` is taken in
     from its bytes (no file is opened).
     """
+    limits = limits or DecodeLimits(max_pixels=max_pixels)
+    budget = limits.max_seconds_per_file
+    deadline = time.monotonic() + budget
     if isinstance(path, InMemoryImage):
         data, path = path.data, path.name
         if len(data) > MAX_FILE_BYTES:
@@ -370,11 +468,12 @@ def load_evidence(
         digest = hashlib.sha256(data).hexdigest()
     else:
         path = Path(path)
-        data, digest = read_bytes_and_hash(path, images_only=images_only)
+        data, digest = read_bytes_and_hash(path, images_only=images_only, seconds=budget)
     if on_bytes is not None:
         on_bytes(data)
     try:
-        img, facts = decode_image(data, path, max_pixels, limits=limits, reserve=reserve)
+        img, facts = decode_image(data, path, max_pixels, limits=limits, reserve=reserve,
+                                  deadline=deadline)
     except ImageLoadError as exc:
         evidence = Evidence(str(path), digest, len(data), format=describe_format(data[:16]))
         return evidence, None, exc

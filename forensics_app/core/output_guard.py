@@ -4,8 +4,10 @@ Two rules, applied to every output the scan will write (each report and its ``.m
 side-car, a case folder):
 
 * **evidence is never a target**: an output that is one of the input files (same path, or
-  the same file through a link), or that lies inside a folder being scanned, is refused
-  unless ``force`` (``--force-output``) is given;
+  the same file through a link) is refused, always; one that lies inside a folder being
+  scanned is refused unless ``force`` (``--force-output``) is given. After discovery the CLI
+  also compares every output with every file the scan will read, by device and inode
+  (:func:`forensics_app.core.outputs.outputs_over_inputs`);
 * **the output must be writable**: not an existing folder, its parent a folder (or
   creatable) that this user may write to. This is checked before any file is read, so a
   mistyped report path costs nothing instead of the whole scan's results.
@@ -49,13 +51,29 @@ def _resolved(path: Path) -> Path:
     return Path(os.path.realpath(os.path.abspath(path)))
 
 
+def same_file_conflict(output: Path, inputs: Iterable[Path]) -> str | None:
+    """Why ``output`` *is* an input (same path, or the same file through a link), or None.
+
+    Never overridable: writing there would replace the evidence. (The complete check, by
+    device and inode against every file the scan reads, runs after discovery:
+    :func:`forensics_app.core.outputs.outputs_over_inputs`.)
+    """
+    out = _resolved(output)
+    for raw in inputs:
+        if out == _resolved(raw) or (output.exists() and _same_file(output, raw)):
+            return f"{output} is one of the inputs (evidence would be overwritten)"
+    return None
+
+
 def evidence_conflict(output: Path, inputs: Iterable[Path]) -> str | None:
     """Why writing ``output`` would touch evidence, or None."""
+    inputs = list(inputs)
+    same = same_file_conflict(output, inputs)
+    if same:
+        return same
     out = _resolved(output)
     for raw in inputs:
         src = _resolved(raw)
-        if out == src or (output.exists() and _same_file(output, raw)):
-            return f"{output} is one of the inputs (evidence would be overwritten)"
         if src.is_dir() and _is_within(out, src):
             return f"{output} is inside the scanned folder {raw}"
     return None
@@ -109,8 +127,12 @@ def check_outputs(outputs: Mapping[str, Path | None], inputs: Iterable[Path | st
             problems.append(f"{name} and {seen[key]} name the same file {path}")
             continue
         seen[key] = name
-        conflict = evidence_conflict(path, inputs)
-        if conflict and not force:
+        same = same_file_conflict(path, inputs)
+        conflict = same or evidence_conflict(path, inputs)
+        if same:
+            problems.append(f"{name}: {same}; refused (choose another path; --force-output "
+                            "never allows writing over an input)")
+        elif conflict and not force:
             problems.append(f"{name}: {conflict}; refusing to write there "
                             "(choose another path, or --force-output)")
         writable = writability_problem(path, kind)

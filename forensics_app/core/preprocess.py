@@ -28,6 +28,10 @@ class PreprocessMode(StrEnum):
     SAMPLE = "sample"  # triage: a fixed, seeded sample of full-resolution tiles
 
 
+# Smallest tile or crop side accepted: the ResNet reduces its input 32-fold.
+MIN_INPUT_SIDE = 32
+
+
 @dataclass(frozen=True)
 class PreprocessConfig:
     mode: PreprocessMode = PreprocessMode.FULL
@@ -47,6 +51,12 @@ class PreprocessConfig:
         object.__setattr__(self, "mode", PreprocessMode(self.mode))
         if self.sample_tiles < 1:
             raise ValueError("sample_tiles must be >= 1")
+        for name in ("tile_size", "crop_size"):
+            if getattr(self, name) < MIN_INPUT_SIDE:
+                raise ValueError(f"{name} must be >= {MIN_INPUT_SIDE} pixels (the network "
+                                 f"reduces its input 32-fold), not {getattr(self, name)}")
+        if not 0 <= self.sample_seed < 2**63:
+            raise ValueError(f"sample_seed must be between 0 and 2**63-1, not {self.sample_seed}")
 
 
 @dataclass

@@ -852,9 +852,6 @@ def render_html(data: ReportData, image_src: Callable[[str, bytes], str] | None 
 
 
 def write_html(data: ReportData, path: Path | str) -> Path:
-    from forensics_app.core.export import _atomic_write
+    from forensics_app.core.outputs import atomic_write
 
-    path = Path(path)
-    text = render_html(data)
-    _atomic_write(path, lambda fh: fh.write(text))
-    return path
+    return atomic_write(Path(path), render_html(data))

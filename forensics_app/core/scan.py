@@ -40,6 +40,7 @@ from forensics_app.core.loading import (
 )
 from forensics_app.core.preprocess import PreparedImage, PreprocessConfig, prepare_image
 from forensics_app.core.provenance import Provenance, ProvenanceOptions, read_provenance
+from forensics_app.core.read_budget import abandon_pending_reads
 from forensics_app.core.results import ScanResult, Verdict, verdict_for
 from forensics_app.core.warning_capture import file_warnings
 
@@ -207,16 +208,26 @@ class _MemoryWindow:
 def _take_in(index: int, path: Path, options: ScanOptions,
              window: _MemoryWindow | None = None, branches: dict | None = None) -> _Intake:
     t0 = time.perf_counter()
-    reserve = None if window is None else (lambda n: window.reserve(index, n))
+    queued = [0.0]  # seconds spent waiting for room in the memory window: not this file's time
+
+    def reserve(n: int) -> None:
+        t = time.perf_counter()
+        window.reserve(index, n)
+        queued[0] += time.perf_counter() - t
+
+    def elapsed_ms() -> float:
+        return _ms(t0) - 1000.0 * queued[0]
+
     prov: list[Provenance] = []  # read from the intake's bytes (metadata never fails a file)
     on_bytes = ((lambda data: prov.append(read_provenance(data, options.provenance_options)))
                 if options.provenance else None)
     try:
-        evidence, img, err = load_evidence(path, limits=options.decode_limits, reserve=reserve,
+        evidence, img, err = load_evidence(path, limits=options.decode_limits,
+                                           reserve=None if window is None else reserve,
                                            on_bytes=on_bytes,
                                            images_only=str(path) in options.images_only_paths)
         if err is not None:
-            return _Intake(index, path, evidence, None, err.reason, _ms(t0), *prov[:1])
+            return _Intake(index, path, evidence, None, err.reason, elapsed_ms(), *prov[:1])
         logits: dict[str, float] = {}
         for name, branch in (branches or {}).items():
             try:
@@ -226,21 +237,21 @@ def _take_in(index: int, path: Path, options: ScanOptions,
                     raise
                 return _Intake(index, path, evidence, None,
                                f"the {name} branch could not score this image "
-                               f"({type(exc).__name__}: {str(exc)[:200]}); no verdict", _ms(t0),
-                               *prov[:1])
+                               f"({type(exc).__name__}: {str(exc)[:200]}); no verdict",
+                               elapsed_ms(), *prov[:1])
         prepared = prepare_image(img, options.preprocess)
-        return _Intake(index, path, evidence, prepared, None, _ms(t0), *prov[:1],
+        return _Intake(index, path, evidence, prepared, None, elapsed_ms(), *prov[:1],
                        branch_logits=logits)
     except NotAnImage as exc:
-        return _Intake(index, path, None, None, exc.reason, _ms(t0),
+        return _Intake(index, path, None, None, exc.reason, elapsed_ms(),
                        skipped=Skipped(str(path), exc.reason, "not-image"))
     except ImageLoadError as exc:
-        return _Intake(index, path, None, None, exc.reason, _ms(t0))
+        return _Intake(index, path, None, None, exc.reason, elapsed_ms())
     except MemoryError:
         return _Intake(index, path, None, None, "out of memory decoding this image; not "
-                       "scored (free memory or lower --max-pixels)", _ms(t0))
+                       "scored (free memory or lower --max-pixels)", elapsed_ms())
     except Exception as exc:  # noqa: BLE001 -- any failure on one file must not stop the scan
-        return _Intake(index, path, None, None, f"{type(exc).__name__}: {exc}", _ms(t0))
+        return _Intake(index, path, None, None, f"{type(exc).__name__}: {exc}", elapsed_ms())
     finally:
         if window is not None:
             window.pass_turn(index)
@@ -498,6 +509,7 @@ def scan_files(
         except BaseException:
             for fut in inflight:
                 fut.cancel()
+            abandon_pending_reads()  # a stuck read must not hold the pool's shutdown
             # Decodes already running may wait for room that will never be given back.
             window.capacity = 1 << 62
             groups.clear()

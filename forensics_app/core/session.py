@@ -18,7 +18,14 @@ from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
 
-from forensics_app.core.bomb_guard import DEFAULT_MAX_COMPRESSION_RATIO, DEFAULT_MAX_PIXELS
+from forensics_app.core.bomb_guard import (
+    DEFAULT_MAX_COMPRESSION_RATIO,
+    DEFAULT_MAX_DECODE_BYTES,
+    DEFAULT_MAX_JPEG_SCANS,
+    DEFAULT_MAX_PIXELS,
+    DEFAULT_MAX_SECONDS_PER_FILE,
+    DEFAULT_MAX_TIFF_PAGES,
+)
 from forensics_app.core.case import (
     SCAN_CANCELLED,
     SCAN_FAILED,
@@ -31,6 +38,7 @@ from forensics_app.core.case import (
 )
 from forensics_app.core.discovery import Discovery, Skipped, discover
 from forensics_app.core.loading import InMemoryImage
+from forensics_app.core.outputs import OutputWriteError
 from forensics_app.core.results import ScanResult
 
 DEFAULT_MAX_INFLIGHT_BYTES = 512 * 1024 * 1024
@@ -57,6 +65,10 @@ class ScanSettings:
     inconclusive_band: float | None = None
     max_pixels: int = DEFAULT_MAX_PIXELS
     max_compression_ratio: float = DEFAULT_MAX_COMPRESSION_RATIO
+    max_decode_bytes: int = DEFAULT_MAX_DECODE_BYTES
+    max_jpeg_scans: int = DEFAULT_MAX_JPEG_SCANS
+    max_tiff_pages: int = DEFAULT_MAX_TIFF_PAGES
+    max_seconds_per_file: float = DEFAULT_MAX_SECONDS_PER_FILE
     max_inflight_bytes: int = DEFAULT_MAX_INFLIGHT_BYTES
     cross_image_batching: bool = True
     overlap_decode: bool = True
@@ -108,7 +120,11 @@ class ScanSettings:
         from forensics_app.core.bomb_guard import DecodeLimits
 
         return DecodeLimits(max_pixels=self.max_pixels,
-                            max_compression_ratio=self.max_compression_ratio)
+                            max_compression_ratio=self.max_compression_ratio,
+                            max_decode_bytes=self.max_decode_bytes,
+                            max_jpeg_scans=self.max_jpeg_scans,
+                            max_tiff_pages=self.max_tiff_pages,
+                            max_seconds_per_file=self.max_seconds_per_file)
 
     def provenance_options(self, strict: bool = True):
         """The C2PA trust list; ``strict=False`` falls back to none (signers then read as
@@ -163,6 +179,8 @@ class SessionOutcome:
     n_new: int = 0  # rows the case stored as new
     n_stored: int = 0  # rows handed to the case and the streamed reports
     elapsed_s: float = 0.0
+    # a streamed report that could not be written (disk full; core.outputs): the CLI's exit 3
+    output_failure: str = ""
 
     @property
     def interrupted(self) -> bool:
@@ -291,7 +309,7 @@ class ScanSession:
             status, results = SCAN_INTERRUPTED, self._so_far()
         except ScanCancelled as exc:
             status, results = SCAN_CANCELLED, exc.results
-        except CaseError as exc:  # the case could not store a batch (disk full, I/O error)
+        except (CaseError, OutputWriteError) as exc:  # a batch not stored (disk full, I/O)
             status, message, results = SCAN_FAILED, str(exc), self._so_far()
         except BaseException as exc:
             self._close(SCAN_FAILED, f"{type(exc).__name__}: {exc}")
@@ -300,7 +318,9 @@ class ScanSession:
         rec = self._recorder
         return SessionOutcome(status, results, message, problems, len(self.files),
                               self.n_already, rec.n_new, rec.n_committed,
-                              time.perf_counter() - t0)
+                              time.perf_counter() - t0,
+                              next((f"{st.path}: {st.failure}" for st in self._streams
+                                    if getattr(st, "failure", None)), ""))
 
     def _on_result(self, result: ScanResult) -> None:
         self._finished.append(result)
@@ -326,7 +346,8 @@ class ScanSession:
                 status, message = SCAN_FAILED, str(exc)
         for stream in self._streams:
             try:
-                stream.close(completed=status == SCAN_FINISHED, status=status)
+                stream.close(completed=status == SCAN_FINISHED, status=status,
+                             reason=message if status != SCAN_FINISHED else None)
             except OSError as exc:
                 problems.append(f"cannot finish {stream.path}: {exc}")
             if getattr(stream, "failure", None) and status == SCAN_FINISHED:

@@ -430,39 +430,29 @@ def test_verify_names_damage_and_never_tracebacks(scanned, what, capsys):
 
 
 # ----------------------------------------------------------------------------- 9. full disk
-class _FullDisk:
-    """A file that takes ``budget`` bytes, then writes part of the next chunk and fails."""
-
-    def __init__(self, fh, budget: int):
-        self._fh, self._budget = fh, budget
-
-    def write(self, data) -> int:
-        if len(data) > self._budget:
-            self._fh.write(bytes(data[: self._budget // 2 + 1]))  # a torn row on disk
-            self._budget = 0
-            raise OSError(errno.ENOSPC, "No space left on device")
-        self._budget -= len(data)
-        return self._fh.write(data)
-
-    def __getattr__(self, name):
-        return getattr(self._fh, name)
-
-
 def test_full_disk_during_streamed_csv_stops_cleanly(tmp_path, tiny_checkpoint, monkeypatch,
                                                      capsys):
     images = tmp_path / "images"
     make_images(images, 12, size=(48, 48))
     out = tmp_path / "r.csv"
 
-    def full_open(path, mode="r", *args, **kwargs):
-        fh = open(path, mode, *args, **kwargs)
-        return _FullDisk(fh, 2500) if str(path) == str(out) else fh
+    from forensics_app.core import outputs
 
-    monkeypatch.setattr(export, "open", full_open, raising=False)
+    real_write, written = outputs.write_all, {"n": 0}
+
+    def full_disk(fd, data):  # the report's file system fills up after 2,500 bytes
+        if os.readlink(f"/proc/self/fd/{fd}") == str(out):
+            written["n"] += len(data)
+            if written["n"] > 2500:
+                raise OSError(errno.ENOSPC, os.strerror(errno.ENOSPC))
+        real_write(fd, data)
+
+    monkeypatch.setattr(outputs, "write_all", full_disk)
     case_dir = tmp_path / "case"
     rc = scan(images, case_dir, tiny_checkpoint, "--csv", out, "--batch-size", "2")
     err = capsys.readouterr().err
-    assert rc == 1 and "No space left on device" in err and "Traceback" not in err
+    # issue 22: a report that cannot be written has its own exit code (3)
+    assert rc == 3 and "No space left on device" in err and "Traceback" not in err
     with Case.open(case_dir, read_only=True) as case:
         (s,) = case.scans()
         stored = {r.path for r in case.results()}

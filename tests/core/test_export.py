@@ -137,3 +137,25 @@ def test_rejudging_keeps_the_score():
     stricter = r.with_threshold(0.8, 0.0)
     assert stricter.verdict is Verdict.REAL and stricter.prob_fake == 0.7
     assert r.verdict is Verdict.AI_GENERATED
+
+
+def test_huge_notes_are_capped_and_summarised(tmp_path):
+    """Issue 22, item 15: a file with thousands of bad EXIF tags must not make a 328 KB cell."""
+    import csv as csv_module
+    import json as json_module
+
+    from forensics_app.core.export import MAX_NOTES_CHARS, summarise_notes
+
+    notes = [f"EXIF tag {i} is corrupt: " + "x" * 200 for i in range(1500)]
+    notes += ["same warning"] * 40 + ["y" * 5000]
+    row = ScanResult(path="bad_exif.jpg", prob_fake=0.2, verdict=Verdict.REAL, notes=notes)
+    out = write_csv(tmp_path / "r.csv", [row])
+    (read,) = list(csv_module.DictReader(out.open(encoding="utf-8")))
+    assert len(read["notes"]) <= MAX_NOTES_CHARS + 200
+    assert "more notes (" in read["notes"] and "characters) not shown" in read["notes"]
+    jl = write_jsonl(tmp_path / "r.jsonl", [row])
+    record = json_module.loads(jl.read_text())
+    assert sum(map(len, record["notes"])) <= MAX_NOTES_CHARS + 200
+    short = summarise_notes(["same warning"] * 3 + ["z" * 2000])
+    assert short[0] == "same warning (x3)"
+    assert short[1].endswith("more characters]") and len(short[1]) < 600
