@@ -232,6 +232,8 @@ def _take_in(index: int, path: Path, options: ScanOptions,
         for name, branch in (branches or {}).items():
             try:
                 logits[name] = float(branch.logits([branch.input_for(img)])[0])
+                if not math.isfinite(logits[name]):
+                    raise ValueError(f"non-finite logit {logits[name]!r}")
             except Exception as exc:  # noqa: BLE001 -- a failing branch fails this row only
                 if isinstance(exc, MemoryError):
                     raise

@@ -164,6 +164,9 @@ def test_a_failing_branch_makes_an_error_row_not_a_crash(tmp_path, tiny_clip_ins
     rows = scan_paths([tmp_path / "imgs"], det, ScanOptions(provenance=False))
     assert len(rows) == 2 and all(not r.ok for r in rows)
     assert all("semantic branch could not score" in r.error for r in rows)
+    det.branches["semantic"].logits = lambda inputs: np.array([np.nan])
+    rows = scan_paths([tmp_path / "imgs"], det, ScanOptions(provenance=False))
+    assert all(not r.ok and "non-finite" in r.error for r in rows)  # never a P=1 verdict
 
 
 def test_rebuild_float_matmuls_equals_dequantised_weights(tmp_path):
