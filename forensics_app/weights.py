@@ -96,6 +96,7 @@ def rebuild_float_matmuls(src: Path, dst: Path) -> int:
         for i in n.input:
             consumers.setdefault(i, []).append(n)
 
+    idx = {id(k): j for j, k in enumerate(g.node)}
     drop: set[int] = set()
     new_nodes: dict[int, object] = {}
     new_inits = []
@@ -120,7 +121,6 @@ def rebuild_float_matmuls(src: Path, dst: Path) -> int:
         w_name = b_q.replace("_quantized", "") + "_float"
         new_inits.append(numpy_helper.from_array(w.astype(np.float32), w_name))
         mm = helper.make_node("MatMul", [x_float, w_name], [mul.output[0]], name=n.name + "_float")
-        idx = {id(k): j for j, k in enumerate(g.node)}
         new_nodes[idx[id(n)]] = mm
         drop.update({idx[id(cast)], idx[id(mul)]})
         count += 1

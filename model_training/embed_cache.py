@@ -16,6 +16,7 @@ per named *view* of the data, every image once and appends to ``<out>/<view>.npz
 from __future__ import annotations
 
 import argparse
+import functools
 import io
 import os
 import time
@@ -77,7 +78,7 @@ def views(data: Path) -> Iterator[tuple[str, list[Path], int, Callable[[Image.Im
     yield "train/taef2/n90", reals, 1, _taef2_transform(data)
     # Content control: real (not generated) drawings and screenshots, made procedurally with a
     # different seed from the content probe's (seed 0), so the probe stays unseen.
-    yield "train/synthetic_real/n90", [Path(k) for k in SYNTHETIC], 0, lambda im: normalise(im)
+    yield "train/synthetic_real/n90", [Path(k) for k in synthetic_images()], 0, lambda im: normalise(im)
     for s in sorted(p for p in (data / "dev_test").iterdir() if p.is_dir()):
         for cls, label in (("0_real", 0), ("1_fake", 1)):
             files = list_images(s / cls)
@@ -102,33 +103,20 @@ def _taef2_transform(data: Path) -> Callable[[Image.Image], Image.Image]:
     return fn
 
 
-class _Synthetic(dict):
-    """Procedural real drawings/screenshots by key (built on first use)."""
+@functools.cache
+def synthetic_images() -> dict[str, Image.Image]:
+    """Procedural real drawings/screenshots by key (seed 1; the content probe uses seed 0)."""
+    from model_training.content_probe import probe_images
 
-    def _build(self) -> None:
-        from model_training.content_probe import probe_images
-
-        for group, images in probe_images(None, n_synthetic=80, seed=1).items():
-            for i, im in enumerate(images):
-                self[f"synthetic:{group.split()[0]}:seed1:{i:03d}"] = im
-
-    def __iter__(self):
-        if not len(self):
-            self._build()
-        return super().__iter__()
+    return {f"synthetic:{group.split()[0]}:seed1:{i:03d}": im
+            for group, images in probe_images(None, n_synthetic=80, seed=1).items()
+            for i, im in enumerate(images)}
 
 
-SYNTHETIC = _Synthetic()
-
-
-def open_image(p: Path):
-    from PIL import Image
-
+def open_image(p: Path) -> Image.Image:
     key = str(p)
     if key.startswith("synthetic:"):
-        if key not in SYNTHETIC:
-            list(SYNTHETIC)
-        return SYNTHETIC[key].copy()
+        return synthetic_images()[key].copy()
     return Image.open(p)
 
 

@@ -70,13 +70,10 @@ def build(base: Path, head_report: dict, out: Path, trace_weight: float, version
     return meta
 
 
-def probe(out: Path, real_root: Path | None) -> list[dict]:
-    """Real non-photographic images (made here) through the exported detector's branches."""
-    from forensics_app.core.detector import Detector
+def probe(sem, real_root: Path | None) -> list[dict]:
+    """Real non-photographic images (made here) through the exported semantic branch."""
     from model_training.content_probe import probe_images
 
-    det = Detector.from_checkpoint(out, device="cpu")
-    sem = det.branches["semantic"]
     rows = []
     for name, images in probe_images(real_root).items():
         logits = np.concatenate([sem.logits([sem.input_for(im)]) for im in images])
@@ -85,13 +82,9 @@ def probe(out: Path, real_root: Path | None) -> list[dict]:
     return rows
 
 
-def time_semantic(out: Path, n: int = 8) -> float:
+def time_semantic(sem, n: int = 8) -> float:
     from PIL import Image
 
-    from forensics_app.core.detector import Detector
-
-    det = Detector.from_checkpoint(out, device="cpu")
-    sem = det.branches["semantic"]
     img = Image.new("RGB", (256, 256), (120, 90, 60))
     sem.logits([sem.input_for(img)])
     t0 = time.perf_counter()
@@ -161,6 +154,20 @@ def card(meta: dict, report: dict, probe_rows: list[dict], sem_seconds: float) -
         if aps:
             lines.append(f"| **mean** | | **{np.mean(aps):.1f}** | | | | | 63.5 | 66.1 | 74.0 |")
         lines.append("")
+    best = next(c for c in report["candidates"] if c["name"] == chosen)
+    mean_ap = (f"{np.mean([v['orig']['ap'] for v in dev.values() if 'orig' in v]):.1f}"
+               if dev else "—")
+    tw = meta["fusion"]["weights"]["trace"]
+    lines += ["## Per branch and fused", "",
+              f"Fusion: logistic, trace weight {tw:g}, semantic weight 1"
+              + (" — the fused score is exactly the semantic branch's, so its rows are the "
+                 "semantic rows." if tw == 0 else "."), "",
+              "| | LOFO mean | LOFO worst | dev_test mAP |", "|:--|--:|--:|--:|",
+              "| trace (v2.1) | not measurable (trained on every family) | — | 74.0 (full sets, "
+              "its own card below) |",
+              f"| semantic | {best['mean']:.1f} | {best['worst']:.1f} | {mean_ap} |",
+              f"| fused | {best['mean']:.1f} | {best['worst']:.1f} | {mean_ap} |" if tw == 0
+              else "| fused | not measured | — | — |", ""]
     if probe_rows:
         lines += ["## Content probe: real non-photographic images (share called generated)", "",
                   "| group | n | semantic branch called generated % |", "|:--|--:|--:|"]
@@ -189,8 +196,11 @@ def main(argv: list[str] | None = None) -> int:
     args = ap.parse_args(argv)
     report = json.loads(args.head.read_text())
     meta = build(args.base, report, args.out, args.trace_weight, args.version)
-    rows = probe(args.out, args.real_root if args.real_root.is_dir() else None)
-    sec = time_semantic(args.out)
+    from forensics_app.core.detector import Detector
+
+    sem = Detector.from_checkpoint(args.out, device="cpu").branches["semantic"]
+    rows = probe(sem, args.real_root if args.real_root.is_dir() else None)
+    sec = time_semantic(sem)
     text = card(meta, report, rows, sec)
     args.out.with_suffix(".card.md").write_text(text)
     if args.card:

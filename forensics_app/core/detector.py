@@ -15,7 +15,6 @@ Three checkpoint formats are accepted, always through
 from __future__ import annotations
 
 import dataclasses
-import hashlib
 import math
 import os
 import pickle
@@ -50,7 +49,7 @@ from forensics_app.core.checkpoint_check import (
     validate_meta,
 )
 from forensics_app.core.speed import SpeedLevers, cpu_has_native_bf16
-from forensics_app.weights import MissingWeightsError
+from forensics_app.weights import MissingWeightsError, sha256_of
 
 CHECKPOINT_FORMAT = "forensics-detector"
 CHECKPOINT_FORMAT_VERSION = 1
@@ -67,11 +66,7 @@ class NoBundledModelError(CheckpointError):
 
 
 def file_sha256(path: Path) -> str:
-    h = hashlib.sha256()
-    with open(path, "rb") as fh:
-        for chunk in iter(lambda: fh.read(1 << 20), b""):
-            h.update(chunk)
-    return h.hexdigest()
+    return sha256_of(Path(path))
 
 
 @dataclass

@@ -86,6 +86,16 @@ def _none_last(value: Any) -> tuple[int, Any]:
     return (1, 0) if value is None else (0, value)
 
 
+def _prob_tip(r: ScanResult) -> str | None:
+    """Which branch scores the fused P(generated) came from, and the trace's tiles."""
+    parts = []
+    if r.branch_probs:
+        parts.append("fused from " + ", ".join(f"{k} {v:.3f}" for k, v in r.branch_probs.items()))
+    if r.tile_probs:
+        parts.append(f"trace: mean of {len(r.tile_probs)} tile scores")
+    return "; ".join(parts) or None
+
+
 def _branch_spec(key: str, title: str, what: str) -> ColumnSpec:
     return ColumnSpec(
         title, lambda r: f"{r.branch_probs[key]:.3f}" if key in r.branch_probs else "",
@@ -159,12 +169,7 @@ COLUMNS: dict[Column, ColumnSpec] = {
     Column.PROB: ColumnSpec("P(generated)",
                             lambda r: "" if r.prob_fake is None else f"{r.prob_fake:.3f}",
                             lambda r: _none_last(r.prob_fake), width=140,
-                            tooltip=lambda r: "; ".join(filter(None, [
-                                (", ".join(f"{k} {v:.3f}" for k, v in r.branch_probs.items())
-                                 and "fused from " + ", ".join(
-                                     f"{k} {v:.3f}" for k, v in r.branch_probs.items())),
-                                (f"trace: mean of {len(r.tile_probs)} tile scores"
-                                 if r.tile_probs else "")])) or None,
+                            tooltip=_prob_tip,
                             header_tip="The detector's score P(generated), 0–1: an operating "
                                        "scale, not a calibrated probability (see the model card)"),
     Column.DIMENSIONS: ColumnSpec("Dimensions", _dimensions,
