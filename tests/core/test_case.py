@@ -260,7 +260,7 @@ def _wait_for_rows(case_dir: Path, n: int, proc: subprocess.Popen, timeout: floa
 
 def test_kill_9_mid_scan_then_resume(tmp_path, tiny_checkpoint):
     images = tmp_path / "images"
-    files = make_images(images, 40, size=(160, 160))
+    files = make_images(images, 80, size=(160, 160))
     case_dir, csv_out = tmp_path / "case", tmp_path / "report.csv"
     env = dict(os.environ, OMP_NUM_THREADS="1", PYTHONPATH=str(REPO))
     proc = subprocess.Popen(
@@ -305,7 +305,7 @@ def test_kill_9_mid_scan_then_resume(tmp_path, tiny_checkpoint):
 
 def test_sigterm_ends_the_scan_cleanly(tmp_path, tiny_checkpoint):
     images = tmp_path / "images"
-    make_images(images, 40, size=(160, 160))
+    make_images(images, 80, size=(160, 160))
     case_dir, csv_out = tmp_path / "case", tmp_path / "r.csv"
     env = dict(os.environ, OMP_NUM_THREADS="1", PYTHONPATH=str(REPO))
     proc = subprocess.Popen(
