@@ -1,6 +1,7 @@
 """Detector network definitions, shared by the app and the training package.
 
-All variants are torchvision ResNets (the blocks copied in core/resnet.py, so the app imports
+Two families: EfficientNet-Lite0 (``core.efficientnet_lite``, ImageNet-initialised, the v3 trace
+candidate; architecture name ``efficientnet_lite0``) and the ResNets. The ResNets are torchvision ResNets (the blocks copied in core/resnet.py, so the app imports
 no torchvision) with torchvision's parameter names, so official
 CNNDetection checkpoints load unchanged. Options recorded in checkpoint metadata:
 
@@ -20,6 +21,7 @@ import torch
 from torch import nn
 from torch.nn.utils.fusion import fuse_conv_bn_eval
 
+from forensics_app.core.efficientnet_lite import EfficientNetLite0
 from forensics_app.core.resnet import BasicBlock, Bottleneck, ResNet, init_weights
 
 ARCH_LAYERS = {
@@ -38,6 +40,8 @@ DEFAULT_ARCH: dict[str, Any] = {
     "width": 64,
 }
 WIDTHS = (16, 24, 32, 48, 64)
+LITE0 = "efficientnet_lite0"
+NETWORK_NAMES = (*ARCH_LAYERS, LITE0)
 
 
 def npr_residual(x: torch.Tensor, gain: float = 4.0) -> torch.Tensor:
@@ -93,23 +97,71 @@ class ForensicResNet(ResNet):
         return getattr(self, f"layer{self.stages}")[-1]
 
 
+class ForensicLite0(EfficientNetLite0):
+    """EfficientNet-Lite0 with the interface the detector, Grad-CAM and the checks use:
+    ``arch``, ``fc``, ``input_transform`` (``none`` or ``npr``) and ``cam_target_layer``."""
+
+    def __init__(self, arch: dict[str, Any]):
+        super().__init__(num_outputs=arch["num_outputs"])
+        self.arch = dict(arch)
+        self.input_transform = arch.get("input_transform", "none")
+        if self.input_transform not in ("none", "npr"):
+            raise ValueError(f"unknown input_transform {self.input_transform!r}")
+        self.npr_gain = float(arch.get("npr_gain", 4.0))
+
+    @property
+    def fc(self) -> nn.Linear:
+        return self._fc
+
+    def forward(self, x: torch.Tensor) -> torch.Tensor:
+        if self.input_transform == "npr":
+            x = npr_residual(x, self.npr_gain)
+        return super().forward(x)
+
+
+Network = ForensicResNet | ForensicLite0
+
+
 def resolve_arch(arch: dict[str, Any] | None) -> dict[str, Any]:
     resolved = dict(DEFAULT_ARCH)
     resolved.update(arch or {})
-    if resolved["name"] not in ARCH_LAYERS:
-        raise ValueError(f"unknown architecture {resolved['name']!r}; known: {sorted(ARCH_LAYERS)}")
+    if resolved["name"] not in NETWORK_NAMES:
+        raise ValueError(f"unknown architecture {resolved['name']!r}; known: {sorted(NETWORK_NAMES)}")
     return resolved
 
 
-def build_model(arch: dict[str, Any] | None = None) -> ForensicResNet:
+def construct(arch: dict[str, Any]) -> Network:
+    """The network for a resolved ``arch``, with its modules' default initialisation (cheap on
+    the ``meta`` device: what the checkpoint checks use to learn the expected layout)."""
+    return ForensicLite0(arch) if arch["name"] == LITE0 else ForensicResNet(arch)
+
+
+def build_model(arch: dict[str, Any] | None = None) -> Network:
     """Build an (untrained) detector; the head is initialised N(0, 0.02) as in the paper."""
-    model = ForensicResNet(resolve_arch(arch))
+    model = construct(resolve_arch(arch))
     nn.init.normal_(model.fc.weight, 0.0, 0.02)
     nn.init.zeros_(model.fc.bias)
     return model
 
 
-def fold_batchnorm(model: ForensicResNet) -> ForensicResNet:
+def describe_arch(arch: dict[str, Any]) -> str:
+    """One line naming the network, for the model dialog, reports and ``--info``."""
+    name = arch.get("name", "resnet50")
+    text = f"CNN {name}"
+    if name != LITE0 and arch.get("stages"):
+        text += f", {arch['stages']} stages"
+    if arch.get("input_transform") not in (None, "none"):
+        text += f", {arch['input_transform']} input"
+    return text
+
+
+def _fold(parent: nn.Module, conv: str, bn: str) -> None:
+    if isinstance(getattr(parent, bn, None), nn.BatchNorm2d):
+        setattr(parent, conv, fuse_conv_bn_eval(getattr(parent, conv), getattr(parent, bn)))
+        setattr(parent, bn, nn.Identity())
+
+
+def fold_batchnorm(model: Network) -> Network:
     """Fold each BatchNorm into the convolution before it, in place, for inference.
 
     Outputs are unchanged up to float rounding, and the ~50 passes over the activations that
@@ -118,12 +170,16 @@ def fold_batchnorm(model: ForensicResNet) -> ForensicResNet:
     """
     if model.training:
         raise ValueError("fold_batchnorm needs a model in eval mode")
-
-    def fold(parent: nn.Module, conv: str, bn: str) -> None:
-        if isinstance(getattr(parent, bn, None), nn.BatchNorm2d):
-            setattr(parent, conv, fuse_conv_bn_eval(getattr(parent, conv), getattr(parent, bn)))
-            setattr(parent, bn, nn.Identity())
-
+    fold = _fold
+    if isinstance(model, EfficientNetLite0):
+        fold(model, "_conv_stem", "_bn0")
+        for block in model._blocks:
+            if block.expand:
+                fold(block, "_expand_conv", "_bn0")
+            fold(block, "_depthwise_conv", "_bn1")
+            fold(block, "_project_conv", "_bn2")
+        fold(model, "_conv_head", "_bn1")
+        return model
     fold(model, "conv1", "bn1")
     for block in [m for m in model.modules() if isinstance(m, BasicBlock | Bottleneck)]:
         for i in (1, 2, 3):

@@ -158,12 +158,11 @@ def fusion_of(meta: dict[str, Any]) -> Fusion:
 
 def describe_branches(meta: dict[str, Any]) -> list[str]:
     """One line per branch, for the model dialog, the report's method text and --info."""
+    from forensics_app.core.architectures import describe_arch
+
     lines = []
     arch = meta.get("architecture") or {}
-    lines.append(f"{TRACE}: CNN {arch.get('name', 'resnet50')}"
-                 + (f", {arch.get('stages')} stages" if arch.get("stages") else "")
-                 + (f", {arch.get('input_transform')} input" if arch.get("input_transform")
-                    else "") + " at full resolution")
+    lines.append(f"{TRACE}: {describe_arch(arch)} at full resolution")
     for name, rec in (meta.get("branches") or {}).items():
         kind = BRANCH_KINDS.get(rec.get("kind"))
         lines.append(f"{name}: {kind.summary if kind else rec.get('kind')}")

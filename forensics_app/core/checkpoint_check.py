@@ -25,7 +25,14 @@ from typing import Any
 
 import torch
 
-from forensics_app.core.architectures import ARCH_LAYERS, DEFAULT_ARCH, WIDTHS, ForensicResNet
+from forensics_app.core.architectures import (
+    ARCH_LAYERS,
+    DEFAULT_ARCH,
+    NETWORK_NAMES,
+    WIDTHS,
+    ForensicResNet,
+    construct,
+)
 
 # Top-level metadata fields the app reads (each validated by validate_meta).
 READ_META_FIELDS = ("threshold", "inconclusive_band", "calibration", "architecture",
@@ -89,10 +96,10 @@ def _check_architecture(arch: Any) -> None:
                                    f"must be a mapping, found {type(arch).__name__}")
     full = {**DEFAULT_ARCH, **arch}
     name = full["name"]
-    if not isinstance(name, str) or name not in ARCH_LAYERS:
+    if not isinstance(name, str) or name not in NETWORK_NAMES:
         raise CheckpointFieldError("meta.architecture.name",
                                    f"unknown architecture {name!r:.60}; known: "
-                                   f"{sorted(ARCH_LAYERS)}")
+                                   f"{sorted(NETWORK_NAMES)}")
     outputs = full["num_outputs"]
     if not isinstance(outputs, int) or isinstance(outputs, bool) or outputs not in (1, 2):
         raise CheckpointFieldError("meta.architecture.num_outputs",
@@ -178,7 +185,7 @@ def check_state_fits(state: dict[str, torch.Tensor], arch: dict[str, Any]) -> No
     but no storage: a head that claims millions of outputs is refused without allocating it.
     """
     with torch.device("meta"):
-        expected = ForensicResNet(arch).state_dict()
+        expected = construct(arch).state_dict()
     missing = [k for k in expected if k not in state]
     unexpected = [k for k in state if k not in expected]
     wrong = [f"{k} is {tuple(state[k].shape)}, expected {tuple(v.shape)}"

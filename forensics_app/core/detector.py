@@ -316,6 +316,9 @@ class Detector:
         if levers.precision == "bf16" and dev.type == "cpu" and not cpu_has_native_bf16():
             raise ValueError("bf16 was requested but this CPU has no native bf16 (AVX512-BF16 "
                              "or AMX); emulated bf16 is slower than fp32 -- use fp32")
+        if levers.precision == "int8" and not isinstance(ckpt.model, ForensicResNet):
+            raise ValueError(f"int8 is available for the ResNet trace CNNs only; this detector "
+                             f"is a {ckpt.model.arch['name']} -- use fp32")
         if levers.precision == "int8" and dev.type != "cpu":
             raise ValueError(f"int8 runs on the CPU only; this scan uses {dev.type} -- use fp32 "
                              "(or bf16) there")

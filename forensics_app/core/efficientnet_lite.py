@@ -73,6 +73,9 @@ class EfficientNetLite0(nn.Module):
         self.act = nn.ReLU6(inplace=True)
         self._dropout = nn.Dropout(dropout)
         self._fc = nn.Linear(HEAD, num_outputs)
+        for m in self.modules():  # He init by fan-in: activations keep their scale
+            if isinstance(m, nn.Conv2d):
+                nn.init.kaiming_normal_(m.weight, mode="fan_in")
 
     def features(self, x: torch.Tensor) -> torch.Tensor:
         x = self.act(self._bn0(self._conv_stem(x)))

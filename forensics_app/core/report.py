@@ -96,7 +96,8 @@ def model_description(m: ModelRecord) -> str:
                      "architecture.")
     else:
         name = str(arch.get("name", "network"))
-        pretty = re.sub(r"^resnet(\d+)$", r"ResNet-\1", name)
+        pretty = re.sub(r"^resnet(\d+)$", r"ResNet-\1", name).replace(
+            "efficientnet_lite0", "EfficientNet-Lite0 (ImageNet-initialised, fine-tuned)")
         stages = arch.get("stages")
         desc = f"{head}: a {pretty}"
         if isinstance(stages, int) and stages < 4:
