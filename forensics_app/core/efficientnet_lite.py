@@ -74,7 +74,7 @@ class EfficientNetLite0(nn.Module):
         self._dropout = nn.Dropout(dropout)
         self._fc = nn.Linear(HEAD, num_outputs)
         for m in self.modules():  # He init by fan-in: activations keep their scale
-            if isinstance(m, nn.Conv2d):
+            if isinstance(m, nn.Conv2d) and not m.weight.is_meta:  # meta: layout checks only
                 nn.init.kaiming_normal_(m.weight, mode="fan_in")
 
     def features(self, x: torch.Tensor) -> torch.Tensor:
