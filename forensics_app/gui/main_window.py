@@ -77,7 +77,8 @@ from forensics_app.gui.records import (
 )
 from forensics_app.gui.report_worker import ReportJobs
 from forensics_app.gui.review_panel import ReviewController
-from forensics_app.gui.scan_queue import CANCELLING_MESSAGE, ScanQueue, format_duration
+from forensics_app.gui.scan_progress import finished_text, running_text
+from forensics_app.gui.scan_queue import CANCELLING_MESSAGE, ScanQueue
 from forensics_app.gui.settings import AppSettings
 from forensics_app.gui.start_page import StartPage
 from forensics_app.gui.table_model import (
@@ -715,10 +716,7 @@ class MainWindow(QMainWindow):
             self.progress.setValue(job.done)
         else:
             self.progress.setRange(0, 0)  # busy until the files are counted
-        text = f"Scanning “{job.title}”: {job.done}/{job.total if job.total is not None else '…'}"
-        if job.rate:
-            text += f" · {job.rate:.1f} images/s · ETA {format_duration(job.eta)}"
-        self.progress_label.setText(text)
+        self.progress_label.setText(running_text(job))
         self._update_actions()
 
     @Slot(object)
@@ -727,14 +725,7 @@ class MainWindow(QMainWindow):
             self.statusBar().clearMessage()  # the cancel is done: "Cancelling…" is stale
         if self.queue.running_thread is None and not self.queue.pending():
             self.progress.hide()
-            text = f"{job.status.value}: “{job.title}”, {job.done} files"
-            if job.elapsed:
-                text += f" in {format_duration(job.elapsed)}"
-            if job.duplicates:
-                text += f" ({job.duplicates} already queued, skipped)"
-            if job.status is JobStatus.FAILED and job.message:
-                text += f" — {job.message}"
-            self.progress_label.setText(text)
+            self.progress_label.setText(finished_text(job))
         self._update_actions()
 
     @Slot(str)

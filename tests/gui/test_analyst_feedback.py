@@ -44,3 +44,46 @@ def test_resume_prompt_counts_what_the_case_holds(make_window, tiny_detector, im
     assert "holds results for 5 of 8" in asked[0], asked[0]
     assert "2 of 8" not in asked[0]
     wait_idle(qtbot, window)
+
+
+def test_no_eta_during_warm_up_then_a_steady_one():
+    """D24: the first file carries the model's warm-up (8 s here); the old estimate
+    (done / elapsed) said ~20 min for 150 files that take 15 s. No estimate until 10 files
+    and 3 s after the first; then the steady rate."""
+    from forensics_app.gui.records import ScanJob
+    from forensics_app.gui.scan_progress import EtaEstimator, running_text
+
+    est = EtaEstimator()
+    total = 150
+    est.update(0, total, 0.0)
+    est.update(1, total, 8.0)  # warm-up: first file after 8 s
+    assert est.eta is None and est.rate is None
+    for done in range(2, 11):  # 9 more files in 0.9 s: too few, too soon
+        est.update(done, total, 8.0 + (done - 1) * 0.1)
+        assert est.eta is None
+    for done in range(11, 41):  # then steady at 10 files/s
+        est.update(done, total, 8.0 + (done - 1) * 0.1)
+    assert est.rate is not None and abs(est.rate - 10.0) < 0.5
+    assert abs(est.eta - (total - 40) / 10.0) < 1.0  # ~11 s left, not minutes
+
+    job = ScanJob(["/evidence"], False, total=total)
+    job.progressed(1, total, now=8.0)
+    assert "ETA" not in running_text(job) and "estimating time left" in running_text(job)
+    for done in range(2, 41):
+        job.progressed(done, total, now=8.0 + (done - 1) * 0.1)
+    assert "ETA 0:11" in running_text(job), running_text(job)
+
+
+def test_skipped_files_are_counted_and_explained():
+    """D17: "120/124" said nothing of the 4 files that were not images."""
+    from forensics_app.core.discovery import Skipped
+    from forensics_app.gui.records import JobStatus, ScanJob
+    from forensics_app.gui.scan_progress import finished_text, running_text
+
+    job = ScanJob(["/evidence"], False, total=124)
+    job.skipped = [Skipped(f"/evidence/f{i}", "not an image", "not-image") for i in range(4)]
+    job.progressed(124, 124)
+    assert "124/124" in running_text(job) and "4 skipped: 4 not images" in running_text(job)
+    job.status, job.done = JobStatus.DONE, 120
+    text = finished_text(job)
+    assert "120 files of 124" in text and "4 skipped: 4 not images" in text, text
