@@ -11,6 +11,7 @@ raised the "generated" score, not a map of manipulated areas.
 from __future__ import annotations
 
 from collections import OrderedDict
+from html import escape as html_escape
 from typing import Any
 
 from PySide6.QtCore import QObject, QPointF, QRectF, Qt, QThread, Signal, Slot
@@ -48,6 +49,7 @@ from PySide6.QtWidgets import (
 from forensics_app.core.results import ScanResult
 from forensics_app.core.safetext import escape_text, isolate
 from forensics_app.gui.model_manager import ModelManager
+from forensics_app.gui.overlay_export import threshold_words
 from forensics_app.gui.records import HeatmapData
 from forensics_app.gui.workers import HeatmapRequest, HeatmapWorker, release_thread, start_worker
 
@@ -353,7 +355,8 @@ class HeatmapViewer(QWidget):
             tiles = f" · mean of {len(record.tile_probs)} tiles" if record.tile_probs else ""
             self.subtitle.setText(
                 f"<b>{record.verdict.value}</b> · P(generated) = {record.prob_fake:.3f}"
-                f"{tiles} · model {record.model_id}")
+                f"{tiles} · {html_escape(threshold_words(record))} · model "
+                f"{html_escape(escape_text(record.model_id))}")
         else:
             self.subtitle.setText(f"<b>Error</b> · {record.error or 'not scored'}")
         if self.data is None or self.data.key != key:

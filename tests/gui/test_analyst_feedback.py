@@ -87,3 +87,41 @@ def test_skipped_files_are_counted_and_explained():
     job.status, job.done = JobStatus.DONE, 120
     text = finished_text(job)
     assert "120 files of 124" in text and "4 skipped: 4 not images" in text, text
+
+
+def test_overlay_caption_wraps_between_words_and_names_the_threshold(qapp, tmp_path):
+    """D19: the saved overlay's caption broke words (and the hash) anywhere and did not say
+    at which threshold the verdict was taken."""
+    from PIL import Image
+    from PySide6.QtGui import QColor, QFont, QFontMetrics, QImage
+
+    from forensics_app.core.results import ScanResult, Verdict
+    from forensics_app.gui.overlay_export import caption_text, captioned_overlay, wrap_caption
+
+    record = ScanResult(path=str(tmp_path / "holiday photo from the beach.jpg"),
+                        sha256="ab" * 32, prob_fake=0.8125, verdict=Verdict.AI_GENERATED,
+                        model_id="tiny.pt@0123456789ab", threshold=0.62,
+                        inconclusive_band=0.05)
+    text = caption_text(record)
+    assert "threshold 0.62 ± 0.05" in text and "AI-generated at P ≥ 0.67" in text
+    font = QFont()
+    font.setPixelSize(12)
+    metrics = QFontMetrics(font)
+    for width in (900, 400, 260):  # the hash fits at these widths: no word is touched
+        lines = wrap_caption(text, metrics, width)
+        assert len(lines) > 1
+        assert all(metrics.horizontalAdvance(line) <= width for line in lines)
+        assert " ".join(lines) == " ".join(text.split())  # every word whole, in order
+    assert " ".join(("ab" * 32)[i : i + 16] for i in range(0, 64, 16)) in text
+    long_name = "x" * 200 + ".jpg"  # one word wider than the line: elided, never split
+    narrow = wrap_caption(f"{long_name} · SHA-256", metrics, 200)
+    assert all(metrics.horizontalAdvance(line) <= 200 for line in narrow)
+    assert narrow[0].startswith("xxx") and "…" in narrow[0] and "x.jpg" in narrow[0]
+    assert narrow[-1].endswith("SHA-256")
+    image = QImage(400, 300, QImage.Format.Format_RGB32)
+    image.fill(QColor("red"))
+    out = captioned_overlay(image, record)
+    path = tmp_path / "overlay.png"
+    assert out.height() > 300 and out.save(str(path), "PNG")
+    with Image.open(path) as saved:
+        assert saved.text["Threshold"].startswith("threshold 0.62 ± 0.05")
