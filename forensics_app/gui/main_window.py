@@ -1009,7 +1009,8 @@ class MainWindow(QMainWindow):
             viewer.show()
         record = self.results.record(row)
         req = self.heatmap_request(row)
-        viewer.show_pending(record, req.key if req else None)
+        viewer.show_pending(record, req.key if req else None,
+                            req is not None and self.heatmaps.needs_model(req.model_id))
         if req is not None:
             self.heatmaps.request(req)
 

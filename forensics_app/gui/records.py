@@ -186,5 +186,6 @@ class HeatmapData:
     tile_boxes: list[tuple[int, int, int, int]] = field(default_factory=list)
     tile_probs: list[float] = field(default_factory=list)
     notes: list[str] = field(default_factory=list)
-    elapsed_s: float = 0.0
+    elapsed_s: float = 0.0  # in the worker, model preparation included
+    prepare_s: float = 0.0  # of which loading the private Grad-CAM model (first map only)
     display_scale: float = 1.0  # image/heat are this fraction of the scored image's size

@@ -353,9 +353,11 @@ class HeatmapWorker(Worker):
         t0 = time.perf_counter()
         req = self.request
         model, fake_index = self.cam_model, self.fake_index
+        prepare_s = 0.0
         if model is None:
             ckpt = load_checkpoint(self.model_path, fake_index=self.fake_index)
             model, fake_index = cam_model_copy(ckpt.model), ckpt.fake_index
+            prepare_s = time.perf_counter() - t0
         self.check_cancelled()
         evidence, img, err = load_evidence(req.path, limits=req.settings.decode_limits())
         if err is not None:
@@ -383,7 +385,7 @@ class HeatmapWorker(Worker):
             key=req.key, path=req.path, image=cam.image, heat=cam.heat,
             heat_rgba=np.ascontiguousarray(np.concatenate([heat_rgb, alpha], axis=2)),
             tile_boxes=boxes, tile_probs=list(req.tile_probs), notes=notes,
-            elapsed_s=time.perf_counter() - t0, display_scale=k,
+            elapsed_s=time.perf_counter() - t0, prepare_s=prepare_s, display_scale=k,
         )
         return data, model
 

@@ -125,3 +125,34 @@ def test_overlay_caption_wraps_between_words_and_names_the_threshold(qapp, tmp_p
     assert out.height() > 300 and out.save(str(path), "PNG")
     with Image.open(path) as saved:
         assert saved.text["Threshold"].startswith("threshold 0.62 ± 0.05")
+
+
+def test_first_heatmap_says_it_is_computing_and_reports_its_whole_time(make_window, qtbot,
+                                                                      image_folder):
+    """D18: the first map left both panes blank for seconds, then gave a time without the
+    model's preparation. Now: a busy state at once, and the whole time, preparation named."""
+    window = make_window()
+    window.scan_paths([str(image_folder)])
+    wait_idle(qtbot, window)
+    window.select_source_row(0)
+    assert window.heatmaps.needs_model(window.results.record(0).model_id)
+    with qtbot.waitSignal(window.heatmaps.ready, timeout=60_000):
+        window.show_heatmap()
+        viewer = window.heatmap_viewer
+        # at once, before the worker has answered
+        assert viewer.busy.isVisible() and viewer.data is None
+        assert "preparing the Grad-CAM model" in viewer.status.text()
+    assert viewer.data is not None and not viewer.busy.isVisible()
+    text = viewer.status.text()
+    assert "after it was asked for" in text and "s preparing the Grad-CAM model" in text, text
+    assert viewer.data.prepare_s > 0.0 and viewer.data.elapsed_s >= viewer.data.prepare_s
+    # the next map reuses the model: no preparation to announce or to count
+    with qtbot.waitSignal(window.heatmaps.ready, timeout=60_000):
+        window.select_source_row(1)
+        assert "computing the map" in viewer.status.text()
+        assert "preparing" not in viewer.status.text()
+    assert "preparing" not in viewer.status.text()
+    # back to the first: from the cache, and it says so
+    with qtbot.waitSignal(window.heatmaps.ready, timeout=5_000):
+        window.select_source_row(0)
+    assert viewer.status.text().startswith("From the cache; first computed in")
