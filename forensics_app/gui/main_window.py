@@ -63,7 +63,7 @@ from forensics_app.gui.guard_rails import GuardRails
 from forensics_app.gui.heatmap_view import HeatmapService, HeatmapViewer
 from forensics_app.gui.model_dialog import ModelDialog
 from forensics_app.gui.model_manager import LoadRequest, ModelManager
-from forensics_app.gui.output_folders import output_folder, remember_output_folder
+from forensics_app.gui.output_folders import output_folder
 from forensics_app.gui.provenance_panel import ProvenancePanel
 from forensics_app.gui.queue_view import QueueView
 from forensics_app.gui.records import (
@@ -220,7 +220,8 @@ class MainWindow(QMainWindow):
         self.act_scan_files = action("Scan files…", self.choose_files_to_scan, "Ctrl+Shift+O",
                                      "Choose image files to scan")
         self.act_export = action("Export report…", self.choose_export_path, "Ctrl+E",
-                                 "Write every row to a CSV or JSON Lines report")
+                                 "CSV, JSON Lines, HTML or PDF report of every row or of "
+                                 "the rows the filter shows")
         self.act_quit = action("Quit", self.close, QKeySequence.StandardKey.Quit)
         self.act_find = action("Find…", self.focus_filter, QKeySequence.StandardKey.Find,
                                "Type in the filter box (file name, path, SHA-256, note, tag)")
@@ -1056,28 +1057,10 @@ class MainWindow(QMainWindow):
         return path
 
     def choose_export_path(self) -> None:
-        if not self.results.rowCount():
-            return
-        start = str(output_folder(self) / "scan-report.csv")  # never a scanned folder
-        path, chosen = QFileDialog.getSaveFileName(
-            self, "Export report", start,
-            "CSV report (*.csv);;JSON Lines report (*.jsonl)")
-        if not path:
-            return
-        if not Path(path).suffix:
-            path += ".jsonl" if "jsonl" in chosen else ".csv"
-        remember_output_folder(self, path)
-        filtered = False
-        if self.proxy.rowCount() != self.results.rowCount():
-            scope = self.report_jobs.ask_scope(self, self.results.rowCount(),
-                                               self.proxy.rowCount(), False)
-            if scope is None:
-                return
-            filtered = scope == "filter"
-        try:
-            self.export_report(path, filtered=filtered)
-        except OSError as exc:
-            QMessageBox.warning(self, "Export failed", f"Could not write {path}:\n{exc}")
+        """Export… : CSV, JSON Lines, HTML or PDF; all rows or the active filter's (D27)."""
+        from forensics_app.gui.results_export import choose_results_export
+
+        choose_results_export(self)
 
     # ------------------------------------------------------------------ model dialog, about
     def show_model_dialog(self) -> ModelDialog:

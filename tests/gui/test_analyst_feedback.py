@@ -156,3 +156,63 @@ def test_first_heatmap_says_it_is_computing_and_reports_its_whole_time(make_wind
     with qtbot.waitSignal(window.heatmaps.ready, timeout=5_000):
         window.select_source_row(0)
     assert viewer.status.text().startswith("From the cache; first computed in")
+
+
+def test_export_without_a_case_offers_html_pdf_and_the_active_filter(make_window, image_folder,
+                                                                     tmp_path, qtbot,
+                                                                     monkeypatch):
+    """D27: without a case, export offered only CSV/JSONL and ignored the active filter."""
+    import csv
+
+    from forensics_app.gui import results_export
+
+    window = make_window()
+    window.scan_paths([str(image_folder)])
+    wait_idle(qtbot, window)
+    assert window.cases.case is None and window.results.rowCount() == 8
+    window.set_threshold(0.0, 0.0)  # every row flagged: a Grad-CAM page each
+    records = window.results.records()
+    first = records[0]
+    window.text_filter.setText(first.file_name)
+    assert window.proxy.rowCount() == 1
+
+    offered: list[str] = []
+    asked: list[tuple[int, int, bool]] = []
+
+    def save_dialog(_parent, _title, start, filters):
+        offered.append(filters)
+        return str(tmp_path / "out" / "filtered"), "HTML report, not from a case (*.html)"
+
+    monkeypatch.setattr(results_export.QFileDialog, "getSaveFileName", save_dialog)
+    window.report_jobs.ask_scope = lambda _w, n_all, n_shown, case: (
+        asked.append((n_all, n_shown, case)) or "filter")
+    (tmp_path / "out").mkdir()
+    with qtbot.waitSignal(window.report_jobs.report_written, timeout=120_000) as got:
+        window.act_export.trigger()
+    assert "*.html" in offered[0] and "*.pdf" in offered[0] and "*.csv" in offered[0]
+    assert asked == [(8, 1, False)]
+    html_path = tmp_path / "out" / "filtered.html"
+    assert got.args == [str(html_path.absolute())]
+    html = html_path.read_text(encoding="utf-8")
+    assert "Not from a case." in html and "no audit log and no hash chain" in html
+    assert "This report lists 1 of the 8 rows the window held" in html
+    assert first.sha256[:32] in html
+    assert not any(r.sha256[:32] in html for r in records[1:])
+    assert "Grad-CAM overlay" in html and "Audit log" not in html
+    assert "Integrity: intact" not in html
+    assert not list((tmp_path / "out").glob("*.anchor.json"))  # no chain, no anchor
+    qtbot.waitUntil(lambda: not window.report_jobs.busy)
+
+    # every format offers both scopes: PDF of all rows, CSV of all rows
+    window.report_jobs.ask_scope = lambda *_a: "all"
+    pdf = tmp_path / "out" / "all.pdf"
+    with qtbot.waitSignal(window.report_jobs.report_written, timeout=120_000):
+        assert results_export.export_results(window, pdf) is not None
+    assert pdf.read_bytes()[:5] == b"%PDF-"
+    qtbot.waitUntil(lambda: not window.report_jobs.busy)
+    out_csv = results_export.export_results(window, tmp_path / "out" / "all.csv")
+    with open(out_csv, encoding="utf-8", newline="") as fh:
+        assert len(list(csv.DictReader(fh))) == 8
+    out_csv = results_export.export_results(window, tmp_path / "out" / "one.csv", "filter")
+    with open(out_csv, encoding="utf-8", newline="") as fh:
+        assert [r["path"] for r in csv.DictReader(fh)] == [first.path]
