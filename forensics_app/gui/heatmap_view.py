@@ -67,7 +67,7 @@ def computed_text(data: HeatmapData, waited_s: float | None) -> str:
     out): from the analyst's request to the map on screen when that is known."""
     parts = []
     if data.prepare_s:
-        parts.append(f"{data.prepare_s:.1f} s preparing the Grad-CAM model")
+        parts.append(f"{data.prepare_s:.1f} s preparing Grad-CAM (its library and model)")
     parts.append(f"{max(0.0, data.elapsed_s - data.prepare_s):.1f} s computing the map")
     if waited_s is None or waited_s < data.elapsed_s:  # served from the cache
         return (f"From the cache; first computed in {data.elapsed_s:.1f} s "
@@ -410,7 +410,8 @@ class HeatmapViewer(QWidget):
 
     def _show_computing(self) -> None:
         waited = self.clock() - (self._asked_at or self.clock())
-        what = ("preparing the Grad-CAM model (first map only), then computing the map"
+        what = ("preparing Grad-CAM (its library and model: first map only, several seconds), "
+                "then computing the map"
                 if self._preparing else "computing the map")
         self.status.setText(f"Computing Grad-CAM… {what}; {waited:.0f} s so far.")
 

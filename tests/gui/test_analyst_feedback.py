@@ -141,10 +141,10 @@ def test_first_heatmap_says_it_is_computing_and_reports_its_whole_time(make_wind
         viewer = window.heatmap_viewer
         # at once, before the worker has answered
         assert viewer.busy.isVisible() and viewer.data is None
-        assert "preparing the Grad-CAM model" in viewer.status.text()
+        assert "preparing Grad-CAM" in viewer.status.text()
     assert viewer.data is not None and not viewer.busy.isVisible()
     text = viewer.status.text()
-    assert "after it was asked for" in text and "s preparing the Grad-CAM model" in text, text
+    assert "after it was asked for" in text and "s preparing Grad-CAM" in text, text
     assert viewer.data.prepare_s > 0.0 and viewer.data.elapsed_s >= viewer.data.prepare_s
     # the next map reuses the model: no preparation to announce or to count
     with qtbot.waitSignal(window.heatmaps.ready, timeout=60_000):
