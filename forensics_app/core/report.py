@@ -817,7 +817,8 @@ def _files_and_pages(data: ReportData, add: Callable[[str], None],
     # <thead>: browsers and Qt's text layout repeat it at the top of every printed page
     add(f"<table{table_attrs}><thead><tr>{thumb_col}<th>File</th><th>SHA-256</th>"
         f"<th>Verdict</th><th class='num'>{'P(gen.)' if qt else 'P(generated)'}</th>"
-        "<th>Examiner</th>" + ("<th>Provenance</th>" if prov else "")
+        + ("<th>Examiner</th>" if data.from_case else "")
+        + ("<th>Provenance</th>" if prov else "")
         + "<th>Notes</th></tr></thead>")
     for i, r in enumerate(data.rows):
         thumb = None if compact else data.thumbnails.get(i)
@@ -839,7 +840,8 @@ def _files_and_pages(data: ReportData, add: Callable[[str], None],
             f"{_hash_lines(r.sha256, 16 if qt else 32)}</td>"
             f"<td class='verdict' style='color:{colour}'{nowrap}>{_e(r.verdict.value)}</td>"
             f"<td class='num'>{_pct(r.prob_fake)}</td>"
-            f"<td class='small'>{_review_cell(data.review(r))}</td>"
+            + (f"<td class='small'>{_review_cell(data.review(r))}</td>" if data.from_case
+               else "")
             + (f"<td class='small'>{_e(provenance_summary(r))}</td>" if prov else "")
             + f"<td class='small'>{mark}{_e(notes)}</td></tr>")
     add("</table>")
@@ -849,8 +851,9 @@ def _files_and_pages(data: ReportData, add: Callable[[str], None],
         shown = len(data.flagged)
         more = (f" (the first {shown} of {data.n_flagged})" if data.n_flagged > shown else "")
         add(f"<h2 class='page'>Flagged images{more}</h2>")
-        add("<p class='small'>Every file the detector called AI-generated, and every file the "
-            "examiner confirmed as generated.</p>")
+        add("<p class='small'>Every file the detector called AI-generated"
+            + (", and every file the examiner confirmed as generated." if data.from_case
+               else ".") + "</p>")
     for n, page in enumerate(data.flagged):
         r = page.result
         klass = "page" if n else ""

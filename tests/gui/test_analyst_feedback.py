@@ -200,6 +200,7 @@ def test_export_without_a_case_offers_html_pdf_and_the_active_filter(make_window
     assert not any(r.sha256[:32] in html for r in records[1:])
     assert "Grad-CAM overlay" in html and "Audit log" not in html
     assert "Integrity: intact" not in html
+    assert "<th>Examiner</th>" not in html  # no reviews without a case: no empty column
     assert not list((tmp_path / "out").glob("*.anchor.json"))  # no chain, no anchor
     qtbot.waitUntil(lambda: not window.report_jobs.busy)
 
