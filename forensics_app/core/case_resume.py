@@ -129,6 +129,28 @@ def plan_resume(case: Case, files: Sequence[Path | str], model_id: str,
     return plan
 
 
+def files_held(case: Case, sources: Sequence[Path | str], recursive: bool,
+               model_id: str) -> int:
+    """How many files under ``sources`` the case holds a row for with ``model_id``: what a
+    resumed scan of them would skip (the resume prompt's count, D15).
+
+    Counted from the case's rows, not from one scan's record: a scan resumed twice has
+    rows from every attempt, and a scan record counts only its own. A file is under a
+    source when it is the source, or inside it (directly, unless ``recursive``).
+    """
+    roots = [absolute_path(s) for s in sources]
+    held: set[str] = set()
+    for (key,) in case._read("SELECT DISTINCT path FROM results WHERE model_id = ?",
+                             (model_id,)):
+        path = path_from_key(key)
+        for root in roots:
+            if path == root or (_within(path, root) and (
+                    recursive or os.path.dirname(path) == (root.rstrip(os.sep) or os.sep))):
+                held.add(path)
+                break
+    return len(held)
+
+
 def _within(path: str, root: str) -> bool:
     return path == root or path.startswith(root.rstrip(os.sep) + os.sep)
 

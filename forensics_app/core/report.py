@@ -179,7 +179,7 @@ class ReportData:
     models: list[ModelRecord]
     scans: list[ScanRecord]
     audit: list[AuditEntry]
-    verify: VerifyReport
+    verify: VerifyReport | None  # None: not from a case, nothing to verify
     model_card: dict[str, str] = field(default_factory=dict)  # section title -> markdown
     app_version: str = __version__
     seqs: list[int] = field(default_factory=list)  # each row's place in the results chain
@@ -187,6 +187,7 @@ class ReportData:
     scope: str = "all"  # a key of SCOPES
     scope_note: str = ""  # what was left out, in words
     n_case_rows: int = 0  # rows the case holds (rows may be a selection of them)
+    from_case: bool = True  # False: the window's results without a case (no chain, D27)
 
     def review(self, r: ScanResult) -> Review | None:
         return self.reviews.get(review_key(r))
@@ -211,7 +212,8 @@ class ReportData:
         return Counter(r.verdict.value for r in self.current_rows)
 
     def tampered(self, i: int) -> bool:
-        return i < len(self.seqs) and self.seqs[i] in self.verify.tampered_results
+        return (self.verify is not None and i < len(self.seqs)
+                and self.seqs[i] in self.verify.tampered_results)
 
     @property
     def has_provenance(self) -> bool:
@@ -291,19 +293,20 @@ class _CamSource:
         return cam_model_copy(ck.model), ck.fake_index
 
 
-def _preprocess_for(r: ScanResult, scan: ScanRecord | None) -> Any:
-    """The inputs the scan scored (its stored settings record: triage tiles and seed too)."""
+def _preprocess_for(r: ScanResult, scan: ScanRecord | dict[str, Any] | None) -> Any:
+    """The inputs the scan scored (its stored settings record: triage tiles and seed too);
+    ``scan`` is the case's scan record, or the settings record itself (no case)."""
     from forensics_app.core.preprocess import PreprocessConfig
     from forensics_app.core.session import ScanSettings
 
+    record = scan.settings if isinstance(scan, ScanRecord) else (scan or {})
     try:
-        return ScanSettings.from_record(scan.settings if scan is not None else {}
-                                        ).preprocess_config()
+        return ScanSettings.from_record(record).preprocess_config()
     except (TypeError, ValueError):
         return PreprocessConfig()
 
 
-def _flagged_page(r: ScanResult, scan: ScanRecord | None, cams: _CamSource,
+def _flagged_page(r: ScanResult, scan: ScanRecord | dict[str, Any] | None, cams: _CamSource,
                   gradcam: bool) -> FlaggedPage:
     import numpy as np
 
@@ -434,6 +437,31 @@ def build_report(case: Case, threshold: float | None = None, band: float | None 
     if notes and len(rows) != len(rows_with_scan):
         scope_note = (f"This report lists {len(rows)} of the case's {len(rows_with_scan)} "
                       f"rows: {' and '.join(notes)}.")
+    thumbs, thumb_notes, flagged, n_flagged = gather_images(
+        rows, row_scan, models, reviews, gradcam=gradcam, max_flagged=max_flagged,
+        thumbnails=thumbnails, progress=progress, should_cancel=should_cancel)
+    card = model_card if model_card is not None else _card_for(list(models.values()))
+    return ReportData(
+        case_name=case.name, case_id=case.case_id, case_folder=str(case.folder.absolute()),
+        created_utc=case.info("created_utc") or "",
+        generated_utc=datetime.now(UTC).isoformat(timespec="seconds"),
+        threshold=threshold, band=band, rows=rows, thumbnails=thumbs, thumb_notes=thumb_notes,
+        flagged=flagged, n_flagged=n_flagged, models=list(models.values()),
+        scans=list(scans.values()), audit=case.audit_entries(), verify=case.verify(),
+        model_card=model_card_sections(card), seqs=seqs, reviews=reviews, scope=scope,
+        scope_note=scope_note, n_case_rows=len(rows_with_scan),
+    )
+
+
+def gather_images(rows: list[ScanResult], row_scan: list[Any], models: dict[str, ModelRecord],
+                  reviews: dict[Key, Review], *, gradcam: bool = True,
+                  max_flagged: int | None = DEFAULT_MAX_FLAGGED, thumbnails: bool = True,
+                  progress: Callable[[int, int], None] | None = None,
+                  should_cancel: Callable[[], bool] | None = None,
+                  ) -> tuple[dict[int, bytes], dict[int, str], list[FlaggedPage], int]:
+    """Thumbnails and flagged pages (Grad-CAM) of ``rows``, read from the evidence as it is
+    now: ``(thumbnails, thumbnail notes, flagged pages, number of flagged rows)``.
+    ``row_scan[i]``: the scan record (or settings record) row ``i`` was scored with."""
     flagged_rows = [i for i, r in enumerate(rows) if not is_superseded(r) and (
         r.verdict is Verdict.AI_GENERATED or in_scope(r, reviews.get(review_key(r)), "flagged"))]
     chosen = flagged_rows if max_flagged is None else flagged_rows[:max_flagged]
@@ -466,17 +494,7 @@ def build_report(case: Case, threshold: float | None = None, band: float | None 
         step()
         flagged.append(_flagged_page(rows[i], row_scan[i], cams, gradcam))
     step()
-    card = model_card if model_card is not None else _card_for(list(models.values()))
-    return ReportData(
-        case_name=case.name, case_id=case.case_id, case_folder=str(case.folder.absolute()),
-        created_utc=case.info("created_utc") or "",
-        generated_utc=datetime.now(UTC).isoformat(timespec="seconds"),
-        threshold=threshold, band=band, rows=rows, thumbnails=thumbs, thumb_notes=thumb_notes,
-        flagged=flagged, n_flagged=len(flagged_rows), models=list(models.values()),
-        scans=list(scans.values()), audit=case.audit_entries(), verify=case.verify(),
-        model_card=model_card_sections(card), seqs=seqs, reviews=reviews, scope=scope,
-        scope_note=scope_note, n_case_rows=len(rows_with_scan),
-    )
+    return thumbs, thumb_notes, flagged, len(flagged_rows)
 
 
 # ----------------------------------------------------------------------------- HTML
@@ -628,20 +646,29 @@ def render_html(data: ReportData, image_src: Callable[[str, bytes], str] | None 
     nowrap = " nowrap" if qt else ""
 
     add("<!DOCTYPE html><html lang='en'><head><meta charset='utf-8'>")
-    add(f"<title>Case report — {_e(data.case_name)}</title>")
+    kind = "Case report" if data.from_case else "Scan report"
+    add(f"<title>{kind} — {_e(data.case_name)}</title>")
     add("<meta http-equiv='Content-Security-Policy' content=\"default-src 'none'; "
         "img-src data:; style-src 'unsafe-inline'\">")
     add(f"<style>{QT_CSS if qt else CSS}</style></head><body>")
-    add(f"<h1>Case report: {_name(data.case_name, qt)}</h1>")
-    add(f"<p class='sub'>Forensics App {_e(data.app_version)} · generated {_e(data.generated_utc)}"
-        f" UTC · case created {_e(data.created_utc)} · case id <span class='hash'>"
-        f"{_e(data.case_id)}</span><br>Case folder: {_name(data.case_folder, qt)}</p>")
+    if data.from_case:
+        add(f"<h1>Case report: {_name(data.case_name, qt)}</h1>")
+        add(f"<p class='sub'>Forensics App {_e(data.app_version)} · generated "
+            f"{_e(data.generated_utc)} UTC · case created {_e(data.created_utc)} · case id "
+            f"<span class='hash'>{_e(data.case_id)}</span><br>Case folder: "
+            f"{_name(data.case_folder, qt)}</p>")
+    else:
+        add(f"<h1>Scan report: {_name(data.case_name, qt)}</h1>")
+        add(f"<p class='sub'>Forensics App {_e(data.app_version)} · generated "
+            f"{_e(data.generated_utc)} UTC</p>")
 
     # -- integrity
     if qt:  # Qt draws no borders or backgrounds on divs: a one-cell table does
-        ok_colour = "#eef8f0" if v.ok else "#fdeeee"
+        ok_colour = "#fff4d6" if v is None else "#eef8f0" if v.ok else "#fdeeee"
         add(f"<table width='100%' cellpadding='6' bgcolor='{ok_colour}'><tr><td>")
-    if v.ok:
+    if v is None:
+        add(f"<div class='box warn'><b>{NOT_FROM_A_CASE}</b> {NO_CHAIN_TEXT}</div>")
+    elif v.ok:
         add(f"<div class='box ok'><b>Integrity: intact.</b> {v.n_audit} audit entries and "
             f"{v.n_results} stored results verified against their hash chains, and every "
             "case, model and scan fact below against the audit entries that pin it.<br>"
@@ -694,7 +721,10 @@ def render_html(data: ReportData, image_src: Callable[[str, bytes], str] | None 
     reviewed = [rev for r in data.current_rows
                 if (rev := data.review(r)) is not None and rev.marked]
     add("<h3>Examiner's conclusions</h3>")
-    if not reviewed:
+    if not data.from_case:
+        add("<p>Examiner's conclusions (review status, notes, tags) are kept in cases only: "
+            "every verdict below is the detector's alone.</p>")
+    elif not reviewed:
         add("<p>No file of this report has been reviewed by an examiner: every verdict below "
             "is the detector's alone.</p>")
     else:
@@ -728,6 +758,44 @@ def render_html(data: ReportData, image_src: Callable[[str, bytes], str] | None 
             f"<td class='hash' dir='ltr'{nowrap}>{_hash_lines(m.sha256, 16 if qt else 32)}"
             f"</td><td>{_e(m.kind)}</td></tr>")
     add("</table>")
+    if data.from_case:
+        _scans_table(data, add, table_attrs, qt)
+
+    # -- every file
+    _files_and_pages(data, add, src, table_attrs, nowrap, qt, compact)
+
+    # -- method, model card
+    add("<h2 class='page'>Method and limits</h2>")
+    for para in METHOD_TEXT:
+        add(f"<p>{para}</p>")
+    for m in data.models:
+        add(f"<p>{_e(model_description(m))}</p>")
+    if data.model_card:
+        for title, md in data.model_card.items():
+            add(f"<h3>Model card: {_e(title)}</h3>{markdown_to_html(md)}")
+    else:
+        add("<div class='box warn'>No model card was found for the checkpoint(s) this "
+            "report's rows used: their intended use and limits are not documented here.</div>")
+
+    # -- audit log
+    if data.from_case:
+        _audit_table(data, add, table_attrs)
+    else:
+        add(f"<p class='small'>{NOT_FROM_A_CASE} {NO_CHAIN_TEXT}</p>")
+    add("</body></html>")
+    return "\n".join(parts)
+
+
+NOT_FROM_A_CASE = "Not from a case."
+NO_CHAIN_TEXT = (
+    "These are the results the window held in memory when the report was written. They "
+    "have no audit log and no hash chain: nothing in this report can be verified later, "
+    "and it carries no examiner's conclusions. For evidential use, scan into a case "
+    "(File → New case…) and export the case report.")
+
+
+def _scans_table(data: ReportData, add: Callable[[str], None], table_attrs: str,
+                 qt: bool) -> None:
     add("<h3>Scans</h3>")
     add(f"<table{table_attrs}><tr><th>#</th><th>Started (UTC)</th><th>Status</th>"
         "<th class='num'>Files</th><th>Model</th><th>Settings</th><th>Sources</th></tr>")
@@ -740,14 +808,18 @@ def render_html(data: ReportData, image_src: Callable[[str, bytes], str] | None 
             f"<td class='small'>{'; '.join(_name(x, qt) for x in s.sources)}</td></tr>")
     add("</table>")
 
-    # -- every file
+
+def _files_and_pages(data: ReportData, add: Callable[[str], None],
+                     src: Callable[[str, bytes], str], table_attrs: str, nowrap: str, qt: bool,
+                     compact: bool) -> None:
     add("<h2>Files</h2>")
     prov = data.has_provenance
     thumb_col = "" if compact else "<th></th>"
     # <thead>: browsers and Qt's text layout repeat it at the top of every printed page
     add(f"<table{table_attrs}><thead><tr>{thumb_col}<th>File</th><th>SHA-256</th>"
         f"<th>Verdict</th><th class='num'>{'P(gen.)' if qt else 'P(generated)'}</th>"
-        "<th>Examiner</th>" + ("<th>Provenance</th>" if prov else "")
+        + ("<th>Examiner</th>" if data.from_case else "")
+        + ("<th>Provenance</th>" if prov else "")
         + "<th>Notes</th></tr></thead>")
     for i, r in enumerate(data.rows):
         thumb = None if compact else data.thumbnails.get(i)
@@ -769,7 +841,8 @@ def render_html(data: ReportData, image_src: Callable[[str, bytes], str] | None 
             f"{_hash_lines(r.sha256, 16 if qt else 32)}</td>"
             f"<td class='verdict' style='color:{colour}'{nowrap}>{_e(r.verdict.value)}</td>"
             f"<td class='num'>{_pct(r.prob_fake)}</td>"
-            f"<td class='small'>{_review_cell(data.review(r))}</td>"
+            + (f"<td class='small'>{_review_cell(data.review(r))}</td>" if data.from_case
+               else "")
             + (f"<td class='small'>{_e(provenance_summary(r))}</td>" if prov else "")
             + f"<td class='small'>{mark}{_e(notes)}</td></tr>")
     add("</table>")
@@ -779,8 +852,9 @@ def render_html(data: ReportData, image_src: Callable[[str, bytes], str] | None 
         shown = len(data.flagged)
         more = (f" (the first {shown} of {data.n_flagged})" if data.n_flagged > shown else "")
         add(f"<h2 class='page'>Flagged images{more}</h2>")
-        add("<p class='small'>Every file the detector called AI-generated, and every file the "
-            "examiner confirmed as generated.</p>")
+        add("<p class='small'>Every file the detector called AI-generated"
+            + (", and every file the examiner confirmed as generated." if data.from_case
+               else ".") + "</p>")
     for n, page in enumerate(data.flagged):
         r = page.result
         klass = "page" if n else ""
@@ -810,9 +884,11 @@ def render_html(data: ReportData, image_src: Callable[[str, bytes], str] | None 
                     add(f"<figure><img alt='{_e(cap)}' src='{src(key, img)}'>"
                         f"<figcaption>{cap}</figcaption></figure>")
             add("</div>")
-        add(f"<p><b>Examiner's conclusion:</b> {_review_cell(data.review(r), full=True)}"
-            + (" — <b>contradicts the detector</b>" if disagrees(r.verdict, data.review(r))
-               else "") + "</p>")
+        if data.from_case:
+            add(f"<p><b>Examiner's conclusion:</b> "
+                f"{_review_cell(data.review(r), full=True)}"
+                + (" — <b>contradicts the detector</b>" if disagrees(r.verdict, data.review(r))
+                   else "") + "</p>")
         if page.note:
             add(f"<p class='small'><i>{_e(page.note)}</i></p>")
         if r.notes:
@@ -823,20 +899,8 @@ def render_html(data: ReportData, image_src: Callable[[str, bytes], str] | None 
                           for k, v in rows) + "</table>")
         add("</div>")
 
-    # -- method, model card
-    add("<h2 class='page'>Method and limits</h2>")
-    for para in METHOD_TEXT:
-        add(f"<p>{para}</p>")
-    for m in data.models:
-        add(f"<p>{_e(model_description(m))}</p>")
-    if data.model_card:
-        for title, md in data.model_card.items():
-            add(f"<h3>Model card: {_e(title)}</h3>{markdown_to_html(md)}")
-    else:
-        add("<div class='box warn'>No model card was found for the checkpoint(s) this case "
-            "used: their intended use and limits are not documented here.</div>")
 
-    # -- audit log
+def _audit_table(data: ReportData, add: Callable[[str], None], table_attrs: str) -> None:
     add("<h2>Audit log</h2>")
     add(f"<table{table_attrs}><tr><th class='num'>#</th><th>Time (UTC)</th><th>User @ host</th>"
         "<th>Action</th><th>Parameters</th><th>Entry hash</th></tr>")
@@ -848,8 +912,6 @@ def render_html(data: ReportData, image_src: Callable[[str, bytes], str] | None 
     add("</table>")
     add("<p class='small'>Each audit entry and each stored result carries the SHA-256 of the one "
         "before it; <code>forensics-scan --case DIR --verify</code> recomputes both chains.</p>")
-    add("</body></html>")
-    return "\n".join(parts)
 
 
 def write_html(data: ReportData, path: Path | str) -> Path:

@@ -197,7 +197,8 @@ class ScanSession:
     or an open :class:`Case` the caller keeps. ``csv`` / ``jsonl``: streamed reports (with
     the rows the case already held, so a report is the union). ``on_result``: called for
     each row as it finishes. ``claim``: the front end's last say on which files to score
-    (the GUI drops files already queued this session). Rows reach the case, then the
+    (the GUI drops files already queued this session). ``on_skipped``: called for each file
+    found at intake not to be an image. Rows reach the case, then the
     streamed reports, once per batch through one :class:`CaseRecorder`.
     """
 
@@ -207,7 +208,8 @@ class ScanSession:
                  csv: Path | None = None, jsonl: Path | None = None,
                  on_result: Callable[[ScanResult], None] | None = None,
                  claim: ClaimFn | None = None, command: str = "forensics-scan",
-                 provenance_options: Any = None):
+                 provenance_options: Any = None,
+                 on_skipped: Callable[[Skipped], None] | None = None):
         self.detector, self.settings = detector, settings
         self._source_items = list(sources)
         self.sources = [str(s) for s in sources]
@@ -215,6 +217,7 @@ class ScanSession:
         self._case_arg = case
         self.csv, self.jsonl = csv, jsonl
         self.on_result, self.claim = on_result, claim
+        self.on_skipped = on_skipped  # a file taken in and found not to be an image
         self.options = settings.scan_options(provenance_options)
         self.found: Discovery | None = None
         self.skipped: list[Skipped] = []  # folder entries not scanned (discovery and intake)
@@ -331,6 +334,8 @@ class ScanSession:
     def _on_skipped(self, entry: Skipped) -> None:
         self.skipped.append(entry)
         self.extra.setdefault("skipped", []).append(entry.record())
+        if self.on_skipped is not None:
+            self.on_skipped(entry)
 
     def _so_far(self) -> list[ScanResult]:
         return sorted(self._finished, key=lambda r: r.index)

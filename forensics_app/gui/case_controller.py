@@ -27,6 +27,7 @@ from forensics_app.core.case import (
     CaseError,
     ScanRecord,
 )
+from forensics_app.core.case_resume import files_held
 from forensics_app.core.safetext import escape_text, isolate
 from forensics_app.core.session import ScanSettings
 from forensics_app.gui.records import ModelInfo
@@ -201,10 +202,13 @@ class CaseController(QObject):
         if not scans:
             return
         s = scans[0]
-        left = f"{s.n_done} of {s.n_files}" if s.n_files is not None else f"{s.n_done}"
-        question = (f"The scan of {', '.join(s.sources)} started {s.started_utc[:19]} UTC was "
-                    f"{s.status} after {left} files. Resume it? Files already scored are "
-                    "skipped.")
+        # D15: what the case holds for these files (every attempt's rows), not the count of
+        # the last attempt's own record
+        held = files_held(self.case, s.sources, s.recursive, s.model_id)
+        of = f" of {s.n_files}" if s.n_files is not None and s.n_files >= held else ""
+        question = (f"The scan of {', '.join(escape_text(x) for x in s.sources)} started "
+                    f"{s.started_utc[:19]} UTC was {s.status}. The case holds results for "
+                    f"{held}{of} of its files. Resume it? Files already scored are skipped.")
         if self.ask("Resume scan?", question):
             self.window.scan_paths(list(s.sources), recursive=s.recursive)
 

@@ -10,10 +10,12 @@ raised the "generated" score, not a map of manipulated areas.
 
 from __future__ import annotations
 
+import time
 from collections import OrderedDict
+from html import escape as html_escape
 from typing import Any
 
-from PySide6.QtCore import QObject, QPointF, QRectF, Qt, QThread, Signal, Slot
+from PySide6.QtCore import QObject, QPointF, QRectF, Qt, QThread, QTimer, Signal, Slot
 from PySide6.QtGui import (
     QBrush,
     QColor,
@@ -37,6 +39,7 @@ from PySide6.QtWidgets import (
     QGraphicsView,
     QHBoxLayout,
     QLabel,
+    QProgressBar,
     QPushButton,
     QSizePolicy,
     QSlider,
@@ -48,6 +51,7 @@ from PySide6.QtWidgets import (
 from forensics_app.core.results import ScanResult
 from forensics_app.core.safetext import escape_text, isolate
 from forensics_app.gui.model_manager import ModelManager
+from forensics_app.gui.overlay_export import threshold_words
 from forensics_app.gui.records import HeatmapData
 from forensics_app.gui.workers import HeatmapRequest, HeatmapWorker, release_thread, start_worker
 
@@ -56,6 +60,19 @@ CAM_DISCLAIMER = (
     "Grad-CAM shows where the detector looked when it raised its score. It is not a map of "
     "edited or manipulated areas, and a bright region is not proof of generation."
 )
+
+
+def computed_text(data: HeatmapData, waited_s: float | None) -> str:
+    """How long the map took, all of it (D18: the first map's model preparation was left
+    out): from the analyst's request to the map on screen when that is known."""
+    parts = []
+    if data.prepare_s:
+        parts.append(f"{data.prepare_s:.1f} s preparing Grad-CAM (its library and model)")
+    parts.append(f"{max(0.0, data.elapsed_s - data.prepare_s):.1f} s computing the map")
+    if waited_s is None or waited_s < data.elapsed_s:  # served from the cache
+        return (f"From the cache; first computed in {data.elapsed_s:.1f} s "
+                f"({', '.join(parts)}) on the CPU.")
+    return f"Shown {waited_s:.1f} s after it was asked for ({', '.join(parts)}) on the CPU."
 
 
 def qimage_from_array(arr: Any) -> QImage:
@@ -86,6 +103,10 @@ class HeatmapService(QObject):
     @property
     def busy(self) -> bool:
         return self._thread is not None
+
+    def needs_model(self, model_id: str) -> bool:
+        """Whether a map for ``model_id`` must first load a private model copy (seconds)."""
+        return self._cam_model is None or self._cam_model[0] != model_id
 
     def cache_bytes(self) -> int:
         return sum(d.image.nbytes + d.heat.nbytes + d.heat_rgba.nbytes
@@ -328,6 +349,19 @@ class HeatmapViewer(QWidget):
 
         self.status = QLabel()
         self.status.setWordWrap(True)
+        # D18: the first map takes seconds (a private model copy is loaded first); the
+        # window says so at once and counts, instead of showing two blank panes
+        self.busy = QProgressBar()
+        self.busy.setRange(0, 0)
+        self.busy.setTextVisible(False)
+        self.busy.setMaximumWidth(160)
+        self.busy.hide()
+        self.clock = time.monotonic
+        self._asked_at: float | None = None
+        self._preparing = False
+        self._tick = QTimer(self)
+        self._tick.setInterval(1000)
+        self._tick.timeout.connect(self._show_computing)
         self.disclaimer = QLabel(CAM_DISCLAIMER)
         self.disclaimer.setWordWrap(True)
         self.disclaimer.setStyleSheet("color: #666;")
@@ -338,14 +372,20 @@ class HeatmapViewer(QWidget):
         layout.addWidget(self.subtitle)
         layout.addLayout(panes, 1)
         layout.addLayout(controls)
-        layout.addWidget(self.status)
+        status_row = QHBoxLayout()
+        status_row.addWidget(self.busy)
+        status_row.addWidget(self.status, 1)
+        layout.addLayout(status_row)
         layout.addWidget(self.disclaimer)
         self._on_opacity(self.opacity.value())
         self._set_enabled(False)
 
     # -- what the window shows
-    def show_pending(self, record: ScanResult, key: tuple[str, str, str] | None) -> None:
-        """A new row was selected; its map is on the way (or cannot exist)."""
+    def show_pending(self, record: ScanResult, key: tuple[str, str, str] | None,
+                     preparing: bool = False) -> None:
+        """A new row was selected; its map is on the way (or cannot exist).
+
+        ``preparing``: the map must first load its model copy (the first map: seconds)."""
         self.record, self.expected_key = record, key
         self.title.setText(isolate(escape_text(record.file_name)))
         self.title.setToolTip(isolate(escape_text(record.path)))
@@ -353,15 +393,31 @@ class HeatmapViewer(QWidget):
             tiles = f" · mean of {len(record.tile_probs)} tiles" if record.tile_probs else ""
             self.subtitle.setText(
                 f"<b>{record.verdict.value}</b> · P(generated) = {record.prob_fake:.3f}"
-                f"{tiles} · model {record.model_id}")
+                f"{tiles} · {html_escape(threshold_words(record))} · model "
+                f"{html_escape(escape_text(record.model_id))}")
         else:
             self.subtitle.setText(f"<b>Error</b> · {record.error or 'not scored'}")
         if self.data is None or self.data.key != key:
             self._clear()
         if key is None:
+            self._stop_computing()
             self.status.setText("No heatmap: this file could not be scored.")
-        else:
-            self.status.setText("Computing Grad-CAM…")
+        elif self.data is None:
+            self._asked_at, self._preparing = self.clock(), preparing
+            self.busy.show()
+            self._tick.start()
+            self._show_computing()
+
+    def _show_computing(self) -> None:
+        waited = self.clock() - (self._asked_at or self.clock())
+        what = ("preparing Grad-CAM (its library and model: first map only, several seconds), "
+                "then computing the map"
+                if self._preparing else "computing the map")
+        self.status.setText(f"Computing Grad-CAM… {what}; {waited:.0f} s so far.")
+
+    def _stop_computing(self) -> None:
+        self._tick.stop()
+        self.busy.hide()
 
     def show_heatmap(self, data: HeatmapData) -> bool:
         if data.key != self.expected_key:
@@ -379,12 +435,17 @@ class HeatmapViewer(QWidget):
         if first:
             self.linker.fit()
         notes = list(data.notes)
-        notes.append(f"Computed in {data.elapsed_s:.1f} s on the CPU.")
+        notes.append(computed_text(data, None if self._asked_at is None
+                                   else self.clock() - self._asked_at))
+        self._asked_at = None
+        self._stop_computing()
         self.status.setText(" ".join(notes))
         return True
 
     def show_error(self, message: str) -> None:
         self._clear()
+        self._asked_at = None
+        self._stop_computing()
         self.status.setText(f"No heatmap: {message}")
 
     def _clear(self) -> None:

@@ -63,7 +63,7 @@ from forensics_app.gui.guard_rails import GuardRails
 from forensics_app.gui.heatmap_view import HeatmapService, HeatmapViewer
 from forensics_app.gui.model_dialog import ModelDialog
 from forensics_app.gui.model_manager import LoadRequest, ModelManager
-from forensics_app.gui.output_folders import output_folder, remember_output_folder
+from forensics_app.gui.output_folders import output_folder
 from forensics_app.gui.provenance_panel import ProvenancePanel
 from forensics_app.gui.queue_view import QueueView
 from forensics_app.gui.records import (
@@ -77,7 +77,8 @@ from forensics_app.gui.records import (
 )
 from forensics_app.gui.report_worker import ReportJobs
 from forensics_app.gui.review_panel import ReviewController
-from forensics_app.gui.scan_queue import CANCELLING_MESSAGE, ScanQueue, format_duration
+from forensics_app.gui.scan_progress import finished_text, running_text
+from forensics_app.gui.scan_queue import CANCELLING_MESSAGE, ScanQueue
 from forensics_app.gui.settings import AppSettings
 from forensics_app.gui.start_page import StartPage
 from forensics_app.gui.table_model import (
@@ -219,7 +220,8 @@ class MainWindow(QMainWindow):
         self.act_scan_files = action("Scan files…", self.choose_files_to_scan, "Ctrl+Shift+O",
                                      "Choose image files to scan")
         self.act_export = action("Export report…", self.choose_export_path, "Ctrl+E",
-                                 "Write every row to a CSV or JSON Lines report")
+                                 "CSV, JSON Lines, HTML or PDF report of every row or of "
+                                 "the rows the filter shows")
         self.act_quit = action("Quit", self.close, QKeySequence.StandardKey.Quit)
         self.act_find = action("Find…", self.focus_filter, QKeySequence.StandardKey.Find,
                                "Type in the filter box (file name, path, SHA-256, note, tag)")
@@ -715,10 +717,7 @@ class MainWindow(QMainWindow):
             self.progress.setValue(job.done)
         else:
             self.progress.setRange(0, 0)  # busy until the files are counted
-        text = f"Scanning “{job.title}”: {job.done}/{job.total if job.total is not None else '…'}"
-        if job.rate:
-            text += f" · {job.rate:.1f} images/s · ETA {format_duration(job.eta)}"
-        self.progress_label.setText(text)
+        self.progress_label.setText(running_text(job))
         self._update_actions()
 
     @Slot(object)
@@ -727,14 +726,7 @@ class MainWindow(QMainWindow):
             self.statusBar().clearMessage()  # the cancel is done: "Cancelling…" is stale
         if self.queue.running_thread is None and not self.queue.pending():
             self.progress.hide()
-            text = f"{job.status.value}: “{job.title}”, {job.done} files"
-            if job.elapsed:
-                text += f" in {format_duration(job.elapsed)}"
-            if job.duplicates:
-                text += f" ({job.duplicates} already queued, skipped)"
-            if job.status is JobStatus.FAILED and job.message:
-                text += f" — {job.message}"
-            self.progress_label.setText(text)
+            self.progress_label.setText(finished_text(job))
         self._update_actions()
 
     @Slot(str)
@@ -1018,7 +1010,8 @@ class MainWindow(QMainWindow):
             viewer.show()
         record = self.results.record(row)
         req = self.heatmap_request(row)
-        viewer.show_pending(record, req.key if req else None)
+        viewer.show_pending(record, req.key if req else None,
+                            req is not None and self.heatmaps.needs_model(req.model_id))
         if req is not None:
             self.heatmaps.request(req)
 
@@ -1064,28 +1057,10 @@ class MainWindow(QMainWindow):
         return path
 
     def choose_export_path(self) -> None:
-        if not self.results.rowCount():
-            return
-        start = str(output_folder(self) / "scan-report.csv")  # never a scanned folder
-        path, chosen = QFileDialog.getSaveFileName(
-            self, "Export report", start,
-            "CSV report (*.csv);;JSON Lines report (*.jsonl)")
-        if not path:
-            return
-        if not Path(path).suffix:
-            path += ".jsonl" if "jsonl" in chosen else ".csv"
-        remember_output_folder(self, path)
-        filtered = False
-        if self.proxy.rowCount() != self.results.rowCount():
-            scope = self.report_jobs.ask_scope(self, self.results.rowCount(),
-                                               self.proxy.rowCount(), False)
-            if scope is None:
-                return
-            filtered = scope == "filter"
-        try:
-            self.export_report(path, filtered=filtered)
-        except OSError as exc:
-            QMessageBox.warning(self, "Export failed", f"Could not write {path}:\n{exc}")
+        """Export… : CSV, JSON Lines, HTML or PDF; all rows or the active filter's (D27)."""
+        from forensics_app.gui.results_export import choose_results_export
+
+        choose_results_export(self)
 
     # ------------------------------------------------------------------ model dialog, about
     def show_model_dialog(self) -> ModelDialog:

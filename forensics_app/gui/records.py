@@ -19,6 +19,7 @@ from typing import Any
 
 # A job's settings are the core's one scan-settings record (also what the case stores).
 from forensics_app.core.session import ScanSettings
+from forensics_app.gui.scan_progress import EtaEstimator
 
 __all__ = ["EnvInfo", "HeatmapData", "JobStatus", "ModelInfo", "PathRegistry", "ScanJob",
            "ScanSettings"]
@@ -62,6 +63,8 @@ class ScanJob:
     message: str = ""
     started_at: float | None = None
     finished_at: float | None = None
+    skipped: list[Any] = field(default_factory=list)  # core.discovery.Skipped, in order met
+    estimator: EtaEstimator = field(default_factory=EtaEstimator, repr=False)
 
     @property
     def title(self) -> str:
@@ -76,16 +79,18 @@ class ScanJob:
             return 0.0
         return (self.finished_at or time.monotonic()) - self.started_at
 
+    def progressed(self, done: int, total: int, now: float | None = None) -> None:
+        self.done, self.total = done, total
+        self.estimator.update(done, total, time.monotonic() if now is None else now)
+
     @property
     def rate(self) -> float:
-        """Images per second so far."""
-        return self.done / self.elapsed if self.elapsed > 0 and self.done else 0.0
+        """Images per second once the scan has settled (0 before: no guess, D24)."""
+        return self.estimator.rate or 0.0
 
     @property
     def eta(self) -> float | None:
-        if self.total is None or not self.rate:
-            return None
-        return max(0.0, (self.total - self.done) / self.rate)
+        return self.estimator.eta
 
     @functools.cached_property
     def has_folders(self) -> bool:
@@ -181,5 +186,6 @@ class HeatmapData:
     tile_boxes: list[tuple[int, int, int, int]] = field(default_factory=list)
     tile_probs: list[float] = field(default_factory=list)
     notes: list[str] = field(default_factory=list)
-    elapsed_s: float = 0.0
+    elapsed_s: float = 0.0  # in the worker, model preparation included
+    prepare_s: float = 0.0  # of which loading the private Grad-CAM model (first map only)
     display_scale: float = 1.0  # image/heat are this fraction of the scored image's size

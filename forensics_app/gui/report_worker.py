@@ -7,7 +7,8 @@ file. The window's case records the "report exported" audit entry when the worke
 
 Report choices (D27 too): every file, the rows the active filter shows, files the detector
 or the examiner flagged, or files the examiner reviewed/tagged. Without a case the window's
-CSV / JSON Lines export offers the active filter as well.
+export (CSV, JSON Lines, and HTML / PDF through :mod:`forensics_app.gui.results_export`, in
+this same progress bar) offers the active filter as well.
 """
 
 from __future__ import annotations
@@ -199,7 +200,23 @@ class ReportJobs(QObject):
             w.cases._warn("Report not written", str(exc))
             return None
         self._request = req
-        worker = ReportWorker(req)
+        self._launch(ReportWorker(req), out)
+        return req
+
+    def start_results_report(self, request: Any) -> Any:
+        """HTML/PDF of results held without a case (a ``ResultsReportRequest``, D27): no
+        audit entry, no anchor -- the report itself says it carries no chain."""
+        from forensics_app.gui.results_export import ResultsReportWorker
+
+        if self.busy:
+            self.window._flash("A report is being written; wait for it or cancel it first")
+            return None
+        self._request = None
+        self._launch(ResultsReportWorker(request), request.out)
+        return request
+
+    def _launch(self, worker: Worker, out: str | Path) -> None:
+        w = self.window
         worker.progress.connect(self._on_progress)
         worker.result.connect(self._on_result)
         worker.error.connect(self._on_error)
@@ -211,7 +228,6 @@ class ReportJobs(QObject):
         self._thread = start_worker(worker, "report")
         self.busy_changed.emit(True)
         w._flash(f"Writing the report {out} in the background…")
-        return req
 
     def cancel(self) -> None:
         if self._worker is not None:
@@ -225,7 +241,7 @@ class ReportJobs(QObject):
 
     @Slot(object)
     def _on_result(self, path: str) -> None:
-        self.window._flash(f"Case report written to {path}")
+        self.window._flash(f"Report written to {path}")
         self.report_written.emit(str(Path(path).absolute()))
 
     def _record_failure(self, error: str) -> None:

@@ -21,6 +21,7 @@ from PySide6.QtGui import QBrush, QColor
 
 from forensics_app.gui.model_manager import ModelManager
 from forensics_app.gui.records import JobStatus, PathRegistry, ScanJob, ScanSettings
+from forensics_app.gui.scan_progress import format_duration, running_text, skipped_text
 from forensics_app.gui.workers import ScanWorker, release_thread, start_worker
 
 log = logging.getLogger(__name__)
@@ -29,13 +30,6 @@ log = logging.getLogger(__name__)
 CANCELLING_MESSAGE = "Cancelling the running scan…"
 
 
-def format_duration(seconds: float | None) -> str:
-    if seconds is None:
-        return "–"
-    seconds = int(round(seconds))
-    h, rem = divmod(seconds, 3600)
-    m, s = divmod(rem, 60)
-    return f"{h}:{m:02d}:{s:02d}" if h else f"{m}:{s:02d}"
 
 
 class JobColumn(IntEnum):
@@ -66,16 +60,16 @@ STATUS_COLOURS = {
 def job_progress_text(job: ScanJob) -> str:
     if job.total is None:
         return "finding files…" if job.status is JobStatus.RUNNING else ""
+    if job.status is JobStatus.RUNNING:
+        return running_text(job, with_title=False)
     text = f"{job.done}/{job.total}"
-    if job.status is JobStatus.RUNNING and job.rate:
-        text += f" · {job.rate:.1f} img/s · ETA {format_duration(job.eta)}"
-    elif job.status.finished and job.elapsed:
+    if job.status.finished and job.elapsed:
         text += f" in {format_duration(job.elapsed)}"
     return text
 
 
 def job_note(job: ScanJob) -> str:
-    parts = []
+    parts = [skipped_text(job.skipped)] if job.skipped else []
     if job.duplicates:
         parts.append(f"{job.duplicates} already queued, skipped")
     if job.errors:
@@ -277,9 +271,13 @@ class ScanQueue(QObject):
 
     @Slot(object)
     def _on_skipped(self, entries: list) -> None:
-        from forensics_app.core.discovery import skipped_summary
-
-        self.message.emit(f"Not scanned: {skipped_summary(entries)} (listed in the log)")
+        """Skipped entries as they are met (discovery, then intake): counted on the job."""
+        job = self.current
+        if job is None:
+            return
+        job.skipped.extend(entries)
+        self.model.changed(job)
+        self.job_updated.emit(job)
 
     @Slot(object)
     def _on_rows(self, rows: list) -> None:
@@ -290,7 +288,7 @@ class ScanQueue(QObject):
     @Slot(int, int)
     def _on_progress(self, done: int, total: int) -> None:
         job = self.current
-        job.done, job.total = done, total
+        job.progressed(done, total)
         self.model.changed(job)
         self.job_updated.emit(job)
 

@@ -235,7 +235,9 @@ class ScanWorker(Worker):
     """
 
     discovered = Signal(int, int)  # files to scan, duplicates skipped
-    skipped = Signal(object)  # list[core.discovery.Skipped]: folder entries not scanned
+    # list[core.discovery.Skipped]: entries not scanned -- discovery's at once, then
+    # intake's as they are met
+    skipped = Signal(object)
     rows = Signal(object)  # list[ScanResult]
 
     def __init__(self, job: ScanJob, detector: Any, registry: PathRegistry,
@@ -247,6 +249,7 @@ class ScanWorker(Worker):
         self.settings = job.settings.replace(threshold=threshold, inconclusive_band=band)
         self.detector, self.registry, self.case = detector, registry, case
         self._buffer: list = []
+        self._skipped_buffer: list = []  # intake's not-an-image files, emitted with rows
         self._row_throttle = Throttle(emit_interval)
         self._progress_throttle = Throttle(emit_interval)
         self._claimed: list[Path] = []
@@ -259,9 +262,11 @@ class ScanWorker(Worker):
         session = ScanSession(self.detector, self.settings, self.sources,
                               recursive=self.recursive, case=self.case,
                               on_result=self._on_result, claim=self._claim,
-                              command="forensics-app")
+                              command="forensics-app", on_skipped=self._on_skipped)
         try:
             session.discover()
+            if session.skipped:  # counted on the job from the start (D17)
+                self.skipped.emit(list(session.skipped))
             self.check_cancelled([])
             outcome = session.run(progress=self._on_progress, should_cancel=self.is_cancelled)
         finally:
@@ -269,8 +274,6 @@ class ScanWorker(Worker):
             self.registry.release(p for p in self._claimed if str(p) not in self._finished)
             for entry in session.skipped:  # never dropped silently: logged and reported
                 log.info("not scanned: %r: %s", entry.path, entry.reason)
-            if session.skipped:
-                self.skipped.emit(list(session.skipped))
         if outcome.status == SCAN_CANCELLED:  # translated, not handled: run() reports it
             raise WorkCancelled(outcome.results)
         if outcome.status == SCAN_FAILED:
@@ -293,7 +296,15 @@ class ScanWorker(Worker):
         if done == total or self._progress_throttle.ready():
             self.progress.emit(done, total)
 
+    def _on_skipped(self, entry) -> None:
+        self._skipped_buffer.append(entry)
+        if self._row_throttle.ready():
+            self._flush()
+
     def _flush(self) -> None:
+        if self._skipped_buffer:
+            entries, self._skipped_buffer = self._skipped_buffer, []
+            self.skipped.emit(entries)
         if self._buffer:
             rows, self._buffer = self._buffer, []
             self.rows.emit(rows)
@@ -327,6 +338,9 @@ class HeatmapWorker(Worker):
         self.fake_index, self.cam_model = fake_index, cam_model
 
     def work(self) -> tuple[HeatmapData, Any]:
+        # timed from the start: the first map imports pytorch_grad_cam (7.5 s measured with
+        # python -X importtime on the 2-core dev box), which a later clock missed (D18)
+        t0 = time.perf_counter()
         import numpy as np
 
         from forensics_app.core.detector import load_checkpoint
@@ -339,12 +353,14 @@ class HeatmapWorker(Worker):
         from forensics_app.core.loading import load_evidence
         from forensics_app.core.preprocess import prepare_image
 
-        t0 = time.perf_counter()
+        imported_s = time.perf_counter() - t0
         req = self.request
         model, fake_index = self.cam_model, self.fake_index
+        prepare_s = imported_s if imported_s >= 0.05 else 0.0  # a library loaded: say so
         if model is None:
             ckpt = load_checkpoint(self.model_path, fake_index=self.fake_index)
             model, fake_index = cam_model_copy(ckpt.model), ckpt.fake_index
+            prepare_s = time.perf_counter() - t0
         self.check_cancelled()
         evidence, img, err = load_evidence(req.path, limits=req.settings.decode_limits())
         if err is not None:
@@ -372,7 +388,7 @@ class HeatmapWorker(Worker):
             key=req.key, path=req.path, image=cam.image, heat=cam.heat,
             heat_rgba=np.ascontiguousarray(np.concatenate([heat_rgb, alpha], axis=2)),
             tile_boxes=boxes, tile_probs=list(req.tile_probs), notes=notes,
-            elapsed_s=time.perf_counter() - t0, display_scale=k,
+            elapsed_s=time.perf_counter() - t0, prepare_s=prepare_s, display_scale=k,
         )
         return data, model
 

@@ -201,9 +201,11 @@ def test_dropped_folder_reports_what_it_did_not_scan(make_window, qtbot, tmp_pat
     (folder / ".hidden.png").write_bytes((folder / "img_000.png").read_bytes())
     (folder / "readme").write_text("no extension and not an image")  # sniffed, then skipped
     window = make_window()
-    messages: list[str] = []
-    window.queue.message.connect(messages.append)
     assert drop(window, [folder])
-    wait_idle(qtbot, window)
+    jobs = wait_idle(qtbot, window)
     assert [r.file_name for r in window.results.records()] == ["img_000.png"]
-    assert any("Not scanned: 2 skipped (hidden 1, not-image 1)" in m for m in messages), messages
+    # D17: counted on the job, worded with the reason, in the status bar and the queue
+    assert "2 skipped: 1 hidden, 1 not an image" in window.progress_label.text()
+    assert "2 skipped: 1 hidden, 1 not an image" in window.queue.model.data(
+        window.queue.model.index(0, 4))
+    assert [s.kind for s in jobs[0].skipped] == ["hidden", "not-image"]
