@@ -258,6 +258,13 @@ def create_app(service: ServeService, token: str | None = None,
                                 headers={"Retry-After": str(limits.retry_after_s)})
         return job
 
+    @app.get("/api/v1/scans", tags=["scans"])
+    async def list_scans() -> list[dict[str, Any]]:
+        """Every scan this server knows, newest first -- also those of earlier runs on the
+        same data folder (their verdict counts appear once their rows have been read)."""
+        jobs = sorted(list(service.jobs.values()), key=lambda j: j.created, reverse=True)
+        return [j.record() for j in jobs]
+
     @app.get("/api/v1/scans/{job_id}", tags=["scans"])
     async def scan_status(job_id: str) -> dict[str, Any]:
         """Progress: status, files done of total, verdict counts."""

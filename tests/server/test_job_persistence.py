@@ -55,6 +55,8 @@ def test_a_finished_job_and_its_reports_survive_a_restart(make_client, make_serv
 
     client2, second = _restart(make_service)
     assert second is not first and job_id in second.jobs
+    listed = client2.get("/api/v1/scans").json()
+    assert [(j["id"], j["status"]) for j in listed] == [(job_id, "finished")]
     after = client2.get(f"/api/v1/scans/{job_id}")
     assert after.status_code == 200, after.text
     assert {k: after.json()[k] for k in ("status", "done", "total", "counts")} == {
