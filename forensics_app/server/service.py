@@ -23,6 +23,7 @@ from pathlib import Path
 from typing import Any
 
 from forensics_app.core.loading import InMemoryImage, sniff_format
+from forensics_app.core.outputs import atomic_write
 from forensics_app.core.results import ScanResult
 from forensics_app.core.safetext import escape_for_terminal
 from forensics_app.core.session import ScanSession, ScanSettings
@@ -406,8 +407,8 @@ class ServeService:
             if out.is_file():
                 return out.read_bytes()
             png = self._render_gradcam(r, job.client_name(r))
-            out.parent.mkdir(exist_ok=True)
-            out.write_bytes(png)
+            # Whole or absent: a cut file would be served from the cache ever after.
+            atomic_write(out, png)
         return png
 
     def _render_gradcam(self, r: ScanResult, shown_name: str) -> bytes:
