@@ -10,6 +10,7 @@ stderr) reach the same sink through :mod:`forensics_app.core.libtiff_messages`.
 
 from __future__ import annotations
 
+import logging
 import threading
 import warnings
 from collections.abc import Iterator
@@ -71,3 +72,19 @@ def file_warnings() -> Iterator[list[str]]:
         yield sink
     finally:
         _local.sink = outer
+
+
+@contextmanager
+def logged_file_warnings(path: object, logger: logging.Logger,
+                         level: int = logging.DEBUG) -> Iterator[list[str]]:
+    """For a second decode of a file whose row already reports it (a preview, a heatmap, a
+    report's picture): its warnings are logged under its (escaped) name at ``level``,
+    never printed to stderr without one."""
+    from forensics_app.core.safetext import escape_text
+
+    with file_warnings() as caught:
+        try:
+            yield caught
+        finally:
+            for message in caught:
+                logger.log(level, "%s: decoder warning: %s", escape_text(str(path)), message)

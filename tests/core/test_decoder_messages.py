@@ -66,3 +66,21 @@ def test_a_message_outside_any_file_is_logged_not_printed(routed, tmp_path, capl
             img.load()
     assert any("ZIPDecode" in r.getMessage() and "not while reading a file" in r.getMessage()
                for r in caplog.records)
+
+
+def test_a_second_decode_logs_under_the_files_name(routed, tmp_path, caplog, capfd):
+    """Previews, heatmaps and report pictures decode a file again: its libtiff message is
+    logged with its (escaped) name, not printed to stderr without one."""
+    import logging
+
+    from forensics_app.core.warning_capture import logged_file_warnings
+
+    path = _corrupt_deflate_tiff(tmp_path / "bad\x1b[2J.tif")
+    log = logging.getLogger("test.preview")
+    with caplog.at_level("DEBUG", logger="test.preview"):
+        with pytest.raises(OSError), logged_file_warnings(path, log), Image.open(path) as img:
+            img.load()
+    lines = [r.getMessage() for r in caplog.records if r.name == "test.preview"]
+    assert len(lines) == 1 and "ZIPDecode" in lines[0], lines
+    assert "bad\\x1b[2J.tif" in lines[0] and "\x1b" not in lines[0]
+    assert "ZIPDecode" not in capfd.readouterr().err
