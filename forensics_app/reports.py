@@ -191,9 +191,14 @@ def write_case_report(case: Case, out: Path | str, threshold: float | None = Non
     entry (the caller logs the export first, so the printed heads are --verify's). The
     GUI's report worker calls this on its own read-only connection."""
     from forensics_app.core.export import write_csv, write_jsonl
+    from forensics_app.core.outputs import refuse_outputs_over_inputs
 
     out = Path(out)
     kind = report_kind(out)
+    # Files, not spellings: a report (or its anchor) that is a hard or symbolic link to a file
+    # of the case is refused for every front end that writes case reports.
+    refuse_outputs_over_inputs({"report": out, "report anchor": anchor_path(out)},
+                               case.evidence_paths())
     paths = build_kwargs.get("paths")
     scope = build_kwargs.get("scope", "all")
     if kind in ("csv", "jsonl"):

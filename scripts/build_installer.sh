@@ -12,7 +12,7 @@
 #
 # --fixture is for testing the packaging before the real checkpoint exists: it writes a
 # random-weight checkpoint and its own samples/expected scores under build/selftest-fixture.
-# Output: dist/<name>/ (ForensicsApp + forensics-scan + _internal/); work files in build/.
+# Output: dist/<name>/ (ForensicsApp, forensics-scan, forensics-serve, _internal/); build/.
 # Exit status: 0 when the build and every check passed.
 set -euo pipefail
 cd "$(dirname "$0")/.."
@@ -40,10 +40,10 @@ while [ $# -gt 0 ]; do
 done
 
 case "$(uname -s)" in
-  Darwin) APP_EXE="dist/$NAME.app/Contents/MacOS/ForensicsApp"; SCAN_EXE="dist/$NAME.app/Contents/MacOS/forensics-scan"; DIST_DIR="dist/$NAME.app" ;;
-  MINGW*|MSYS*|CYGWIN*) APP_EXE="dist/$NAME/ForensicsApp.exe"; SCAN_EXE="dist/$NAME/forensics-scan.exe"; DIST_DIR="dist/$NAME"
+  Darwin) APP_EXE="dist/$NAME.app/Contents/MacOS/ForensicsApp"; SCAN_EXE="dist/$NAME.app/Contents/MacOS/forensics-scan"; SERVE_EXE="dist/$NAME.app/Contents/MacOS/forensics-serve"; DIST_DIR="dist/$NAME.app" ;;
+  MINGW*|MSYS*|CYGWIN*) APP_EXE="dist/$NAME/ForensicsApp.exe"; SCAN_EXE="dist/$NAME/forensics-scan.exe"; SERVE_EXE="dist/$NAME/forensics-serve.exe"; DIST_DIR="dist/$NAME"
                         PY=${PYTHON:-.venv/Scripts/python.exe} ;;
-  *) APP_EXE="dist/$NAME/ForensicsApp"; SCAN_EXE="dist/$NAME/forensics-scan"; DIST_DIR="dist/$NAME" ;;
+  *) APP_EXE="dist/$NAME/ForensicsApp"; SCAN_EXE="dist/$NAME/forensics-scan"; SERVE_EXE="dist/$NAME/forensics-serve"; DIST_DIR="dist/$NAME" ;;
 esac
 
 "$PY" -c "import PyInstaller" 2>/dev/null || {
@@ -98,11 +98,41 @@ set +e
 SCAN_RC=$?
 set -e
 
+echo "== bundled server: $SERVE_EXE on loopback, /healthz and the page =="
+set +e
+"$PY" - "$SERVE_EXE" "$CHECK_HOME/serve" <<'EOF'
+import socket, subprocess, sys, time, urllib.request
+exe, data = sys.argv[1], sys.argv[2]
+with socket.socket() as s:  # a free loopback port
+    s.bind(("127.0.0.1", 0))
+    port = s.getsockname()[1]
+proc = subprocess.Popen([exe, "--port", str(port), "--device", "cpu", "--data-dir", data])
+try:
+    deadline, health = time.monotonic() + 300, None
+    while time.monotonic() < deadline and proc.poll() is None:
+        try:
+            with urllib.request.urlopen(f"http://127.0.0.1:{port}/healthz", timeout=5) as r:
+                health = r.read().decode()
+                break
+        except OSError:
+            time.sleep(1)
+    with urllib.request.urlopen(f"http://127.0.0.1:{port}/", timeout=10) as r:
+        page = r.read().decode()
+    print(f"server: healthz {health}; page {len(page)} chars")
+    ok = health is not None and '"ok"' in health and "<html" in page.lower()
+finally:
+    proc.terminate()
+    proc.wait(30)
+sys.exit(0 if ok else 1)
+EOF
+SERVE_RC=$?
+set -e
+
 echo "== bundle size and start-up =="
 "$PY" benchmarks/frozen_startup.py --exe "$APP_EXE" --bundle "$DIST_DIR" --runs "$STARTUP_RUNS"
 
-if [ "$SELFTEST_RC" != 0 ] || [ "$SCAN_RC" != 0 ]; then
-  echo "build_installer.sh: FAILED (self-test $SELFTEST_RC, scanner $SCAN_RC)" >&2
+if [ "$SELFTEST_RC" != 0 ] || [ "$SCAN_RC" != 0 ] || [ "$SERVE_RC" != 0 ]; then
+  echo "build_installer.sh: FAILED (self-test $SELFTEST_RC, scanner $SCAN_RC, server $SERVE_RC)" >&2
   exit 1
 fi
 echo "build_installer.sh: OK -- $DIST_DIR${BUILD_S:+ built in ${BUILD_S} s}"

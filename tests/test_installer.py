@@ -11,8 +11,10 @@ fresh checkout (2 with PyInstaller's cache in build/), and 5 GB of disk for dist
 from __future__ import annotations
 
 import ast
+import os
 import re
 import subprocess
+import sys
 from pathlib import Path
 
 import pytest
@@ -92,3 +94,114 @@ def test_build_and_frozen_self_test():
     assert (internal / "models" / "detector.pt").is_file()
     assert (internal / "samples" / "expected_scores.json").is_file()
     assert "torch imported before the window was visible: no" in proc.stdout
+    assert (REPO / "dist" / "ForensicsApp" / "forensics-serve").is_file()
+    assert re.search(r"^server: healthz .*\"ok\"", proc.stdout, re.M), log[-6000:]
+
+
+# ------------------------------------------------------------------ forensics-serve (issue 24)
+def _spec_tree() -> ast.Module:
+    return ast.parse(SPEC.read_text(encoding="utf-8"))
+
+
+def _spec_calls(func: str) -> list[ast.Call]:
+    return [n for n in ast.walk(_spec_tree()) if isinstance(n, ast.Call)
+            and getattr(n.func, "id", "") == func]
+
+
+def _spec_entry_files() -> dict[str, Path]:
+    """``ENTRY_*`` constants of the spec -> the script each names (``str(ROOT / ... / f)``)."""
+    found = {}
+    for node in _spec_tree().body:
+        if (isinstance(node, ast.Assign) and len(node.targets) == 1
+                and getattr(node.targets[0], "id", "").startswith("ENTRY_")):
+            parts = [c.value for c in sorted(
+                (c for c in ast.walk(node.value)
+                 if isinstance(c, ast.Constant) and isinstance(c.value, str)),
+                key=lambda c: (c.lineno, c.col_offset))]
+            found[node.targets[0].id] = REPO.joinpath(*parts)
+    return found
+
+
+def _spec_function(name: str, **namespace):
+    """Run one top-level function of the spec, with the names it needs supplied."""
+    tree = _spec_tree()
+    fn = next(n for n in tree.body if isinstance(n, ast.FunctionDef) and n.name == name)
+    exec(compile(ast.Module([fn], type_ignores=[]), str(SPEC), "exec"), namespace)
+    return namespace[name]()
+
+
+def test_spec_builds_the_server_executable_beside_the_app_and_the_scanner():
+    import tomllib
+
+    entries = _spec_entry_files()
+    (analysis,) = _spec_calls("Analysis")
+    analysed = [n.id for n in analysis.args[0].elts]
+    assert analysed == ["ENTRY_APP", "ENTRY_SCAN", "ENTRY_SERVE"]
+    assert all(entries[e].is_file() for e in analysed), entries
+    # Every console script pyproject installs has a frozen twin calling the same function.
+    scripts = tomllib.loads((REPO / "pyproject.toml").read_text())["project"]["scripts"]
+    serve_module = scripts["forensics-serve"].split(":")[0]
+    assert serve_module in imported_modules(entries["ENTRY_SERVE"])
+    assert scripts["forensics-scan"].split(":")[0] in imported_modules(entries["ENTRY_SCAN"])
+    exes = {}
+    for call in _spec_calls("EXE"):
+        kw = {k.arg: k.value for k in call.keywords}
+        name = kw["name"].value if isinstance(kw["name"], ast.Constant) else kw["name"].id
+        exes[name] = (kw["console"].value, ast.unparse(call.args[1]))
+    assert exes == {"APP_NAME": (False, "scripts_for(ENTRY_APP)"),
+                    "forensics-scan": (True, "scripts_for(ENTRY_SCAN)"),
+                    "forensics-serve": (True, "scripts_for(ENTRY_SERVE)")}
+    (collect,) = _spec_calls("COLLECT")
+    collected = [ast.unparse(a) for a in collect.args]
+    assert {"exe_app", "exe_scan", "exe_serve"} <= set(collected)
+    assert "server_page_toc()" in collected[-1]
+
+
+def test_spec_hidden_imports_cover_what_uvicorn_imports_by_name():
+    """uvicorn loads its loop, protocol, lifespan and formatter from strings the import
+    analysis cannot follow: each one ``uvicorn.run`` picks with our defaults is listed, and
+    every listed module exists."""
+    import importlib
+    import importlib.util
+
+    import uvicorn.config as config
+
+    hidden = set(spec_list("SERVER_HIDDEN_IMPORTS"))
+    loops = getattr(config, "LOOP_FACTORIES", None) or config.LOOP_SETUPS
+    by_name = [loops["auto"], config.HTTP_PROTOCOLS["auto"], config.WS_PROTOCOLS["auto"],
+               config.LIFESPAN["auto"]]
+    # dictConfig's "()": a dotted path to the class itself
+    by_name += [f["()"].rsplit(".", 1)[0] for f in config.LOGGING_CONFIG["formatters"].values()]
+    needed = {target.split(":")[0] for target in by_name}
+    # What the "auto" modules resolve to in this environment.
+    http_auto = importlib.import_module("uvicorn.protocols.http.auto").AutoHTTPProtocol
+    needed.add(http_auto.__module__)
+    if importlib.util.find_spec("uvloop") is None:
+        needed.add("uvicorn.loops.asyncio")
+    assert needed <= hidden, sorted(needed - hidden)
+    missing = [m for m in hidden if importlib.util.find_spec(m) is None]
+    assert missing == [], missing
+
+
+def test_spec_bundles_the_web_page_where_the_server_reads_it():
+    from importlib import resources
+
+    from forensics_app.server.api import PAGE_FILES
+
+    toc = _spec_function("server_page_toc", ROOT=REPO, os=os)
+    dests = {Path(dest).as_posix(): Path(src) for dest, src, kind in toc}
+    assert all(kind == "DATA" for _d, _s, kind in toc)
+    served = set(PAGE_FILES) | {"index.html"}
+    for name in served:
+        dest = f"forensics_app/server/page/{name}"
+        assert dest in dests, (dest, sorted(dests))
+        packaged = resources.files("forensics_app.server").joinpath("page", name)
+        assert dests[dest].read_bytes() == packaged.read_bytes()
+
+
+def test_server_entry_point_runs():
+    proc = subprocess.run([sys.executable, str(REPO / "installer" / "entry_serve.py"),
+                           "--version"], cwd=REPO, capture_output=True, text=True, timeout=120,
+                          env={**os.environ, "PYTHONPATH": str(REPO)})
+    assert proc.returncode == 0, proc.stderr
+    assert proc.stdout.startswith("forensics-serve ")

@@ -905,6 +905,12 @@ class Case:
                 (path_key(new_path), row[0], row[1], _mtime_ns(new_path), now, now,
                  link_target(new_path)))
 
+    def evidence_paths(self) -> list[str]:
+        """Every file this case has read (scored or registered): the inputs a report written
+        from this case must never land on (:func:`core.outputs.refuse_outputs_over_inputs`)."""
+        keys = self._read("SELECT path FROM results UNION SELECT path FROM evidence")
+        return [path_from_key(key) for (key,) in keys]
+
     def results(self, model_id: str | None = None) -> list[ScanResult]:
         """Stored results in the order they were recorded, with case notes added."""
         return [r for _seq, _scan, r in self.result_rows(model_id)]

@@ -35,6 +35,11 @@ class OutputWriteError(OSError):
     """An output could not be written (disk full, I/O error); the message says which and why."""
 
 
+class OutputOverEvidence(OSError):
+    """An output is one of the files being examined (a hard or symbolic link to evidence);
+    the message names each such output. Never overridable."""
+
+
 class OutputBusy(OSError):
     """Another process holds the lock of this output (a second scan writing the same report)."""
 
@@ -80,6 +85,16 @@ def outputs_over_inputs(outputs: Mapping[str, Path | str | None],
                     "(a hard or symbolic link to it); writing there would destroy evidence, "
                     "refused (choose another path)")
     return problems
+
+
+def refuse_outputs_over_inputs(outputs: Mapping[str, Path | str | None],
+                               inputs: Iterable[Path | str]) -> None:
+    """Raise :class:`OutputOverEvidence` when :func:`outputs_over_inputs` finds a problem:
+    the one check every front end (CLI, GUI exports, case reports, the server) runs before
+    it writes an output next to evidence."""
+    problems = outputs_over_inputs(outputs, inputs)
+    if problems:
+        raise OutputOverEvidence("; ".join(problems))
 
 
 def sidecar_path(path: Path | str) -> Path:

@@ -252,9 +252,11 @@ def _jpeg(img: Any, max_px: int) -> bytes:
 def _load_current(r: ScanResult) -> tuple[Any, str]:
     """The image as it is now, or None and why not."""
     from forensics_app.core.loading import ImageLoadError, load_evidence
+    from forensics_app.core.warning_capture import logged_file_warnings
 
     try:
-        evidence, img, err = load_evidence(r.path)
+        with logged_file_warnings(r.path, log):
+            evidence, img, err = load_evidence(r.path)
     except ImageLoadError as exc:
         return None, f"image unavailable: {exc.reason}"
     if err is not None or img is None:

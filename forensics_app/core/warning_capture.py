@@ -4,15 +4,19 @@ Pillow and numpy report odd input with :mod:`warnings` (truncated data, odd EXIF
 that overflow a cast). Printed to stderr they name no file, and the default "once per code
 location" rule hides them for every later file. Here a thread-local sink collects them per
 file; :func:`warnings.catch_warnings` is not used because it swaps process-wide state and the
-scan decodes in several threads at once.
+scan decodes in several threads at once. libtiff's C-level messages (which it would print to
+stderr) reach the same sink through :mod:`forensics_app.core.libtiff_messages`.
 """
 
 from __future__ import annotations
 
+import logging
 import threading
 import warnings
 from collections.abc import Iterator
 from contextlib import contextmanager
+
+from forensics_app.core import libtiff_messages
 
 _local = threading.local()
 _lock = threading.Lock()
@@ -30,10 +34,21 @@ def _showwarning(message, category, filename, lineno, file=None, line=None) -> N
         sink.append(text)
 
 
+def _deliver(message: str) -> bool:
+    """Hand a decoder library's message to this thread's file, if one is being read."""
+    sink = getattr(_local, "sink", None)
+    if sink is None:
+        return False
+    if message not in sink:
+        sink.append(message)
+    return True
+
+
 def _install() -> None:
     """Route warnings through :func:`_showwarning`; re-done on each use because test runners
     and ``catch_warnings`` blocks put their own hooks and filters back."""
     global _previous_showwarning
+    libtiff_messages.install(_deliver)
     with _lock:
         if warnings.showwarning is not _showwarning:
             _previous_showwarning = warnings.showwarning
@@ -57,3 +72,19 @@ def file_warnings() -> Iterator[list[str]]:
         yield sink
     finally:
         _local.sink = outer
+
+
+@contextmanager
+def logged_file_warnings(path: object, logger: logging.Logger,
+                         level: int = logging.DEBUG) -> Iterator[list[str]]:
+    """For a second decode of a file whose row already reports it (a preview, a heatmap, a
+    report's picture): its warnings are logged under its (escaped) name at ``level``,
+    never printed to stderr without one."""
+    from forensics_app.core.safetext import escape_text
+
+    with file_warnings() as caught:
+        try:
+            yield caught
+        finally:
+            for message in caught:
+                logger.log(level, "%s: decoder warning: %s", escape_text(str(path)), message)

@@ -260,11 +260,15 @@ class CaseController(QObject):
     def export_report(self, path: str | Path) -> Path | None:
         """Write the case report at the toolbar's threshold (Grad-CAM runs here: may take a
         few seconds per flagged image)."""
+        from forensics_app.core.case_chain import anchor_path
+        from forensics_app.gui.output_folders import refuse_over_evidence
         from forensics_app.reports import export_case_report
 
         self._flush_threshold()
         QGuiApplication.setOverrideCursor(Qt.CursorShape.WaitCursor)
         try:
+            refuse_over_evidence(self.window, {"report": path, "report anchor":
+                                               anchor_path(Path(path))})
             out = export_case_report(self.case, path, threshold=self.window.results.threshold,
                                      band=self.window.results.band)
         except (CaseError, OSError, ValueError) as exc:

@@ -284,6 +284,8 @@ class HeatmapViewer(QWidget):
         self.record: ScanResult | None = None
         self.expected_key: tuple[str, str, str] | None = None
         self.last_folder = ""
+        # Set by the window: raises (an OSError) when a path is one of the scanned files.
+        self.refuse_over_evidence: Any = None
 
         self.title = QLabel()
         f = QFont(self.title.font())
@@ -348,6 +350,7 @@ class HeatmapViewer(QWidget):
         controls.addWidget(self.save_button)
 
         self.status = QLabel()
+        self.status.setTextFormat(Qt.TextFormat.PlainText)  # it names files
         self.status.setWordWrap(True)
         # D18: the first map takes seconds (a private model copy is loaded first); the
         # window says so at once and counts, instead of showing two blank panes
@@ -521,9 +524,31 @@ class HeatmapViewer(QWidget):
             from forensics_app.gui.overlay_export import captioned_overlay
 
             image = captioned_overlay(image, self.record)
-        ok = image.save(path, "PNG")
-        self.status.setText(f"Saved overlay to {path}" if ok else f"Could not write {path}")
-        return ok
+        from PySide6.QtCore import QBuffer, QByteArray, QIODevice
+
+        from forensics_app.core.outputs import atomic_write, refuse_outputs_over_inputs
+        from forensics_app.core.safetext import escape_text
+
+        try:
+            # The CLI's rule, files not spellings: never over the image shown (or any other
+            # scanned file), and never by truncating what the name points to.
+            if self.record is not None:
+                refuse_outputs_over_inputs({"overlay": path}, [self.record.path])
+            if self.refuse_over_evidence is not None:
+                self.refuse_over_evidence(path)
+            png = QByteArray()
+            buffer = QBuffer(png)
+            buffer.open(QIODevice.OpenModeFlag.WriteOnly)
+            ok = image.save(buffer, "PNG")
+            buffer.close()
+            if not ok:
+                raise OSError("the overlay could not be encoded as PNG")
+            atomic_write(path, bytes(png.data()))
+        except OSError as exc:
+            self.status.setText(escape_text(f"Could not write {path}: {exc}"))
+            return False
+        self.status.setText(escape_text(f"Saved overlay to {path}"))
+        return True
 
     def _ask_save(self) -> None:
         if self.record is None:

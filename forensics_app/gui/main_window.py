@@ -63,7 +63,10 @@ from forensics_app.gui.guard_rails import GuardRails
 from forensics_app.gui.heatmap_view import HeatmapService, HeatmapViewer
 from forensics_app.gui.model_dialog import ModelDialog
 from forensics_app.gui.model_manager import LoadRequest, ModelManager
-from forensics_app.gui.output_folders import output_folder
+from forensics_app.gui.output_folders import (
+    output_folder,
+    refuse_over_evidence,
+)
 from forensics_app.gui.provenance_panel import ProvenancePanel
 from forensics_app.gui.queue_view import QueueView
 from forensics_app.gui.records import (
@@ -1006,6 +1009,7 @@ class MainWindow(QMainWindow):
                 lambda v: setattr(self.settings, "heatmap_opacity", v))
         viewer = self.heatmap_viewer
         viewer.last_folder = str(output_folder(self))
+        viewer.refuse_over_evidence = lambda out: refuse_over_evidence(self, {"overlay": out})
         if not viewer.isVisible():
             viewer.show()
         record = self.results.record(row)
@@ -1033,6 +1037,7 @@ class MainWindow(QMainWindow):
         from forensics_app.core.export import write_csv, write_jsonl
 
         path = Path(path)
+        refuse_over_evidence(self, {"report": path})  # OutputOverEvidence is an OSError
         records = self.proxy.visible_records() if filtered else self.results.records()
         complete = len(records) == self.results.rowCount()
         extra = {

@@ -1,8 +1,14 @@
-"""Where Export report and Save overlay open: never a folder that holds evidence.
+"""Where Export report and Save overlay open, and what they may never be written over.
 
-The open case's folder first, then the folder the user last saved an output to, then the
-user's documents folder, then home -- the first that is not a scanned folder, inside one, or
-the folder of a scanned file. (A save dialog that opens on the evidence invites writing there.)
+The dialog opens on the open case's folder first, then the folder the user last saved an
+output to, then the user's documents folder, then home -- the first that is not a scanned
+folder, inside one, or the folder of a scanned file. (A save dialog that opens on the evidence
+invites writing there.)
+
+Wherever the user then points it, every GUI output (table export, case report, overlay PNG)
+passes :func:`refuse_over_evidence` first: the CLI's check by device and inode
+(:func:`forensics_app.core.outputs.refuse_outputs_over_inputs`), so a hard link or a symbolic
+link to a scanned file is refused whatever its name.
 """
 
 from __future__ import annotations
@@ -13,6 +19,7 @@ from typing import Any
 import platformdirs
 
 from forensics_app.core.output_guard import evidence_conflict
+from forensics_app.core.outputs import refuse_outputs_over_inputs
 
 
 def evidence_folders(window: Any) -> list[Path]:
@@ -40,3 +47,19 @@ def output_folder(window: Any) -> Path:
 
 def remember_output_folder(window: Any, path: str | Path) -> None:
     window.last_output_folder = str(Path(path).parent)
+
+
+def evidence_files(window: Any) -> list[str]:
+    """Every file the window has scanned (the table's rows, and the open case's files)."""
+    files = [record.path for record in window.results.records()]
+    case = getattr(getattr(window, "cases", None), "case", None)
+    if case is not None:
+        files.extend(case.evidence_paths())
+    return files
+
+
+def refuse_over_evidence(window: Any, outputs: dict[str, str | Path | None]) -> None:
+    """Raise :class:`forensics_app.core.outputs.OutputOverEvidence` (an OSError) when an
+    output is one of the scanned files, compared as files (device and inode, links
+    followed), exactly as the CLI compares them."""
+    refuse_outputs_over_inputs(outputs, evidence_files(window))

@@ -190,8 +190,15 @@ class ReportJobs(QObject):
             paths, scope = frozenset(r.path for r in w.proxy.visible_records()), "all"
         req = ReportRequest(str(case.folder), str(out), w.results.threshold, w.results.band,
                             scope, paths)
+        from forensics_app.core.case_chain import anchor_path
+        from forensics_app.gui.output_folders import refuse_over_evidence
         from forensics_app.reports import export_params
 
+        try:  # the CLI's check (device and inode) before anything is logged or built
+            refuse_over_evidence(w, {"report": out, "report anchor": anchor_path(Path(out))})
+        except OSError as exc:
+            w.cases._warn("Report not written", str(exc))
+            return None
         try:  # logged first, so the heads the report prints are the ones --verify shows
             params = export_params(case, out, req.threshold, req.band, scope, paths)
             if not case.read_only:

@@ -19,7 +19,11 @@ from typing import Any
 from PySide6.QtWidgets import QFileDialog, QMessageBox
 
 from forensics_app.core.case import ModelRecord
-from forensics_app.gui.output_folders import output_folder, remember_output_folder
+from forensics_app.gui.output_folders import (
+    output_folder,
+    refuse_over_evidence,
+    remember_output_folder,
+)
 from forensics_app.gui.workers import Throttle, WorkCancelled, Worker
 
 log = logging.getLogger(__name__)
@@ -130,6 +134,11 @@ def export_results(window: Any, path: str | Path, scope: str | None = None) -> A
     filtered = scope == "filter"
     kind = Path(path).suffix.lower()
     if kind in (".html", ".htm", ".pdf"):
+        try:  # the same device+inode guard as every other output (OutputOverEvidence)
+            refuse_over_evidence(window, {"report": path})
+        except OSError as exc:
+            QMessageBox.warning(window, "Export failed", f"Could not write {path}:\n{exc}")
+            return None
         return window.report_jobs.start_results_report(results_request(window, path, filtered))
     try:
         return window.export_report(path, filtered=filtered)

@@ -352,6 +352,7 @@ class HeatmapWorker(Worker):
         )
         from forensics_app.core.loading import load_evidence
         from forensics_app.core.preprocess import prepare_image
+        from forensics_app.core.warning_capture import logged_file_warnings
 
         imported_s = time.perf_counter() - t0
         req = self.request
@@ -362,10 +363,11 @@ class HeatmapWorker(Worker):
             model, fake_index = cam_model_copy(ckpt.model), ckpt.fake_index
             prepare_s = time.perf_counter() - t0
         self.check_cancelled()
-        evidence, img, err = load_evidence(req.path, limits=req.settings.decode_limits())
+        with logged_file_warnings(req.path, log) as caught:
+            evidence, img, err = load_evidence(req.path, limits=req.settings.decode_limits())
         if err is not None:
             raise err
-        notes: list[str] = []
+        notes: list[str] = [f"decoder warning: {w}" for w in caught]
         if req.sha256 and evidence.sha256 != req.sha256:
             notes.append("The file changed since it was scanned (SHA-256 differs); this map "
                          "describes the file as it is now.")
@@ -418,6 +420,7 @@ class ThumbnailWorker(Worker):
 
         from forensics_app.core.bomb_guard import DecodeLimits, check_declared_image
         from forensics_app.core.loading import DECODE_FORMATS
+        from forensics_app.core.warning_capture import logged_file_warnings
 
         # BombRefused is a ValueError: the engine's bomb guard applies to previews too (Pillow's
         # own pixel limit is off once core.loading is imported).
@@ -430,7 +433,8 @@ class ThumbnailWorker(Worker):
             self.check_cancelled()
             qimg = QImage()
             try:
-                with Image.open(path, formats=DECODE_FORMATS) as im:
+                with logged_file_warnings(path, log), \
+                        Image.open(path, formats=DECODE_FORMATS) as im:
                     check_declared_image(im.width, im.height, im.mode, Path(path).stat().st_size,
                                          limits if im.format == "JPEG" else no_draft_limits)
                     im.draft("RGB", (self.size * 2, self.size * 2))

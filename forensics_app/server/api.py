@@ -30,6 +30,7 @@ from forensics_app.server.access import token_matches
 from forensics_app.server.service import (
     REPORT_FORMATS,
     BadUpload,
+    NotResumable,
     QueueFull,
     ServeService,
 )
@@ -257,6 +258,13 @@ def create_app(service: ServeService, token: str | None = None,
                                 headers={"Retry-After": str(limits.retry_after_s)})
         return job
 
+    @app.get("/api/v1/scans", tags=["scans"])
+    async def list_scans() -> list[dict[str, Any]]:
+        """Every scan this server knows, newest first -- also those of earlier runs on the
+        same data folder (their verdict counts appear once their rows have been read)."""
+        jobs = sorted(list(service.jobs.values()), key=lambda j: j.created, reverse=True)
+        return [j.record() for j in jobs]
+
     @app.get("/api/v1/scans/{job_id}", tags=["scans"])
     async def scan_status(job_id: str) -> dict[str, Any]:
         """Progress: status, files done of total, verdict counts."""
@@ -268,6 +276,20 @@ def create_app(service: ServeService, token: str | None = None,
         job = find(job_id)
         job.cancel.set()
         return job.record()
+
+    @app.post("/api/v1/scans/{job_id}/resume", status_code=202, tags=["scans"])
+    async def resume_scan(job_id: str) -> JSONResponse:
+        """Resume an interrupted, cancelled or failed scan into its case: the files the case
+        already holds are not scored again (as ``forensics-scan --case`` resumes)."""
+        job = find(job_id)
+        try:
+            await run_in_threadpool(service.resume, job)
+        except NotResumable as exc:
+            raise HTTPException(409, str(exc)) from None
+        except QueueFull as exc:
+            raise queue_full(exc) from None
+        return JSONResponse(job.record(), status_code=202,
+                            headers={"Location": f"/api/v1/scans/{job.id}"})
 
     @app.get("/api/v1/scans/{job_id}/results", tags=["scans"])
     async def scan_results(job_id: str) -> list[dict[str, Any]]:

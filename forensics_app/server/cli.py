@@ -8,6 +8,8 @@ from __future__ import annotations
 
 import argparse
 import logging
+import math
+import os
 import sys
 from pathlib import Path
 
@@ -78,6 +80,10 @@ def main(argv: list[str] | None = None) -> int:
     for name in ("batch_size", "max_request_mb", "queue_size", "port"):
         if getattr(args, name) < 1:
             parser.error(f"--{name.replace('_', '-')} must be >= 1")
+    if args.port > 65535:
+        parser.error(f"--port must be between 1 and 65535, not {args.port}")
+    if not (math.isfinite(args.timeout) and args.timeout > 0):
+        parser.error(f"--timeout must be a finite number of seconds > 0, not {args.timeout}")
     engine = engine_settings(parser, args)
     try:  # before the model loads: a server that would be exposed never starts
         token = resolve_token(args.host, args.token_file)
@@ -101,6 +107,13 @@ def main(argv: list[str] | None = None) -> int:
     model_path = args.model or bundled_model_path()
     if not model_path.is_file():
         return _fail(f"no model at {model_path}; pass --model CHECKPOINT")
+    data_dir = args.data_dir or user_data_dir() / "serve"
+    try:  # before the model loads: batch scans would otherwise fail one by one
+        (data_dir / "scans").mkdir(parents=True, exist_ok=True)
+    except OSError as exc:
+        return _fail(f"cannot use --data-dir {data_dir}: {exc.strerror or exc}")
+    if not os.access(data_dir / "scans", os.W_OK | os.X_OK):
+        return _fail(f"cannot use --data-dir {data_dir}: {data_dir / 'scans'} is not writable")
     try:
         detector = Detector.from_checkpoint(model_path, device=args.device,
                                             threads=engine.threads, levers=engine.levers)
@@ -108,8 +121,8 @@ def main(argv: list[str] | None = None) -> int:
         return _fail(str(exc))
     limits = ServeLimits(max_request_bytes=args.max_request_mb * 1024 * 1024,
                          queue_size=args.queue_size, analysis_timeout_s=args.timeout)
-    service = ServeService(detector, settings, args.data_dir or user_data_dir() / "serve",
-                           limits, model_path=model_path, scan_root=args.scan_root)
+    service = ServeService(detector, settings, data_dir, limits, model_path=model_path,
+                           scan_root=args.scan_root)
     loopback = is_loopback(args.host)
     allowed = ["127.0.0.1", "localhost", "[::1]", "::1"] if loopback else None
     app = create_app(service, token=token, allowed_hosts=allowed)

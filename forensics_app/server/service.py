@@ -9,9 +9,8 @@ queue is full, :class:`QueueFull` tells the caller to come back later (HTTP 429)
 
 from __future__ import annotations
 
+import dataclasses
 import logging
-import os
-import re
 import subprocess
 import sys
 import threading
@@ -20,21 +19,31 @@ import uuid
 from collections import deque
 from concurrent.futures import Future
 from dataclasses import dataclass, field
-from enum import StrEnum
 from pathlib import Path
 from typing import Any
 
 from forensics_app.core.loading import InMemoryImage, sniff_format
+from forensics_app.core.outputs import atomic_write
 from forensics_app.core.results import ScanResult
 from forensics_app.core.safetext import escape_for_terminal
 from forensics_app.core.session import ScanSession, ScanSettings
+from forensics_app.server.jobs import (
+    INTERRUPTED_MESSAGE,
+    JOB_ID,
+    JobStatus,
+    ScanJob,
+    restore_jobs,
+    rows_from_case,
+)
+
+__all__ = ["REPORT_FORMATS", "BadUpload", "JobStatus", "NotResumable", "QueueFull", "ScanJob",
+           "ServeLimits", "ServeService"]
 
 log = logging.getLogger(__name__)
 
 # Extensions of stored uploads, from the format their bytes announce (never from the client).
 _EXTENSIONS = {"JPEG": ".jpg", "PNG": ".png", "GIF": ".gif", "BMP": ".bmp", "TIFF": ".tif",
                "WEBP": ".webp", "JPEG2000": ".jp2", "QOI": ".qoi"}
-_JOB_ID = re.compile(r"^[0-9a-f]{32}$")
 REPORT_FORMATS = ("html", "pdf", "csv", "jsonl")
 
 
@@ -52,21 +61,12 @@ class QueueFull(Exception):
     """Every place in the queue is taken; try again after ``retry_after_s``."""
 
 
+class NotResumable(Exception):
+    """The scan is queued, running or finished: there is nothing to resume (HTTP 409)."""
+
+
 class BadUpload(ValueError):
     """An upload refused before anything was stored; the message says which and why."""
-
-
-class JobStatus(StrEnum):
-    QUEUED = "queued"
-    RUNNING = "running"
-    FINISHED = "finished"
-    CANCELLED = "cancelled"
-    INTERRUPTED = "interrupted"
-    FAILED = "failed"
-
-    @property
-    def done(self) -> bool:
-        return self not in (JobStatus.QUEUED, JobStatus.RUNNING)
 
 
 @dataclass
@@ -75,44 +75,6 @@ class Analysis:
 
     image: InMemoryImage
     future: Future = field(default_factory=Future)
-
-
-@dataclass
-class ScanJob:
-    """One batch: uploads stored in a new case, scored there, reported from it."""
-
-    id: str
-    folder: Path  # the case folder (results.jsonl, evidence/, reports/ inside it)
-    names: dict[str, str]  # stored evidence file name -> the client's name, escaped
-    sources: list[Path] = field(default_factory=list)  # a folder scan's folder (else evidence/)
-    recursive: bool = False
-    root: Path | None = None  # the operator's scan root (names are shown relative to it)
-    status: JobStatus = JobStatus.QUEUED
-    done: int = 0
-    total: int = 0
-    message: str = ""
-    created: float = field(default_factory=time.time)
-    finished: float | None = None
-    results: list[ScanResult] = field(default_factory=list)
-    cancel: threading.Event = field(default_factory=threading.Event)
-    lock: threading.Lock = field(default_factory=threading.Lock)  # reports, Grad-CAM
-
-    @property
-    def evidence(self) -> Path:
-        return self.folder / "evidence"
-
-    def client_name(self, r: ScanResult) -> str:
-        if self.root is not None:
-            return escape_for_terminal(os.path.relpath(r.path, self.root))
-        return self.names.get(Path(r.path).name, "")
-
-    def record(self) -> dict[str, Any]:
-        counts: dict[str, int] = {}
-        for r in self.results:
-            counts[r.verdict.value] = counts.get(r.verdict.value, 0) + 1
-        return {"id": self.id, "status": str(self.status), "done": self.done,
-                "total": self.total, "message": self.message, "counts": counts,
-                "created": self.created, "finished": self.finished}
 
 
 class WorkQueue:
@@ -170,11 +132,14 @@ class ServeService:
                  scan_root: Path | None = None):
         self.detector, self.settings = detector, settings
         self.scan_root = Path(scan_root).resolve() if scan_root is not None else None
-        self.data_dir = Path(data_dir)
+        self.data_dir = Path(data_dir).absolute()
         self.limits = limits or ServeLimits()
         self.model_path = model_path
         self.queue = WorkQueue(self.limits.queue_size)
-        self.jobs: dict[str, ScanJob] = {}
+        # Jobs of earlier runs of a server on this data folder, listed again from their
+        # case folders (server.jobs); rows are read from each case when first asked for.
+        self.jobs: dict[str, ScanJob] = restore_jobs(self.scans_dir)
+        self._stopping = False
         self._cam_model: Any = None
         self._cam_lock = threading.Lock()
         self._worker: threading.Thread | None = None
@@ -187,12 +152,19 @@ class ServeService:
             self._worker = threading.Thread(target=self._work, name="serve-worker", daemon=True)
             self._worker.start()
 
+    @property
+    def scans_dir(self) -> Path:
+        return self.data_dir / "scans"
+
     def stop(self, timeout: float = 30.0) -> None:
+        self._stopping = True
         for item in self.queue.close():
             if isinstance(item, Analysis):
                 item.future.cancel()
-            else:
-                item.status, item.message = JobStatus.CANCELLED, "the server stopped"
+            else:  # never started: kept, and resumable after a restart
+                item.status = JobStatus.INTERRUPTED
+                item.message = INTERRUPTED_MESSAGE.format(id=item.id)
+                item.save()
         for job in self.jobs.values():
             job.cancel.set()
         if self._worker is not None:
@@ -249,13 +221,7 @@ class ServeService:
             (evidence / file_name).write_bytes(data)
             (evidence / file_name).chmod(0o400)  # evidence: read-only from here on
         job = ScanJob(job_id, folder, {f: shown for f, _, shown in stored}, total=len(stored))
-        try:
-            self.queue.put(job)
-        except QueueFull:
-            job.status, job.message = JobStatus.CANCELLED, "the queue was full"
-            raise
-        finally:
-            self.jobs[job_id] = job
+        self._enqueue(job)
         return job
 
     def submit_folder_scan(self, folder: str, recursive: bool = False) -> ScanJob:
@@ -281,17 +247,53 @@ class ServeService:
             pass
         job = ScanJob(job_id, case_folder, {}, sources=[target], recursive=recursive,
                       root=self.scan_root)
+        self._enqueue(job)
+        return job
+
+    def _enqueue(self, job: ScanJob) -> None:
+        job.save()
         try:
             self.queue.put(job)
         except QueueFull:
             job.status, job.message = JobStatus.CANCELLED, "the queue was full"
+            job.save()
             raise
         finally:
-            self.jobs[job_id] = job
+            self.jobs[job.id] = job
+
+    def resume(self, job: ScanJob) -> ScanJob:
+        """Queue an interrupted, cancelled or failed scan again, into the same case: as the
+        CLI resumes a case, the files the case already holds are not scored again."""
+        with job.lock:
+            if not job.status.resumable:
+                raise NotResumable(f"the scan is {job.status}; only an interrupted, "
+                                   "cancelled or failed scan is resumed")
+            if len(self.queue) >= self.queue.capacity:
+                raise QueueFull(f"the queue is full ({self.queue.capacity} requests waiting)")
+            self._load_rows(job)
+            job.cancel.clear()
+            job.status, job.message, job.finished = JobStatus.QUEUED, "", None
+            # Reports and overlays made from the rows so far would go stale: made again.
+            for cached in (*job.folder.glob("reports/report.*"),
+                           *job.folder.glob("gradcam/*.png")):
+                cached.unlink(missing_ok=True)
+            job.save()
+            self.queue.put(job)
         return job
 
     def job(self, job_id: str) -> ScanJob | None:
-        return self.jobs.get(job_id) if _JOB_ID.match(job_id) else None
+        job = self.jobs.get(job_id) if JOB_ID.match(job_id) else None
+        if job is not None and not job.rows_loaded:
+            with job.lock:
+                self._load_rows(job)
+        return job
+
+    @staticmethod
+    def _load_rows(job: ScanJob) -> None:
+        if not job.rows_loaded:
+            job.results = rows_from_case(job)
+            job.done = len(job.results)
+            job.rows_loaded = True
 
     # -- the worker
     def _work(self) -> None:
@@ -332,26 +334,46 @@ class ServeService:
     def _run_scan(self, job: ScanJob) -> None:
         if job.cancel.is_set():
             job.status = JobStatus.CANCELLED
+            job.save()
             return
-        job.status = JobStatus.RUNNING
+        self._load_rows(job)  # a resumed job starts from the rows its case holds
+        job.status, job.model_id = JobStatus.RUNNING, self.detector.model_id
+        job.runs += 1
+        job.save()
+        # Rows are numbered by their place in the discovered files (path order), also when a
+        # resumed run scores only some of them.
+        order: dict[str, int] = {}
 
-        def progress(done: int, total: int) -> None:
-            job.done, job.total = done, total
+        def on_result(r: ScanResult) -> None:
+            job.results.append(dataclasses.replace(r, index=order.get(r.path, r.index)))
 
         session = ScanSession(self.detector, self.settings, job.sources or [job.evidence],
                               recursive=job.recursive, case=job.folder,
-                              jsonl=job.folder / "results.jsonl", on_result=job.results.append,
+                              jsonl=job.folder / "results.jsonl", on_result=on_result,
                               command="forensics-serve")
+
+        def progress(done: int, _total: int) -> None:
+            job.done = session.n_already + done
+
         try:
+            found = session.discover()
+            order.update((str(p), i) for i, p in enumerate(found.files))
+            job.total = len(found.files)
             outcome = session.run(progress=progress, should_cancel=job.cancel.is_set)
         except Exception as exc:
             job.status, job.message = JobStatus.FAILED, f"{type(exc).__name__}: {exc}"
-            raise
-        finally:
             job.finished = time.time()
-        job.results = sorted(outcome.results, key=lambda r: r.index)
+            job.save()
+            raise
+        job.finished = time.time()
+        # The case is the one store of rows: the job shows what it holds (earlier runs too).
+        job.results = rows_from_case(job) or job.results
         job.done = len(job.results)
         job.status, job.message = JobStatus(outcome.status), outcome.message
+        if self._stopping and job.status is JobStatus.CANCELLED:  # stopped by the server
+            job.status, job.message = (JobStatus.INTERRUPTED,
+                                       INTERRUPTED_MESSAGE.format(id=job.id))
+        job.save()
 
     # -- products of a finished job
     def report(self, job: ScanJob, fmt: str) -> Path:
@@ -385,8 +407,8 @@ class ServeService:
             if out.is_file():
                 return out.read_bytes()
             png = self._render_gradcam(r, job.client_name(r))
-            out.parent.mkdir(exist_ok=True)
-            out.write_bytes(png)
+            # Whole or absent: a cut file would be served from the cache ever after.
+            atomic_write(out, png)
         return png
 
     def _render_gradcam(self, r: ScanResult, shown_name: str) -> bytes:

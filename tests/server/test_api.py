@@ -267,3 +267,20 @@ def test_folder_scans_only_under_the_operators_root(make_client, tmp_path):
     assert len(stream.text.splitlines()) == 3
     assert {f: hashlib.sha256(f.read_bytes()).hexdigest() for f in files} == before
     assert not service.job(job_id).evidence.exists()  # read in place, never copied
+
+
+def test_unusable_server_options_exit_2_before_the_model_loads(tmp_path, tiny_checkpoint,
+                                                                capsys):
+    from forensics_app.server import cli
+
+    model = ["--model", str(tiny_checkpoint)]
+    for bad, says in ((["--timeout", "nan"], "--timeout must be a finite"),
+                      (["--timeout", "0"], "--timeout must be a finite"),
+                      (["--port", "70000"], "--port must be between 1 and 65535")):
+        with pytest.raises(SystemExit) as exit_:
+            cli.main(bad + model)
+        assert exit_.value.code == 2 and says in capsys.readouterr().err
+    blocker = tmp_path / "file"
+    blocker.write_text("not a folder")
+    assert cli.main(["--data-dir", str(blocker / "data")] + model) == 2
+    assert "cannot use --data-dir" in capsys.readouterr().err
