@@ -10,6 +10,7 @@ raised the "generated" score, not a map of manipulated areas.
 
 from __future__ import annotations
 
+import logging
 import time
 from collections import OrderedDict
 from html import escape as html_escape
@@ -82,6 +83,8 @@ def qimage_from_array(arr: Any) -> QImage:
     return QImage(arr.tobytes(), w, h, c * w, fmt).copy()
 
 
+log = logging.getLogger(__name__)
+
 class HeatmapService(QObject):
     ready = Signal(object)  # HeatmapData
     failed = Signal(object, str)  # HeatmapRequest, message
@@ -98,6 +101,8 @@ class HeatmapService(QObject):
         self._thread: QThread | None = None
         self._running: HeatmapRequest | None = None
         self._pending: HeatmapRequest | None = None
+        self._warming: str | None = None  # model id being prepared ahead of any request
+        self.prewarm_enabled = True
         self.computed = 0  # how many maps were computed (not served from the cache)
 
     @property
@@ -128,6 +133,23 @@ class HeatmapService(QObject):
             return
         self._start(req)
 
+    def prewarm(self, model_id: str) -> bool:
+        """Prepare Grad-CAM for ``model_id`` in the background (its library takes seconds to
+        import, the model copy to load: D18) so the analyst's first map starts at once. Does
+        nothing while a map is being made or when that model is ready; a request arriving
+        meanwhile waits for the preparation and then reuses it."""
+        known = self.models.known_models.get(model_id)
+        if (not self.prewarm_enabled or self._thread is not None or known is None
+                or not self.needs_model(model_id)):
+            return False
+        self._warming = model_id
+        self._worker = HeatmapWorker(None, known[0], known[1], None)
+        self._worker.result.connect(self._on_result)
+        self._worker.error.connect(self._on_error)
+        self._worker.finished.connect(self._on_finished)
+        self._thread = start_worker(self._worker, "gradcam-prepare")
+        return True
+
     def _start(self, req: HeatmapRequest) -> None:
         known = self.models.known_models.get(req.model_id)
         if known is None:
@@ -145,8 +167,11 @@ class HeatmapService(QObject):
         self._thread = start_worker(self._worker, "gradcam")
 
     @Slot(object)
-    def _on_result(self, value: tuple[HeatmapData, Any]) -> None:
+    def _on_result(self, value: tuple[HeatmapData | None, Any]) -> None:
         data, model = value
+        if data is None:  # prepared ahead of any request
+            self._cam_model = (self._warming, model)
+            return
         self.computed += 1
         self._cam_model = (self._running.model_id, model)
         self._cache[data.key] = data
@@ -157,6 +182,9 @@ class HeatmapService(QObject):
 
     @Slot(str)
     def _on_error(self, message: str) -> None:
+        if self._running is None:  # a failed preparation: the first request will say why
+            log.info("Grad-CAM preparation failed: %s", message)
+            return
         self.failed.emit(self._running, message)
 
     @Slot()
@@ -164,6 +192,7 @@ class HeatmapService(QObject):
         if self._thread is not None:
             release_thread(self._thread)
         self._thread, self._worker, self._running = None, None, None
+        self._warming = None
         pending, self._pending = self._pending, None
         if pending is not None:
             self.request(pending)

@@ -730,6 +730,8 @@ class MainWindow(QMainWindow):
         if self.queue.running_thread is None and not self.queue.pending():
             self.progress.hide()
             self.progress_label.setText(finished_text(job))
+            if self.models.info is not None:  # the analyst looks at maps next (D18)
+                self.heatmaps.prewarm(self.models.info.model_id)
         self._update_actions()
 
     @Slot(str)

@@ -329,15 +329,17 @@ class HeatmapWorker(Worker):
     """Grad-CAM for one file on a private CPU model instance (never the scan's).
 
     ``result`` is ``(HeatmapData, cam_model)`` so the caller can reuse the model instance.
+    With ``request=None`` it only prepares (imports the Grad-CAM library, loads the private
+    model copy) and ``result`` is ``(None, cam_model)``: the first map then starts at once.
     """
 
-    def __init__(self, request: HeatmapRequest, model_path: str, fake_index: int,
+    def __init__(self, request: HeatmapRequest | None, model_path: str, fake_index: int,
                  cam_model: Any = None):
         super().__init__()
         self.request, self.model_path = request, model_path
         self.fake_index, self.cam_model = fake_index, cam_model
 
-    def work(self) -> tuple[HeatmapData, Any]:
+    def work(self) -> tuple[HeatmapData | None, Any]:
         # timed from the start: the first map imports pytorch_grad_cam (7.5 s measured with
         # python -X importtime on the 2-core dev box), which a later clock missed (D18)
         t0 = time.perf_counter()
@@ -363,6 +365,8 @@ class HeatmapWorker(Worker):
             model, fake_index = cam_model_copy(ckpt.model), ckpt.fake_index
             prepare_s = time.perf_counter() - t0
         self.check_cancelled()
+        if req is None:  # prepare only (HeatmapService.prewarm)
+            return None, model
         with logged_file_warnings(req.path, log) as caught:
             evidence, img, err = load_evidence(req.path, limits=req.settings.decode_limits())
         if err is not None:

@@ -132,6 +132,7 @@ def test_first_heatmap_says_it_is_computing_and_reports_its_whole_time(make_wind
     """D18: the first map left both panes blank for seconds, then gave a time without the
     model's preparation. Now: a busy state at once, and the whole time, preparation named."""
     window = make_window()
+    window.heatmaps.prewarm_enabled = False  # the cold path (prewarming: the next test)
     window.scan_paths([str(image_folder)])
     wait_idle(qtbot, window)
     window.select_source_row(0)
@@ -156,6 +157,25 @@ def test_first_heatmap_says_it_is_computing_and_reports_its_whole_time(make_wind
     with qtbot.waitSignal(window.heatmaps.ready, timeout=5_000):
         window.select_source_row(0)
     assert viewer.status.text().startswith("From the cache; first computed in")
+
+
+def test_grad_cam_is_prepared_when_a_scan_ends_so_the_first_map_starts_at_once(
+        make_window, qtbot, image_folder):
+    """D18: the first map waited for the Grad-CAM library and a model copy; both are now
+    prepared in the background once the queue is idle after a scan."""
+    window = make_window()
+    window.scan_paths([str(image_folder)])
+    wait_idle(qtbot, window)
+    model_id = window.results.record(0).model_id
+    qtbot.waitUntil(lambda: not window.heatmaps.busy, timeout=60_000)
+    assert not window.heatmaps.needs_model(model_id)  # prepared without any request
+    assert window.heatmaps.computed == 0
+    assert not window.heatmaps.prewarm(model_id)  # nothing more to prepare
+    window.select_source_row(0)
+    with qtbot.waitSignal(window.heatmaps.ready, timeout=60_000):
+        window.show_heatmap()
+        assert "preparing" not in window.heatmap_viewer.status.text()
+    assert window.heatmap_viewer.data is not None and window.heatmaps.computed == 1
 
 
 def test_export_without_a_case_offers_html_pdf_and_the_active_filter(make_window, image_folder,
