@@ -17,6 +17,7 @@ import os
 import re
 import threading
 import time
+from collections.abc import Iterable
 from dataclasses import dataclass, field, replace
 from enum import StrEnum
 from pathlib import Path
@@ -70,6 +71,11 @@ class ScanJob:
     model_id: str = ""  # the model whose rows this job shows (set when it runs)
     runs: int = 0  # times the scan has been started (a resume adds one)
     results: list[ScanResult] = field(default_factory=list)
+    # Each file's row number, given once (when the job is made or a scan first discovers the
+    # file) and kept in job.json: a row has the same index while the scan runs, after it and
+    # after a restart, also when files between are skipped at intake (not images).
+    order: dict[str, int] = field(default_factory=dict)
+    skipped: int = 0  # files taken in by the last run and found not to be images (no row)
     rows_loaded: bool = True  # False for a job listed again after a restart, until read
     cancel: threading.Event = field(default_factory=threading.Event)
     lock: threading.Lock = field(default_factory=threading.Lock)  # reports, Grad-CAM, rows
@@ -77,6 +83,23 @@ class ScanJob:
     @property
     def evidence(self) -> Path:
         return self.folder / "evidence"
+
+    def number(self, paths: Iterable[str]) -> None:
+        """Give each path not numbered yet the next index (in the order given)."""
+        nxt = max(self.order.values(), default=-1) + 1
+        for p in paths:
+            if p not in self.order:
+                self.order[p] = nxt
+                nxt += 1
+
+    def title(self) -> str:
+        """What the job scans, to show in a list: the folder (relative to the scan root) or
+        the first upload's name (escaped: evidence controls both)."""
+        if self.root is not None and self.sources:
+            return escape_for_terminal(os.path.relpath(self.sources[0], self.root))
+        first = self.names[min(self.names)] if self.names else ""
+        more = len(self.names) - 1
+        return first + (f" and {more} more" if more > 0 else "")
 
     def client_name(self, r: ScanResult) -> str:
         if self.root is not None:
@@ -91,7 +114,8 @@ class ScanJob:
         return {"id": self.id, "status": str(self.status), "done": self.done,
                 "total": self.total, "message": self.message, "counts": counts,
                 "created": self.created, "finished": self.finished,
-                "resumable": self.status.resumable}
+                "resumable": self.status.resumable, "skipped": self.skipped,
+                "title": self.title(), "folder_scan": self.root is not None}
 
     # -- persistence
     def to_record(self) -> dict[str, Any]:
@@ -101,7 +125,8 @@ class ScanJob:
                 "root": str(self.root) if self.root is not None else None,
                 "status": str(self.status), "done": self.done, "total": self.total,
                 "message": self.message, "created": self.created, "finished": self.finished,
-                "model_id": self.model_id, "runs": self.runs}
+                "model_id": self.model_id, "runs": self.runs, "skipped": self.skipped,
+                "order": self.order}
 
     def save(self) -> None:
         """Write ``job.json`` (atomically: a crash leaves the old record or the new one)."""
@@ -129,7 +154,13 @@ def _job_from_record(folder: Path, rec: dict[str, Any]) -> ScanJob:
                   created=float(rec.get("created") or 0.0),
                   finished=float(rec["finished"]) if rec.get("finished") is not None else None,
                   model_id=str(rec.get("model_id") or ""), runs=int(rec.get("runs") or 0),
-                  rows_loaded=False)
+                  skipped=int(rec.get("skipped") or 0), rows_loaded=False)
+    order = rec.get("order") or {}
+    if isinstance(order, dict):  # a damaged numbering is dropped, not trusted
+        job.order = {k: v for k, v in order.items()
+                     if isinstance(k, str) and isinstance(v, int) and v >= 0}
+        if len(set(job.order.values())) != len(job.order):
+            job.order = {}
     return job
 
 
@@ -193,8 +224,9 @@ def restore_jobs(scans_dir: Path) -> dict[str, ScanJob]:
 
 def rows_from_case(job: ScanJob) -> list[ScanResult]:
     """The job's rows as its case stores them (the current row of each file, the job's model),
-    numbered in path order -- the order discovery scores them in, so a finished scan's
-    numbering is the same before and after a restart."""
+    each with the index the job gave its file (:attr:`ScanJob.order`), so a row keeps its
+    number while the scan runs, after it and after a restart. Files the job never numbered (a
+    job listed from its case alone) are numbered here, in path order, once."""
     from forensics_app.core.case import Case, CaseError, is_superseded
 
     try:
@@ -204,4 +236,5 @@ def rows_from_case(job: ScanJob) -> list[ScanResult]:
         log.warning("scan job %s: rows not read: %s", job.id, exc)
         return []
     rows = sorted((r for r in rows if not is_superseded(r)), key=lambda r: r.path)
-    return [replace(r, index=i) for i, r in enumerate(rows)]
+    job.number(r.path for r in rows)
+    return sorted((replace(r, index=job.order[r.path]) for r in rows), key=lambda r: r.index)

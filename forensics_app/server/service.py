@@ -221,6 +221,7 @@ class ServeService:
             (evidence / file_name).write_bytes(data)
             (evidence / file_name).chmod(0o400)  # evidence: read-only from here on
         job = ScanJob(job_id, folder, {f: shown for f, _, shown in stored}, total=len(stored))
+        job.number(str(evidence / f) for f, _, _ in stored)  # row i is upload i
         self._enqueue(job)
         return job
 
@@ -340,25 +341,31 @@ class ServeService:
         job.status, job.model_id = JobStatus.RUNNING, self.detector.model_id
         job.runs += 1
         job.save()
-        # Rows are numbered by their place in the discovered files (path order), also when a
-        # resumed run scores only some of them.
-        order: dict[str, int] = {}
+        # Rows are numbered by the job's numbering of its files (ScanJob.order), given once:
+        # a file skipped at intake keeps its number unused, a resumed run numbers only files
+        # new to the job, so a row's index never changes (during, after, across restarts).
+        job.skipped = 0
 
         def on_result(r: ScanResult) -> None:
-            job.results.append(dataclasses.replace(r, index=order.get(r.path, r.index)))
+            job.number([r.path])  # (every discovered file is numbered already)
+            job.results.append(dataclasses.replace(r, index=job.order[r.path]))
+
+        def on_skipped(_entry: Any) -> None:
+            job.skipped += 1
 
         session = ScanSession(self.detector, self.settings, job.sources or [job.evidence],
                               recursive=job.recursive, case=job.folder,
                               jsonl=job.folder / "results.jsonl", on_result=on_result,
-                              command="forensics-serve")
+                              on_skipped=on_skipped, command="forensics-serve")
 
         def progress(done: int, _total: int) -> None:
             job.done = session.n_already + done
 
         try:
             found = session.discover()
-            order.update((str(p), i) for i, p in enumerate(found.files))
+            job.number(str(p) for p in found.files)
             job.total = len(found.files)
+            job.save()  # the numbering is kept before any row exists
             outcome = session.run(progress=progress, should_cancel=job.cancel.is_set)
         except Exception as exc:
             job.status, job.message = JobStatus.FAILED, f"{type(exc).__name__}: {exc}"

@@ -145,3 +145,84 @@ def test_a_job_without_a_readable_record_is_listed_from_its_case(make_client, ma
     # The client's names were in the record: the stored names stand in for them.
     assert [r["filename"] for r in rows] == ["00000.png", "00001.png"]
     assert client2.get(f"/api/v1/scans/{job_id}/report.csv").status_code == 200
+
+
+def test_folder_scan_rows_keep_their_index_when_a_file_is_skipped_at_intake(
+        make_client, make_service, tmp_path, monkeypatch):
+    """A file without an image extension is taken in and found not to be an image: it gets no
+    row. Every row keeps the index it had while the scan ran -- after it, after a restart and
+    for its Grad-CAM overlay (the cache is keyed by index)."""
+    from PIL import Image
+
+    import forensics_app.server.service as service_module
+
+    root = tmp_path / "root"
+    (root / "case").mkdir(parents=True)
+    for name, seed in (("a.png", 1), ("c.png", 3), ("d.png", 4)):
+        (root / "case" / name).write_bytes(_png(seed))
+    (root / "case" / "b notes").write_text("not an image, no extension: sniffed at intake")
+    client, first = make_client(scan_root=root)
+    during: list[list[tuple[int, str]]] = []
+
+    class Watched(service_module.ScanSession):
+        def _on_result(self, result):  # after each row: what a client sees at that moment
+            super()._on_result(result)
+            job_id = client.get("/api/v1/scans").json()[0]["id"]
+            during.append([(r["index"], r["filename"]) for r in
+                           client.get(f"/api/v1/scans/{job_id}/results").json()])
+
+    monkeypatch.setattr(service_module, "ScanSession", Watched)
+    job_id = client.post("/api/v1/scans", json={"folder": "case"}).json()["id"]
+    done = _wait(client, job_id)
+    expected = [(0, "case/a.png"), (2, "case/c.png"), (3, "case/d.png")]
+    assert (done["status"], done["done"], done["total"], done["skipped"]) == (
+        "finished", 3, 4, 1)
+    assert during[-1] == expected and all(seen == expected[:len(seen)] for seen in during)
+    after = [(r["index"], r["filename"]) for r in
+             client.get(f"/api/v1/scans/{job_id}/results").json()]
+    assert after == expected
+    png = client.get(f"/api/v1/scans/{job_id}/results/2/gradcam.png")
+    assert png.status_code == 200
+    assert Image.open(io.BytesIO(png.content)).text["Source"] == "case/c.png"
+    assert client.get(f"/api/v1/scans/{job_id}/results/1/gradcam.png").status_code == 404
+    first.stop()
+
+    client2, _ = _restart(make_service)
+    listed = client2.get("/api/v1/scans").json()
+    assert [(j["id"], j["title"], j["skipped"]) for j in listed] == [(job_id, "case", 1)]
+    again = [(r["index"], r["filename"]) for r in
+             client2.get(f"/api/v1/scans/{job_id}/results").json()]
+    assert again == expected
+    png2 = client2.get(f"/api/v1/scans/{job_id}/results/2/gradcam.png")
+    assert png2.content == png.content  # the cached overlay is still this row's
+
+
+def test_the_scan_list_names_each_job_and_a_resumed_folder_scan_keeps_its_numbers(
+        make_client, make_service, tmp_path):
+    """A file added to the folder before a resume is numbered after the ones the job already
+    numbered: no earlier row changes its index. The list's title is the first upload's
+    (escaped) name."""
+    root = tmp_path / "root"
+    (root / "f").mkdir(parents=True)
+    for name, seed in (("b.png", 2), ("d.png", 4)):
+        (root / "f" / name).write_bytes(_png(seed))
+    client, first = make_client(scan_root=root)
+    up = client.post("/api/v1/scans", files=_uploads(2)).json()["id"]
+    _wait(client, up)
+    folder_job = first.submit_folder_scan("f")
+    _wait(client, folder_job.id)
+    first.stop()
+    titles = {j["id"]: j["title"] for j in client.get("/api/v1/scans").json()}
+    assert titles[up] == "photo 0\\u202e.png and 1 more" and titles[folder_job.id] == "f"
+
+    # The job is made resumable as a crash would leave it; a file sorting first appears.
+    record = json.loads((folder_job.folder / "job.json").read_text())
+    record["status"] = "running"
+    (folder_job.folder / "job.json").write_text(json.dumps(record))
+    (root / "f" / "a.png").write_bytes(_png(1))
+    client2, _ = _restart(make_service)
+    assert client2.post(f"/api/v1/scans/{folder_job.id}/resume").status_code == 202
+    assert _wait(client2, folder_job.id)["status"] == "finished"
+    rows = [(r["index"], r["filename"]) for r in
+            client2.get(f"/api/v1/scans/{folder_job.id}/results").json()]
+    assert rows == [(0, "f/b.png"), (1, "f/d.png"), (2, "f/a.png")]
