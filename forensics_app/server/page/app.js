@@ -4,6 +4,10 @@
 (function () {
   const $ = (id) => document.getElementById(id);
   let job = null;
+  let listTimer = null;
+  let followed = null;
+  const STATUSES = ["queued", "running", "finished", "cancelled", "interrupted", "failed"];
+  const FORMATS = [["html", "HTML"], ["pdf", "PDF"], ["csv", "CSV"], ["jsonl", "JSONL"]];
 
   function headers() {
     const t = $("token").value.trim();
@@ -51,6 +55,7 @@
     $("heatmap").hidden = true;
     try {
       job = await (await api("/api/v1/scans", { method: "POST", body: form })).json();
+      refreshScans();
       await follow(job.id);
     } catch (e) {
       status("Not scanned: " + e.message, true);
@@ -58,10 +63,14 @@
   }
 
   async function follow(id) {
+    const mine = {};  // the scan shown is the one asked for last: an older loop stops
+    followed = mine;
     for (;;) {
       const s = await (await api("/api/v1/scans/" + id)).json();
+      if (followed !== mine) return;
       status("Scan " + s.status + ": " + s.done + " of " + s.total + " image(s)");
       await showRows(id);
+      if (followed !== mine) return;
       if (s.status !== "queued" && s.status !== "running") {
         const counts = Object.entries(s.counts).map(([k, v]) => k + ": " + v).join(", ");
         status("Scan " + s.status + " — " + s.done + " image(s)" + (counts ? " (" + counts + ")" : "") +
@@ -70,6 +79,7 @@
           $("r-" + fmt).href = "/api/v1/scans/" + id + "/report." + fmt;
         }
         $("reports").hidden = false;
+        refreshScans();
         return;
       }
       await new Promise((r) => setTimeout(r, 500));
@@ -121,6 +131,110 @@
     }
   }
 
+  // -- the list of scans (GET /api/v1/scans), refreshed while any of them runs
+  function link(parent, href, text) {
+    const a = document.createElement("a");
+    a.href = href;
+    a.textContent = text;
+    a.setAttribute("download", "");
+    parent.appendChild(a);
+    return a;
+  }
+
+  function button(parent, text, cls, onClick) {
+    const b = document.createElement("button");
+    b.type = "button";
+    b.textContent = text;
+    b.className = cls;
+    b.addEventListener("click", onClick);
+    parent.appendChild(b);
+    return b;
+  }
+
+  function scheduleList(ms) {
+    if (listTimer !== null) clearTimeout(listTimer);
+    listTimer = setTimeout(refreshScans, ms);
+  }
+
+  async function refreshScans() {
+    if (listTimer !== null) { clearTimeout(listTimer); listTimer = null; }
+    let jobs;
+    try {
+      jobs = await (await api("/api/v1/scans")).json();
+    } catch (e) {
+      $("scans-status").textContent = "Scans not listed: " + e.message;
+      return;
+    }
+    showScans(jobs);
+    if (jobs.some((j) => j.status === "queued" || j.status === "running")) scheduleList(1000);
+  }
+
+  function showScans(jobs) {
+    const body = $("scan-list").querySelector("tbody");
+    body.replaceChildren();
+    for (const j of jobs) {
+      const state = STATUSES.includes(j.status) ? j.status : "failed";
+      const running = state === "queued" || state === "running";
+      const tr = document.createElement("tr");
+      tr.className = "s-" + state;
+      tr.dataset.id = j.id;
+      cell(tr, j.created ? new Date(j.created * 1000).toLocaleString() : "", "created");
+      // The title is the first upload's name or the folder: evidence controls it, so text only.
+      cell(tr, j.title || "(unnamed)", "title");
+      cell(tr, state + (j.message && !running ? " — " + j.message : ""), "status");
+      cell(tr, String(j.total) + (j.skipped ? " (" + j.skipped + " not images)" : ""), "files");
+      const progressCell = document.createElement("td");
+      progressCell.className = "progress";
+      const bar = document.createElement("progress");
+      bar.max = Math.max(j.total, 1);
+      bar.value = Math.min(j.done, bar.max);
+      progressCell.appendChild(bar);
+      progressCell.appendChild(document.createTextNode(" " + j.done + " of " + j.total));
+      tr.appendChild(progressCell);
+      cell(tr, Object.entries(j.counts || {}).map(([k, v]) => k + ": " + v).join(", "), "counts");
+      const reports = document.createElement("td");
+      reports.className = "reports";
+      if (!running) {
+        FORMATS.forEach(([fmt, label], i) => {
+          if (i) reports.appendChild(document.createTextNode(" · "));
+          link(reports, "/api/v1/scans/" + encodeURIComponent(j.id) + "/report." + fmt, label);
+        });
+      }
+      tr.appendChild(reports);
+      const actions = document.createElement("td");
+      actions.className = "actions";
+      button(actions, "Rows", "show", () => showJob(j.id));
+      if (j.resumable) button(actions, "Resume", "resume", (e) => resume(j.id, e.target));
+      tr.appendChild(actions);
+      body.appendChild(tr);
+    }
+    $("scan-list").hidden = jobs.length === 0;
+    $("scans-status").textContent = jobs.length ? "" : "No scans yet.";
+  }
+
+  async function showJob(id) {
+    $("heatmap").hidden = true;
+    try {
+      await follow(id);
+    } catch (e) {
+      status("Scan not shown: " + e.message, true);
+    }
+  }
+
+  async function resume(id, btn) {
+    btn.disabled = true;
+    $("heatmap").hidden = true;
+    $("reports").hidden = true;
+    try {
+      await api("/api/v1/scans/" + encodeURIComponent(id) + "/resume", { method: "POST" });
+      refreshScans();
+      await follow(id);
+    } catch (e) {
+      status("Not resumed: " + e.message, true);
+      btn.disabled = false;
+    }
+  }
+
   function init() {
     const drop = $("drop");
     drop.addEventListener("dragover", (e) => { e.preventDefault(); drop.classList.add("over"); });
@@ -132,6 +246,7 @@
     });
     $("files").addEventListener("change", (e) => { upload(Array.from(e.target.files)); e.target.value = ""; });
     showModel();
+    refreshScans();
   }
 
   document.addEventListener("DOMContentLoaded", init);
