@@ -130,9 +130,14 @@ class ScanJob:
 
     def save(self) -> None:
         """Write ``job.json`` (atomically: a crash leaves the old record or the new one)."""
+        record = self.to_record()
+        text = json.dumps(record, indent=2, ensure_ascii=False)
         try:
-            atomic_write(self.folder / JOB_FILE,
-                         json.dumps(self.to_record(), indent=2, ensure_ascii=False))
+            text.encode("utf-8")
+        except UnicodeEncodeError:  # a path that is not UTF-8 (a lone surrogate): \u escapes
+            text = json.dumps(record, indent=2)  # round-trip through json.loads exactly
+        try:
+            atomic_write(self.folder / JOB_FILE, text)
         except OSError as exc:  # the job goes on; only a restart would not list it again
             log.warning("cannot record scan job %s: %s", self.id, exc)
 

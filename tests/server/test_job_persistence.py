@@ -226,3 +226,31 @@ def test_the_scan_list_names_each_job_and_a_resumed_folder_scan_keeps_its_number
     rows = [(r["index"], r["filename"]) for r in
             client2.get(f"/api/v1/scans/{folder_job.id}/results").json()]
     assert rows == [(0, "f/b.png"), (1, "f/d.png"), (2, "f/a.png")]
+
+
+def test_a_folder_scan_with_an_undecodable_file_name_keeps_its_record(
+        make_client, make_service, tmp_path):
+    """A file name that is not UTF-8 (a lone surrogate in Python) is numbered and recorded in
+    job.json like any other; the job finishes and is listed again after a restart."""
+    import os
+
+    root = tmp_path / "root"
+    (root / "u").mkdir(parents=True)
+    (root / "u" / "a.png").write_bytes(_png(1))
+    odd = os.fsdecode(b"b\xff.png")
+    (root / "u" / odd).write_bytes(_png(2))
+    client, first = make_client(scan_root=root)
+    job_id = client.post("/api/v1/scans", json={"folder": "u"}).json()["id"]
+    done = _wait(client, job_id)
+    assert (done["status"], done["done"]) == ("finished", 2), done["message"]
+    record = json.loads((first.scans_dir / job_id / "job.json").read_text(encoding="utf-8"))
+    assert sorted(record["order"].values()) == [0, 1]
+    assert str(root / "u" / odd) in record["order"]  # the lone surrogate round-trips
+    assert not list((first.scans_dir / job_id).glob("*.tmp*"))
+    rows = [(r["index"], r["filename"]) for r in
+            client.get(f"/api/v1/scans/{job_id}/results").json()]
+    first.stop()
+    client2, _ = _restart(make_service)
+    assert [(r["index"], r["filename"]) for r in
+            client2.get(f"/api/v1/scans/{job_id}/results").json()] == rows
+    assert rows[0] == (0, "u/a.png") and rows[1][0] == 1 and "\\xff" in rows[1][1]
