@@ -65,7 +65,8 @@ def build(base: Path, trace_dir: Path, fusion_report: dict, semantic_report: dic
     folds = {f: json.loads((trace_dir / f"fold_{f}.json").read_text())["ap"]
              for f in fusion_report["per_family"]}
     meta["architecture"] = resolve_arch({"name": LITE0, "num_outputs": 1,
-                                         "input_transform": "none"})
+                                         "input_transform": final.get("input_transform",
+                                                                      "none")})
     weights, bias, how = fused_bias(fusion_report, semantic_report, fpr)
     meta["fusion"] = {"kind": "logistic", "weights": weights, "bias": bias}
     meta["threshold"] = 0.5

@@ -139,8 +139,10 @@ class Cache:
 
 
 # ----------------------------------------------------------------------------- model
-def build(weights: Path) -> EfficientNetLite0:
-    model = EfficientNetLite0(num_outputs=1)
+def build(weights: Path, input_transform: str = "none") -> EfficientNetLite0:
+    from forensics_app.core.architectures import LITE0, build_model
+
+    model = build_model({"name": LITE0, "num_outputs": 1, "input_transform": input_transform})
     load_imagenet_trunk(model, load_torch_file(weights))
     torch.nn.init.normal_(model._fc.weight, 0.0, 0.02)
     torch.nn.init.zeros_(model._fc.bias)
@@ -216,7 +218,7 @@ def run(args: argparse.Namespace) -> None:
     pool = collect(args.data, taef2_dir)
     log.info("pool: %s", {k: len(v) for k, v in pool.items()})
     cache = Cache()
-    folds = [f for f in FAMILIES if pool.get(f)] + ["final"]
+    folds = [f for f in FAMILIES if pool.get(f)] + ([] if args.no_final else ["final"])
     for fold in folds:
         path = args.out / f"fold_{fold}.json"
         if path.exists():
@@ -226,11 +228,12 @@ def run(args: argparse.Namespace) -> None:
         tr_r, tr_f, te_r, te_f = fold_sets(pool, held, args.eval_cap, args.seed)
         log.info("fold %s: train %d real / %d fake, test %d real / %d fake",
                  fold, len(tr_r), len(tr_f), len(te_r), len(te_f))
-        model = build(args.weights)
+        model = build(args.weights, args.input)
         t0 = time.perf_counter()
         losses = train(model, tr_r, tr_f, cache, args.steps, args.batch, args.crop, args.lr,
                        args.seed)
-        rec = {"fold": fold, "held_half": HELD_HALF, "steps": args.steps, "batch": args.batch,
+        rec = {"fold": fold, "held_half": HELD_HALF, "input_transform": args.input,
+               "steps": args.steps, "batch": args.batch,
                "crop": args.crop, "lr": args.lr, "train_s": time.perf_counter() - t0,
                "n_train": [len(tr_r), len(tr_f)], "final_loss": float(np.mean(losses[-20:]))}
         if held is None:
@@ -264,6 +267,10 @@ def main(argv: list[str] | None = None) -> int:
     ap.add_argument("--taef2-limit", type=int, default=400)
     ap.add_argument("--threads", type=int, default=2)
     ap.add_argument("--seed", type=int, default=0)
+    ap.add_argument("--input", choices=("none", "npr"), default="none",
+                    help="npr: the network sees x - up(down(x)) (Tan et al. 2024)")
+    ap.add_argument("--no-final", action="store_true",
+                    help="LOFO folds only (train the final network once a rule chose it)")
     args = ap.parse_args(argv)
     if args.weights is None:
         from forensics_app.weights import find_asset
