@@ -137,6 +137,7 @@ class ReportJobs(QObject):
         self._worker: ReportWorker | None = None
         self._thread: QThread | None = None
         self._request: ReportRequest | None = None
+        self._results_request: Any = None  # a no-case report being written (D27)
         self.bar = QProgressBar()
         self.bar.setMaximumWidth(160)
         self.bar.setFormat("Report %p%")
@@ -219,6 +220,7 @@ class ReportJobs(QObject):
             self.window._flash("A report is being written; wait for it or cancel it first")
             return None
         self._request = None
+        self._results_request = request
         self._launch(ResultsReportWorker(request), request.out)
         return request
 
@@ -248,6 +250,10 @@ class ReportJobs(QObject):
 
     @Slot(object)
     def _on_result(self, path: str) -> None:
+        done = self._results_request
+        if done is not None and len(done.rows) == done.n_all:
+            # every row is in a file now (a filtered report leaves rows nowhere else)
+            self.window.close_guard.exported()
         self.window._flash(f"Report written to {path}")
         self.report_written.emit(str(Path(path).absolute()))
 
@@ -280,6 +286,7 @@ class ReportJobs(QObject):
         if self._thread is not None:
             release_thread(self._thread)
         self._thread, self._worker = None, None
+        self._results_request = None
         self.status.hide()
         self.busy_changed.emit(False)
 

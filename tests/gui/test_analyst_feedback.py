@@ -207,6 +207,7 @@ def test_export_without_a_case_offers_html_pdf_and_the_active_filter(make_window
     window.report_jobs.ask_scope = lambda _w, n_all, n_shown, case: (
         asked.append((n_all, n_shown, case)) or "filter")
     (tmp_path / "out").mkdir()
+    assert window.close_guard.unexported == 8
     with qtbot.waitSignal(window.report_jobs.report_written, timeout=120_000) as got:
         window.act_export.trigger()
     assert "*.html" in offered[0] and "*.pdf" in offered[0] and "*.csv" in offered[0]
@@ -223,6 +224,7 @@ def test_export_without_a_case_offers_html_pdf_and_the_active_filter(make_window
     assert "<th>Examiner</th>" not in html  # no reviews without a case: no empty column
     assert not list((tmp_path / "out").glob("*.anchor.json"))  # no chain, no anchor
     qtbot.waitUntil(lambda: not window.report_jobs.busy)
+    assert window.close_guard.unexported == 8  # a filtered report leaves 7 rows nowhere else
 
     # every format offers both scopes: PDF of all rows, CSV of all rows
     window.report_jobs.ask_scope = lambda *_a: "all"
@@ -231,6 +233,7 @@ def test_export_without_a_case_offers_html_pdf_and_the_active_filter(make_window
         assert results_export.export_results(window, pdf) is not None
     assert pdf.read_bytes()[:5] == b"%PDF-"
     qtbot.waitUntil(lambda: not window.report_jobs.busy)
+    assert window.close_guard.unexported == 0  # every row is in the PDF: closing may not ask
     out_csv = results_export.export_results(window, tmp_path / "out" / "all.csv")
     with open(out_csv, encoding="utf-8", newline="") as fh:
         assert len(list(csv.DictReader(fh))) == 8
