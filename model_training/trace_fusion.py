@@ -40,7 +40,7 @@ def _pool_key(key: str, family: str) -> tuple[str, str]:
         return "real", key
     if family == "taef2":  # the cache names a TAEF2 fake by the real photo it came from
         return "taef2", taef2_source(key)
-    return ("real" if family == "real" else family), str(Path(key).resolve())
+    return family, str(Path(key).resolve())
 
 
 class Embeddings:
@@ -105,8 +105,8 @@ def run(trace_dir: Path, cache: Path, semantic: Path) -> dict:
             continue
         rec = json.loads(p.read_text())
         rk, fk = list(rec["real_logits"]), list(rec["fake_logits"])
-        head = fit_head(*(lambda m: (pool.emb[m], pool.label[m]))(
-            _train_mask(pool, cand, fam, HELD_HALF)), cand.C)
+        train = _train_mask(pool, cand, fam, HELD_HALF)
+        head = fit_head(pool.emb[train], pool.label[train], cand.C)
         sem = np.r_[head.logits(emb.get(rk, "real")), head.logits(emb.get(fk, fam))]
         tr = np.r_[[rec["real_logits"][k] for k in rk], [rec["fake_logits"][k] for k in fk]]
         folds[fam] = {"y": np.r_[np.zeros(len(rk)), np.ones(len(fk))], "trace": tr,

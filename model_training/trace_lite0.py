@@ -48,21 +48,17 @@ HELD_HALF = 1
 
 
 # ----------------------------------------------------------------------------- data
-def _key(p: Path | str) -> str:
-    return str(p)
-
-
 def collect(data: Path, taef2_dir: Path) -> dict[str, list[str]]:
     """Image keys by family ("real" included). Face-photo GANs are left out (content
     control, as for the semantic head); procedural real drawings/screenshots join the reals."""
     out: dict[str, list[str]] = {"real": []}
     for d in REAL_DIRS:
-        out["real"] += [_key(p) for p in list_images(data / "train" / d)]
+        out["real"] += [str(p) for p in list_images(data / "train" / d)]
     out["real"] += sorted(synthetic_images())
     for fam, d in FAKE_DIRS.items():
-        out[fam] = [_key(p) for p in list_images(data / "train" / d)
+        out[fam] = [str(p) for p in list_images(data / "train" / d)
                     if not (fam == "stylegan2" and p.name.startswith(FACE_PHOTO_MODELS))]
-    out["taef2"] = [_key(p) for p in sorted(taef2_dir.glob("*.png"))]
+    out["taef2"] = [str(p) for p in sorted(taef2_dir.glob("*.png"))]
     return out
 
 
@@ -111,7 +107,7 @@ def to_tensor(img: Image.Image) -> torch.Tensor:
 
 def augment(img: Image.Image, crop: int, rng: random.Random) -> Image.Image:
     w, h = img.size
-    if w < crop or h < crop:  # reflect-free: pad with edge by tiling is not needed at 128
+    if w < crop or h < crop:  # smaller than a crop: enlarged to fit, never padded
         img = img.resize((max(w, crop), max(h, crop)), Image.Resampling.BICUBIC)
         w, h = img.size
     x, y = rng.randint(0, w - crop), rng.randint(0, h - crop)

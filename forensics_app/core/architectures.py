@@ -170,20 +170,19 @@ def fold_batchnorm(model: Network) -> Network:
     """
     if model.training:
         raise ValueError("fold_batchnorm needs a model in eval mode")
-    fold = _fold
     if isinstance(model, EfficientNetLite0):
-        fold(model, "_conv_stem", "_bn0")
+        _fold(model, "_conv_stem", "_bn0")
         for block in model._blocks:
             if block.expand:
-                fold(block, "_expand_conv", "_bn0")
-            fold(block, "_depthwise_conv", "_bn1")
-            fold(block, "_project_conv", "_bn2")
-        fold(model, "_conv_head", "_bn1")
+                _fold(block, "_expand_conv", "_bn0")
+            _fold(block, "_depthwise_conv", "_bn1")
+            _fold(block, "_project_conv", "_bn2")
+        _fold(model, "_conv_head", "_bn1")
         return model
-    fold(model, "conv1", "bn1")
+    _fold(model, "conv1", "bn1")
     for block in [m for m in model.modules() if isinstance(m, BasicBlock | Bottleneck)]:
         for i in (1, 2, 3):
-            fold(block, f"conv{i}", f"bn{i}")
+            _fold(block, f"conv{i}", f"bn{i}")
         ds = block.downsample
         if isinstance(ds, nn.Sequential) and len(ds) == 2 and isinstance(ds[1], nn.BatchNorm2d):
             block.downsample = nn.Sequential(fuse_conv_bn_eval(ds[0], ds[1]))

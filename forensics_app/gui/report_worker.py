@@ -49,10 +49,10 @@ class ReportRequest:
     paths: frozenset[str] | None = None  # the active filter's rows; None: no filter
 
 
-class ReportWorker(Worker):
-    """Builds and writes one case report and its anchor; returns the report's path."""
+class ReportWorkerBase(Worker):
+    """One report from one request, its progress sent at most every 0.1 s (and at both ends)."""
 
-    def __init__(self, request: ReportRequest):
+    def __init__(self, request: Any):
         super().__init__()
         self.request = request
         self._throttle = Throttle(0.1)
@@ -60,6 +60,10 @@ class ReportWorker(Worker):
     def _progress(self, done: int, total: int) -> None:
         if done in (0, total) or self._throttle.ready():
             self.progress.emit(done, total)
+
+
+class ReportWorker(ReportWorkerBase):
+    """Builds and writes one case report and its anchor; returns the report's path."""
 
     def work(self) -> str:
         from forensics_app.core.case import Case

@@ -24,7 +24,8 @@ from forensics_app.gui.output_folders import (
     refuse_over_evidence,
     remember_output_folder,
 )
-from forensics_app.gui.workers import Throttle, WorkCancelled, Worker
+from forensics_app.gui.report_worker import ReportWorkerBase
+from forensics_app.gui.workers import WorkCancelled
 
 log = logging.getLogger(__name__)
 
@@ -45,17 +46,10 @@ class ResultsReportRequest:
     selection: str = ""  # which rows, in words, when not all
 
 
-class ResultsReportWorker(Worker):
+class ResultsReportWorker(ReportWorkerBase):
     """Builds and writes one HTML or PDF report of results held without a case."""
 
-    def __init__(self, request: ResultsReportRequest):
-        super().__init__()
-        self.request = request
-        self._throttle = Throttle(0.1)
-
-    def _progress(self, done: int, total: int) -> None:
-        if done in (0, total) or self._throttle.ready():
-            self.progress.emit(done, total)
+    request: ResultsReportRequest
 
     def work(self) -> str:
         from forensics_app.core.report import ReportCancelled, write_html

@@ -163,6 +163,21 @@ def create_app(service: ServeService, token: str | None = None,
         return HTTPException(429, f"{exc}; retry later",
                              headers={"Retry-After": str(limits.retry_after_s)})
 
+    async def queued(submit: Any, *args: Any) -> Any:
+        """Run a queueing call off the event loop; its refusals become HTTP answers."""
+        try:
+            return await run_in_threadpool(submit, *args)
+        except BadUpload as exc:
+            raise HTTPException(400, str(exc)) from None
+        except NotResumable as exc:
+            raise HTTPException(409, str(exc)) from None
+        except QueueFull as exc:
+            raise queue_full(exc) from None
+
+    def accepted(job: Any) -> JSONResponse:
+        return JSONResponse(job.record(), status_code=202,
+                            headers={"Location": f"/api/v1/scans/{job.id}"})
+
     # ------------------------------------------------------------------ health and model
     @app.get("/healthz", tags=["service"])
     async def healthz() -> JSONResponse:
@@ -223,27 +238,13 @@ def create_app(service: ServeService, token: str | None = None,
             except (ValueError, KeyError, TypeError):
                 raise HTTPException(400, 'send {"folder": "relative/path", "recursive": '
                                          'false} as JSON') from None
-            try:
-                job = await run_in_threadpool(service.submit_folder_scan, folder, recursive)
-            except BadUpload as exc:
-                raise HTTPException(400, str(exc)) from None
-            except QueueFull as exc:
-                raise queue_full(exc) from None
-            return JSONResponse(job.record(), status_code=202,
-                                headers={"Location": f"/api/v1/scans/{job.id}"})
+            return accepted(await queued(service.submit_folder_scan, folder, recursive))
         images = await read_images(request)
         empty = [escape_for_terminal(n) or "(unnamed)" for n, d in images if not d]
         if empty:
             raise HTTPException(400, f"empty upload(s): {', '.join(empty[:5])}; nothing was "
                                      "stored")
-        try:
-            job = await run_in_threadpool(service.submit_scan, images)
-        except BadUpload as exc:
-            raise HTTPException(400, str(exc)) from None
-        except QueueFull as exc:
-            raise queue_full(exc) from None
-        return JSONResponse(job.record(), status_code=202,
-                            headers={"Location": f"/api/v1/scans/{job.id}"})
+        return accepted(await queued(service.submit_scan, images))
 
     def find(job_id: str):
         job = service.job(job_id)
@@ -282,14 +283,8 @@ def create_app(service: ServeService, token: str | None = None,
         """Resume an interrupted, cancelled or failed scan into its case: the files the case
         already holds are not scored again (as ``forensics-scan --case`` resumes)."""
         job = find(job_id)
-        try:
-            await run_in_threadpool(service.resume, job)
-        except NotResumable as exc:
-            raise HTTPException(409, str(exc)) from None
-        except QueueFull as exc:
-            raise queue_full(exc) from None
-        return JSONResponse(job.record(), status_code=202,
-                            headers={"Location": f"/api/v1/scans/{job.id}"})
+        await queued(service.resume, job)
+        return accepted(job)
 
     @app.get("/api/v1/scans/{job_id}/results", tags=["scans"])
     async def scan_results(job_id: str) -> list[dict[str, Any]]:

@@ -193,8 +193,6 @@ class ServeService:
     def submit_scan(self, uploads: list[tuple[str, bytes]]) -> ScanJob:
         """Store the uploads in a new case and queue its scan. Every upload is checked first
         (an image by its bytes, a name to show); a refused batch stores nothing."""
-        from forensics_app.core.case import Case
-
         if not uploads:
             raise BadUpload("no images: send one or more multipart fields named 'image'")
         if len(uploads) > self.limits.max_files:
@@ -209,12 +207,7 @@ class ServeService:
                                 f"({', '.join(sorted(_EXTENSIONS))}); nothing was stored")
             # The stored name is built from the position and the bytes' format only.
             stored.append((f"{i:05d}{_EXTENSIONS[fmt]}", data, shown))
-        if len(self.queue) >= self.queue.capacity:
-            raise QueueFull(f"the queue is full ({self.queue.capacity} requests waiting)")
-        job_id = uuid.uuid4().hex
-        folder = self.data_dir / "scans" / job_id
-        with Case.create(folder, name=f"forensics-serve scan {job_id[:8]}"):
-            pass
+        job_id, folder = self._new_case()
         evidence = folder / "evidence"
         evidence.mkdir()
         for file_name, data, _ in stored:
@@ -228,8 +221,6 @@ class ServeService:
     def submit_folder_scan(self, folder: str, recursive: bool = False) -> ScanJob:
         """Queue a scan of a folder under the operator's ``--scan-root`` (read in place,
         never copied); refused unless the operator enabled it and the folder lies inside."""
-        from forensics_app.core.case import Case
-
         if self.scan_root is None:
             raise BadUpload("folder scans are off: the operator enables them by starting the "
                             "server with --scan-root DIR")
@@ -240,16 +231,26 @@ class ServeService:
         if not target.is_relative_to(self.scan_root) or not target.is_dir():
             raise BadUpload(f"{escape_for_terminal(folder)[:200]}: no such folder under the "
                             "scan root")
-        if len(self.queue) >= self.queue.capacity:
-            raise QueueFull(f"the queue is full ({self.queue.capacity} requests waiting)")
-        job_id = uuid.uuid4().hex
-        case_folder = self.data_dir / "scans" / job_id
-        with Case.create(case_folder, name=f"forensics-serve scan {job_id[:8]}"):
-            pass
+        job_id, case_folder = self._new_case()
         job = ScanJob(job_id, case_folder, {}, sources=[target], recursive=recursive,
                       root=self.scan_root)
         self._enqueue(job)
         return job
+
+    def _check_room(self) -> None:
+        if len(self.queue) >= self.queue.capacity:
+            raise QueueFull(f"the queue is full ({self.queue.capacity} requests waiting)")
+
+    def _new_case(self) -> tuple[str, Path]:
+        """A new job's id and its (created, empty) case folder, once the queue has room."""
+        from forensics_app.core.case import Case
+
+        self._check_room()
+        job_id = uuid.uuid4().hex
+        folder = self.data_dir / "scans" / job_id
+        with Case.create(folder, name=f"forensics-serve scan {job_id[:8]}"):
+            pass
+        return job_id, folder
 
     def _enqueue(self, job: ScanJob) -> None:
         job.save()
@@ -269,8 +270,7 @@ class ServeService:
             if not job.status.resumable:
                 raise NotResumable(f"the scan is {job.status}; only an interrupted, "
                                    "cancelled or failed scan is resumed")
-            if len(self.queue) >= self.queue.capacity:
-                raise QueueFull(f"the queue is full ({self.queue.capacity} requests waiting)")
+            self._check_room()
             self._load_rows(job)
             job.cancel.clear()
             job.status, job.message, job.finished = JobStatus.QUEUED, "", None
