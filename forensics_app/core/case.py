@@ -72,6 +72,7 @@ from forensics_app.core.case_resume import (
     link_target,
     plan_resume,
 )
+from forensics_app.core.case_values import storable_int
 from forensics_app.core.results import ScanResult, Verdict
 
 __all__ = [
@@ -285,7 +286,7 @@ def _fsync_folder(folder: Path) -> None:
         os.close(fd)
 
 
-def _storage_error(exc: sqlite3.Error, folder: Path, what: str) -> CaseError:
+def _storage_error(exc: Exception, folder: Path, what: str) -> CaseError:
     msg = str(exc)
     low = msg.lower()
     if "full" in low:
@@ -650,7 +651,7 @@ class Case:
                     if conn.in_transaction:
                         conn.execute("ROLLBACK")
                     raise
-            except sqlite3.Error as exc:
+            except (sqlite3.Error, OverflowError) as exc:  # OverflowError: an int over 64 bits
                 raise _storage_error(exc, self.folder, what) from exc
 
     def _read(self, sql: str, args: Sequence[Any] = ()) -> list[tuple]:
@@ -888,7 +889,7 @@ class Case:
                         "ON CONFLICT(path, sha256) DO UPDATE SET "
                         "last_seen_utc = excluded.last_seen_utc, "
                         "link_target = excluded.link_target",
-                        (key, sha, r.bytes, mtime_ns, now, now, link_target(path)))
+                        (key, sha, storable_int(r.bytes), mtime_ns, now, now, link_target(path)))
             self._set_info("results_head", f"{seq}:{prev}")
             conn.execute("UPDATE scans SET n_done = n_done + ? WHERE scan_id = ?",
                          (added, scan_id))
@@ -1012,9 +1013,10 @@ def _json(text: str, default: Any) -> Any:
         return default
 
 
-def _mtime_ns(path: str) -> int | None:
+def _mtime_ns(path: str) -> int | str | None:
+    """The file's mtime as the case stores it (:mod:`core.case_values`: any year fits)."""
     try:
-        return os.stat(path).st_mtime_ns
+        return storable_int(os.stat(path).st_mtime_ns)
     except OSError:
         return None
 

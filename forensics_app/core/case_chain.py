@@ -35,6 +35,7 @@ from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
 
+from forensics_app.core.case_values import stored_int
 from forensics_app.core.safetext import escape_text, has_undecodable
 
 GENESIS_HASH = "0" * 64
@@ -424,7 +425,7 @@ class _Verifier:
                 self.problems.append(f"evidence row #{eid} ({escape_text(Path(path).name)}) "
                                      "matches no stored result or audit entry (inserted or "
                                      "edited)")
-            elif known[(path, sha)] is not None and n != known[(path, sha)]:
+            elif known[(path, sha)] is not None and stored_int(n) != known[(path, sha)]:
                 self.problems.append(f"evidence row #{eid} ({escape_text(Path(path).name)}): "
                                      "its size does not match the stored result (edited)")
 

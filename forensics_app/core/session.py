@@ -179,7 +179,8 @@ class SessionOutcome:
     n_new: int = 0  # rows the case stored as new
     n_stored: int = 0  # rows handed to the case and the streamed reports
     elapsed_s: float = 0.0
-    # a streamed report that could not be written (disk full; core.outputs): the CLI's exit 3
+    # a streamed report or a case batch that could not be written (disk full, I/O, a value
+    # the case cannot store): the CLI's exit 3
     output_failure: str = ""
 
     @property
@@ -230,6 +231,7 @@ class ScanSession:
         self._finished: list[ScanResult] = []
         self.n_already = 0
         self.extra: dict[str, Any] = {"command": command}
+        self._write_failure = ""  # a case batch or report that could not be stored
 
     # -- before the scan
     def discover(self) -> Discovery:
@@ -314,6 +316,7 @@ class ScanSession:
             status, results = SCAN_CANCELLED, exc.results
         except (CaseError, OutputWriteError) as exc:  # a batch not stored (disk full, I/O)
             status, message, results = SCAN_FAILED, str(exc), self._so_far()
+            self._write_failure = message
         except BaseException as exc:
             self._close(SCAN_FAILED, f"{type(exc).__name__}: {exc}")
             raise
@@ -323,7 +326,7 @@ class ScanSession:
                               self.n_already, rec.n_new, rec.n_committed,
                               time.perf_counter() - t0,
                               next((f"{st.path}: {st.failure}" for st in self._streams
-                                    if getattr(st, "failure", None)), ""))
+                                    if getattr(st, "failure", None)), self._write_failure))
 
     def _on_result(self, result: ScanResult) -> None:
         self._finished.append(result)
@@ -349,6 +352,7 @@ class ScanSession:
             except (CaseError, OSError) as exc:
                 problems.append(str(exc))
                 status, message = SCAN_FAILED, str(exc)
+                self._write_failure = self._write_failure or message
         for stream in self._streams:
             try:
                 stream.close(completed=status == SCAN_FINISHED, status=status,
