@@ -15,6 +15,9 @@ SCAN_LEVERS = ("cross_image_batching", "overlap_decode")
 
 
 def add_engine_arguments(p: argparse.ArgumentParser) -> None:
+    p.add_argument("--follow-links-outside", action="store_true",
+                   help="read files that symbolic links in the evidence folder point to outside "
+                        "it (default: not read; an error row names the target)")
     g = p.add_argument_group("speed and limits")
     g.add_argument("--sample-tiles", type=int, default=8, metavar="N",
                    help="--mode sample (triage): score N full-resolution tiles drawn, seeded "
@@ -74,7 +77,8 @@ def engine_settings(parser: argparse.ArgumentParser, args: argparse.Namespace) -
     if getattr(args, "workers", 1) < 1:
         parser.error(f"--workers must be >= 1, not {args.workers}")
     detector_levers: dict = {"precision": args.precision}
-    scan: dict = {"sample_tiles": args.sample_tiles, "sample_seed": args.sample_seed}
+    scan: dict = {"sample_tiles": args.sample_tiles, "sample_seed": args.sample_seed,
+                  "follow_links_outside": args.follow_links_outside}
     for item in args.lever:
         name, _, value = item.partition("=")
         name = name.strip().replace("-", "_")

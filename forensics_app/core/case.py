@@ -34,7 +34,7 @@ import sqlite3
 import tempfile
 import threading
 import uuid
-from collections.abc import Callable, Iterable, Iterator, Sequence
+from collections.abc import Callable, Collection, Iterable, Iterator, Sequence
 from contextlib import contextmanager
 from dataclasses import dataclass
 from datetime import UTC, datetime
@@ -970,10 +970,11 @@ class Case:
 
     # -- resume
     def plan_resume(self, files: Sequence[Path | str], model_id: str,
-                    sources: Sequence[Path | str] = ()) -> ResumePlan:
+                    sources: Sequence[Path | str] = (),
+                    not_read: Collection[str] = ()) -> ResumePlan:
         """What a scan of ``files`` with ``model_id`` still has to do (see
         :func:`case_resume.plan_resume`)."""
-        return plan_resume(self, files, model_id, sources)
+        return plan_resume(self, files, model_id, sources, not_read)
 
     # -- verification
     def verify(self, anchor: dict[str, Any] | None = None,

@@ -8,7 +8,7 @@ from __future__ import annotations
 
 import hashlib
 import os
-from collections.abc import Sequence
+from collections.abc import Collection, Sequence
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import TYPE_CHECKING
@@ -46,7 +46,8 @@ class ResumePlan:
 
 
 def plan_resume(case: Case, files: Sequence[Path | str], model_id: str,
-                sources: Sequence[Path | str] = ()) -> ResumePlan:
+                sources: Sequence[Path | str] = (),
+                not_read: Collection[str] = ()) -> ResumePlan:
     """Split ``files`` into what still needs scoring with ``model_id`` and what does not.
 
     A file is skipped when a row for its path and model exists and its size and SHA-256
@@ -54,6 +55,9 @@ def plan_resume(case: Case, files: Sequence[Path | str], model_id: str,
     files that already have a row, and new files whose size equals that of a scored file
     whose path has gone (a moved file). A move already recorded is not recorded again.
     Files scored before under ``sources`` that are gone now are listed as missing (once).
+    Files in ``not_read`` (links out of the evidence folder, core.discovery) are never
+    opened here: skipped when their row already says they were not read, else scanned (which
+    gives that error row).
     """
     rows = case._read("SELECT path, sha256, record_json FROM results WHERE model_id = ?",
                       (model_id,))
@@ -86,6 +90,12 @@ def plan_resume(case: Case, files: Sequence[Path | str], model_id: str,
         p = Path(key)
         listed.add(key)
         entries = by_path.get(key)
+        if str(Path(f)) in not_read or key in not_read:
+            if entries and any(not sha for sha, _ in entries):
+                plan.skipped.append(p)
+            else:
+                plan.todo.append(p)
+            continue
         try:
             size = p.stat().st_size
         except OSError:

@@ -13,6 +13,13 @@
   listed, folders deeper than the depth limit (:data:`DEFAULT_MAX_DEPTH` levels below the
   folder given; not entered, listed as ``too-deep``), and (at intake) files that are not
   images. Folders are walked iteratively, so no depth can exhaust the call stack.
+* **Links to files** are resolved (every hop) against the *evidence root*: the folder given,
+  or the folder holding a file named explicitly. A link whose target lies inside the root is
+  taken in and its row says it is a link and where it points. A link whose target lies
+  outside is **not read** (the examiner's own system is not evidence): it becomes an error
+  row "link to a file outside the evidence folder: <target>", unless
+  ``follow_links_outside`` (``--follow-links-outside``) is set, when it is read and its row
+  says so. Every such fact is a :class:`LinkFact` in :attr:`Discovery.links`.
 
 Every skipped entry is a :class:`Skipped` record: counted in the summary and listed in the
 report side-car.
@@ -49,6 +56,28 @@ class Skipped:
         return record
 
 
+OUTSIDE_LINK_REASON = "link to a file outside the evidence folder: "
+
+
+@dataclass(frozen=True)
+class LinkFact:
+    """A file taken in through a symbolic link: where it points and whether it is read."""
+
+    target: str  # the final target, every hop resolved (os.path.realpath)
+    outside: bool  # the target lies outside the evidence root
+    followed: bool  # read (inside the root, or outside with follow_links_outside)
+
+    def refusal(self) -> str | None:
+        """The error row's text for a link that is not read, else None."""
+        return None if self.followed else OUTSIDE_LINK_REASON + self.target
+
+    def note(self) -> str:
+        """The row note of a link that was read."""
+        where = ("outside the evidence folder, followed because --follow-links-outside was "
+                 "given" if self.outside else "inside the evidence folder")
+        return f"symbolic link to {self.target} ({where})"
+
+
 @dataclass
 class Discovery:
     """Result of :func:`discover`: files to take in, which of them to sniff, what was skipped."""
@@ -56,6 +85,7 @@ class Discovery:
     files: list[Path] = field(default_factory=list)
     sniff: set[Path] = field(default_factory=set)  # kept only if their bytes are an image
     skipped: list[Skipped] = field(default_factory=list)
+    links: dict[Path, LinkFact] = field(default_factory=dict)  # files that are links
 
 
 # Sub-folder levels entered below a scanned folder; deeper folders are listed, not entered.
@@ -73,30 +103,50 @@ def _special_kind(mode: int) -> str:
 
 
 def discover(paths: Iterable[Path | str], recursive: bool = False,
-             max_depth: int = DEFAULT_MAX_DEPTH) -> Discovery:
+             max_depth: int = DEFAULT_MAX_DEPTH, *,
+             follow_links_outside: bool = False) -> Discovery:
     """Expand ``paths`` by the rule in the module docstring; no file is opened here."""
     found = Discovery()
     seen: set[Path] = set()
 
-    def add(p: Path, sniff: bool) -> None:
+    def add(p: Path, sniff: bool, root: str) -> None:
         key = p.absolute()
         if key not in seen:
             seen.add(key)
             found.files.append(p)
             if sniff:
                 found.sniff.add(p)
+            fact = link_fact(p, root, follow_links_outside)
+            if fact is not None:
+                found.links[p] = fact
 
     for raw in paths:
         p = Path(raw)
         if p.is_dir():
             entries: list[tuple[Path, bool]] = []
             _walk(p, recursive, entries, found.skipped, max_depth)
+            root = os.path.realpath(p)
             for child, sniff in sorted(entries, key=lambda e: str(e[0])):
-                add(child, sniff)
+                add(child, sniff, root)
         else:
-            add(p, False)
+            add(p, False, os.path.realpath(p.absolute().parent))
     found.skipped.sort(key=lambda s: s.path)
     return found
+
+
+def link_fact(path: Path, root: str, follow_links_outside: bool = False) -> LinkFact | None:
+    """None for a path that is not a symbolic link, else where it leads against ``root``."""
+    try:
+        if not os.path.islink(path) or not os.path.exists(path):
+            return None  # not a link; or a broken one, which intake reports as such
+        target = os.path.realpath(path)
+    except (OSError, ValueError):
+        return None
+    try:
+        outside = os.path.commonpath([root, target]) != root
+    except ValueError:  # another drive (Windows)
+        outside = True
+    return LinkFact(target, outside, followed=follow_links_outside or not outside)
 
 
 def _walk(top: Path, recursive: bool, out: list[tuple[Path, bool]],

@@ -17,7 +17,7 @@ import os
 import threading
 import time
 from collections import OrderedDict, deque
-from collections.abc import Callable, Iterable, Sequence
+from collections.abc import Callable, Iterable, Mapping, Sequence
 from concurrent.futures import Future, ThreadPoolExecutor
 from concurrent.futures import wait as wait_futures
 from dataclasses import asdict, dataclass, field
@@ -28,7 +28,7 @@ import torch
 
 from forensics_app.core.bomb_guard import DecodeLimits
 from forensics_app.core.detector import Detector
-from forensics_app.core.discovery import Skipped, discover
+from forensics_app.core.discovery import LinkFact, Skipped, discover
 from forensics_app.core.loading import (
     DEFAULT_MAX_DECODE_PIXELS,
     Evidence,
@@ -80,6 +80,10 @@ class ScanOptions:
     # Files found inside folders without an image extension: taken in only if the first
     # bytes of their single read are an image, else skipped (set by scan_files' ``sniff``).
     images_only_paths: frozenset[str] = frozenset()
+    # Files that are symbolic links (``Discovery.links``, set by scan_files' ``links``): one
+    # whose target lies outside the evidence folder is not read (core.discovery's rule); a
+    # followed one is noted on its row with its target.
+    links: dict[str, LinkFact] = field(default_factory=dict, compare=False)
     # Provenance (C2PA, IPTC/XMP, EXIF, generator text) read from the same bytes at intake.
     provenance: bool = True
     provenance_options: ProvenanceOptions = field(default_factory=ProvenanceOptions)
@@ -104,12 +108,14 @@ def discover_files(paths: Iterable[Path | str], recursive: bool = False) -> list
     """Expand files and folders into a de-duplicated, ordered list of files to scan.
 
     The rule is :func:`forensics_app.core.discovery.discover`'s; files inside folders without
-    an image extension are sniffed here (a first open). Callers that can report skipped
+    an image extension are sniffed here (a first open); links out of the evidence folder are
+    left out. Callers that can report skipped
     entries use ``discover()`` and pass ``sniff=`` to :func:`scan_files` instead, which
     sniffs from the single read.
     """
     found = discover(paths, recursive=recursive)
-    return [f for f in found.files if f not in found.sniff or looks_like_image(f)]
+    return [f for f in found.files if (f not in found.sniff or looks_like_image(f))
+            and (f not in found.links or found.links[f].followed)]
 
 
 @dataclass
@@ -218,6 +224,11 @@ def _take_in(index: int, path: Path, options: ScanOptions,
     def elapsed_ms() -> float:
         return _ms(t0) - 1000.0 * queued[0]
 
+    link = options.links.get(str(path)) if options.links else None
+    if link is not None:
+        problem = link.refusal() or _link_changed(path, link)
+        if problem:
+            return _Intake(index, path, None, None, problem, elapsed_ms())
     prov: list[Provenance] = []  # read from the intake's bytes (metadata never fails a file)
     on_bytes = ((lambda data: prov.append(read_provenance(data, options.provenance_options)))
                 if options.provenance else None)
@@ -257,6 +268,18 @@ def _take_in(index: int, path: Path, options: ScanOptions,
     finally:
         if window is not None:
             window.pass_turn(index)
+
+
+def _link_changed(path: Path, link: LinkFact) -> str | None:
+    """A followed link must still lead where discovery found it (else it is not read)."""
+    try:
+        now = os.path.realpath(path)
+    except (OSError, ValueError):
+        now = ""
+    if now != link.target:
+        return (f"symbolic link changed after it was listed (was to {link.target}, now to "
+                f"{now or 'nothing'}); not read")
+    return None
 
 
 def is_out_of_memory(exc: BaseException) -> bool:
@@ -303,17 +326,22 @@ def scan_files(
     *,
     sniff: Iterable[Path | str] = (),
     on_skipped: Callable[[Skipped], None] | None = None,
+    links: Mapping[Path | str, LinkFact] | None = None,
 ) -> list[ScanResult]:
     """Score ``files`` (already discovered, or images in memory); results come back in
     input order.
 
     Files in ``sniff`` (``Discovery.sniff``) that turn out not to be images get no row: they
-    are handed to ``on_skipped`` (and still count in ``progress``).
+    are handed to ``on_skipped`` (and still count in ``progress``). ``links``
+    (``Discovery.links``): the link rule of core.discovery, applied at intake.
     """
     options = options or ScanOptions()
     sniff = frozenset(str(Path(f)) for f in sniff)
     if sniff:
         options = dataclasses.replace(options, images_only_paths=options.images_only_paths | sniff)
+    if links:
+        options = dataclasses.replace(
+            options, links={**options.links, **{str(Path(k)): v for k, v in links.items()}})
     ckpt = detector.checkpoint
     threshold = ckpt.threshold if options.threshold is None else options.threshold
     band = ckpt.inconclusive_band if options.inconclusive_band is None else options.inconclusive_band
@@ -367,6 +395,9 @@ def scan_files(
             res.notes.append(f"animated/multi-frame ({ev.n_frames} frames): first frame scored")
         if ev is not None:
             res.notes.extend(ev.notes)
+        link = options.links.get(str(intake.path)) if options.links else None
+        if link is not None and link.followed:
+            res.notes.append(link.note())
         res.notes.extend(intake.warnings)
         results[intake.index] = res
         done += 1
@@ -529,6 +560,8 @@ def scan_paths(
     should_cancel: CancelFn | None = None,
     on_result: ResultFn | None = None,
 ) -> list[ScanResult]:
-    """Discover then scan: the one call the CLI and the GUI worker make."""
-    files = discover_files(paths, recursive=recursive)
-    return scan_files(files, detector, options, progress, should_cancel, on_result)
+    """Discover then scan (a link out of the folder is an error row, as in a session)."""
+    found = discover(paths, recursive=recursive)
+    files = [f for f in found.files if f not in found.sniff or looks_like_image(f)]
+    return scan_files(files, detector, options, progress, should_cancel, on_result,
+                      links=found.links)

@@ -74,6 +74,8 @@ class ScanSettings:
     overlap_decode: bool = True
     provenance: bool = True
     c2pa_trust_anchors: str = ""
+    # read files that links inside the evidence folder point to outside it (core.discovery)
+    follow_links_outside: bool = False
 
     def __post_init__(self) -> None:
         from forensics_app.core.preprocess import PreprocessMode
@@ -239,7 +241,8 @@ class ScanSession:
         (uploads) are taken as they are."""
         if self.found is None:
             on_disk = [s for s in self._source_items if not isinstance(s, InMemoryImage)]
-            self.found = discover(on_disk, recursive=self.recursive)
+            self.found = discover(on_disk, recursive=self.recursive,
+                                  follow_links_outside=self.settings.follow_links_outside)
             self.found.files.extend(s for s in self._source_items
                                     if isinstance(s, InMemoryImage))
             self.skipped = list(self.found.skipped)
@@ -268,7 +271,9 @@ class ScanSession:
                 self.case = Case.open_or_create(self._case_arg)
                 self._owns_case = True
             model_id = self.detector.model_id
-            plan = self.case.plan_resume(files, model_id, self.sources)
+            links = self.found.links if self.found is not None else {}
+            plan = self.case.plan_resume(files, model_id, self.sources,
+                                         {str(p) for p, f in links.items() if not f.followed})
             todo = plan.todo
             held = {str(p) for p in plan.skipped}
             earlier = [r for r in self.case.results(model_id) if r.path in held] if held else []
@@ -309,7 +314,8 @@ class ScanSession:
         try:
             results = scan_files(self.files, self.detector, self.options, progress=progress,
                                  should_cancel=should_cancel, on_result=self._on_result,
-                                 sniff=found.sniff, on_skipped=self._on_skipped)
+                                 sniff=found.sniff, on_skipped=self._on_skipped,
+                                 links=found.links)
         except KeyboardInterrupt:
             status, results = SCAN_INTERRUPTED, self._so_far()
         except ScanCancelled as exc:
