@@ -33,6 +33,7 @@ from forensics_app.core.bomb_guard import (
     count_tiff_pages,
     declared_bytes,
 )
+from forensics_app.core.failure_text import DAMAGED_STRUCTURE_ERRORS, damaged_structure
 from forensics_app.core.image_formats import (
     container_kind,
     missing_decoder_reason,
@@ -294,15 +295,36 @@ def to_rgb(img: Image.Image) -> Image.Image:
         return Image.alpha_composite(background, rgba).convert("RGB")
     if mode in ("I;16", "I;16B", "I;16L", "I;16N", "I", "F"):
         arr = np.asarray(img, dtype=np.float64)
+        # Scaled on the finite samples only; NaN and -inf become black, +inf white (the
+        # defined treatment of samples that are not numbers, noted on the row: see
+        # nonfinite_note). All-NaN is a black image, which is scored like any other.
+        finite = np.isfinite(arr)
+        top = float(arr[finite].max()) if arr.size and finite.any() else 0.0
         if mode.startswith("I;16"):
             arr = arr / 257.0
-        elif mode == "F" and arr.size and np.nanmax(arr) <= 1.0:
+        elif mode == "F" and arr.size and top <= 1.0:
             arr = arr * 255.0
-        elif arr.size and np.nanmax(arr) > 255.0:
-            arr = arr / 257.0 if np.nanmax(arr) <= 65535 else arr * (255.0 / np.nanmax(arr))
-        arr = np.clip(np.nan_to_num(arr), 0, 255).round().astype(np.uint8)
+        elif arr.size and top > 255.0:
+            arr = arr / 257.0 if top <= 65535 else arr * (255.0 / top)
+        if not finite.all():
+            arr = np.where(finite, arr, np.where(arr == np.inf, 255.0, 0.0))
+        arr = np.clip(arr, 0, 255).round().astype(np.uint8)
         return Image.fromarray(arr, mode="L").convert("RGB")
     return img.convert("RGB")
+
+
+def nonfinite_note(img: Image.Image) -> str | None:
+    """The row note of a float image holding samples that are not numbers (NaN, inf)."""
+    if img.mode != "F":
+        return None
+    arr = np.asarray(img)
+    nan, inf = int(np.isnan(arr).sum()), int(np.isinf(arr).sum())
+    if not nan and not inf:
+        return None
+    parts = [f"{n:,} {what}" for n, what in ((nan, "NaN"), (inf, "infinite")) if n]
+    return (f"float image: {' and '.join(parts)} of {arr.size:,} samples are not numbers; "
+            "scored with NaN and -inf as black, +inf as white"
+            + (" (the whole image is black)" if nan + inf == arr.size else ""))
 
 
 def decode_image(
@@ -358,6 +380,9 @@ def decode_image(
             if padded is None:
                 notes.extend(_padding_notes(padded_rows(img, data, facts["format"]), height,
                                             path))
+            nonfinite = nonfinite_note(img)
+            if nonfinite:
+                notes.append(nonfinite)
             facts["notes"] = tuple(notes)
             ImageOps.exif_transpose(img, in_place=True)  # no second copy of a large image
             return to_rgb(img), facts
@@ -369,6 +394,8 @@ def decode_image(
         raise ImageLoadError(path, _unidentified_reason(data)) from exc
     except (OSError, SyntaxError, ValueError, EOFError) as exc:
         raise ImageLoadError(path, _corrupt_reason(data, exc)) from exc
+    except DAMAGED_STRUCTURE_ERRORS as exc:  # a parser tripped over its own tables
+        raise ImageLoadError(path, damaged_structure(describe_format(data[:16]), exc)) from exc
 
 
 def _check_deadline(deadline: float | None, path: Path | str, stage: str) -> None:

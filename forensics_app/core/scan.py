@@ -29,6 +29,7 @@ import torch
 from forensics_app.core.bomb_guard import DecodeLimits
 from forensics_app.core.detector import Detector
 from forensics_app.core.discovery import LinkFact, Skipped, discover
+from forensics_app.core.failure_text import unexpected_failure
 from forensics_app.core.loading import (
     DEFAULT_MAX_DECODE_PIXELS,
     Evidence,
@@ -264,7 +265,7 @@ def _take_in(index: int, path: Path, options: ScanOptions,
         return _Intake(index, path, None, None, "out of memory decoding this image; not "
                        "scored (free memory or lower --max-pixels)", elapsed_ms())
     except Exception as exc:  # noqa: BLE001 -- any failure on one file must not stop the scan
-        return _Intake(index, path, None, None, f"{type(exc).__name__}: {exc}", elapsed_ms())
+        return _Intake(index, path, None, None, unexpected_failure(exc), elapsed_ms())
     finally:
         if window is not None:
             window.pass_turn(index)
