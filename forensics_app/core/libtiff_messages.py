@@ -19,13 +19,12 @@ libtiff linked into ``_imaging`` without exported symbols) nothing changes and
 from __future__ import annotations
 
 import ctypes
-import ctypes.util
 import glob
 import logging
 import os
 import sys
 import threading
-from collections.abc import Callable
+from collections.abc import Callable, Iterator
 from pathlib import Path
 
 log = logging.getLogger(__name__)
@@ -40,8 +39,11 @@ _state: dict[str, object] = {}  # "installed": bool, and the ctypes objects kept
 _HANDLER = ctypes.CFUNCTYPE(None, ctypes.c_char_p, ctypes.c_char_p, ctypes.c_void_p)
 
 
-def _libtiff_candidates() -> list[str]:
-    """Files that may hold the libtiff Pillow uses, most specific first."""
+def _libtiff_candidates() -> Iterator[str]:
+    """Files that may hold the libtiff Pillow uses, most specific first; produced lazily, so
+    the last resort (a system library lookup by name, which runs ``ldconfig -p`` and more on
+    Linux) is reached only when nothing this process already mapped holds libtiff -- and on
+    Linux not at all: a system libtiff Pillow uses is in ``/proc/self/maps`` already."""
     found: list[str] = []
     try:  # Linux: the libraries this process has mapped, whatever their mangled names
         with open("/proc/self/maps", encoding="utf-8", errors="replace") as fh:
@@ -51,21 +53,27 @@ def _libtiff_candidates() -> list[str]:
                     found.append(path)
     except OSError:
         pass
+    yield from found
     try:
         import PIL
 
         pil_dir = Path(PIL.__file__).parent
         for pattern in ("../pillow.libs/libtiff*", ".dylibs/libtiff*", "../Pillow.libs/libtiff*"):
-            found.extend(p for p in sorted(glob.glob(str(pil_dir / pattern))) if p not in found)
+            for p in sorted(glob.glob(str(pil_dir / pattern))):
+                if p not in found:
+                    found.append(p)
+                    yield p
         from PIL import _imaging
 
-        found.append(_imaging.__file__)  # libtiff linked in statically, symbols exported
+        yield _imaging.__file__  # libtiff linked in statically, symbols exported
     except (ImportError, AttributeError, OSError):
         pass
-    system = ctypes.util.find_library("tiff")
-    if system:
-        found.append(system)
-    return found
+    if sys.platform != "linux":
+        import ctypes.util
+
+        system = ctypes.util.find_library("tiff")
+        if system:
+            yield system
 
 
 def _open_loaded(path: str) -> ctypes.CDLL | None:
@@ -85,9 +93,10 @@ def _open_loaded(path: str) -> ctypes.CDLL | None:
 
 
 def _vsnprintf() -> Callable[..., int] | None:
-    name = "msvcrt" if sys.platform == "win32" else None
     try:
-        libc = ctypes.CDLL(ctypes.util.find_library("c")) if name is None else ctypes.cdll.msvcrt
+        # POSIX: the symbols already loaded into this process (libc among them) -- a direct
+        # dlopen(NULL), no library lookup by name (which runs ``ldconfig -p`` on Linux)
+        libc = ctypes.cdll.msvcrt if sys.platform == "win32" else ctypes.CDLL(None)
         fn = libc._vsnprintf if sys.platform == "win32" else libc.vsnprintf
     except (OSError, AttributeError, TypeError):
         return None

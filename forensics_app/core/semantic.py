@@ -46,8 +46,9 @@ class ClipEncoder:
     """ONNX Runtime session over the float CLIP graph; thread-safe ``embed``."""
 
     def __init__(self, path: Path | str, threads: int | None = None):
-        import onnxruntime as ort
+        from forensics_app.core.onnx_runtime import import_onnxruntime
 
+        ort = import_onnxruntime()  # telemetry off: nothing written under ~/.cache
         opts = ort.SessionOptions()
         opts.intra_op_num_threads = threads or max(1, min(os.cpu_count() or 1, 8))
         opts.inter_op_num_threads = 1
