@@ -34,6 +34,7 @@ from forensics_app.server.service import (
     QueueFull,
     ServeService,
 )
+from forensics_app.server.upload_names import upload_name
 
 log = logging.getLogger(__name__)
 
@@ -60,6 +61,13 @@ class _InMemoryParser(MultiPartParser):
     bounds it, and an upload never touches a temporary file."""
 
     spool_max_size = 1 << 62
+
+    def on_headers_finished(self) -> None:
+        super().on_headers_finished()
+        upload = getattr(self._current_part, "file", None)
+        if upload is not None and upload.filename is not None:
+            upload.filename = upload_name(self._current_part.content_disposition,
+                                          upload.filename)
 
 
 class RequestTooLarge(Exception):
@@ -220,7 +228,7 @@ def create_app(service: ServeService, token: str | None = None,
                                       "filename": escape_for_terminal(name)})
         answer = analysis_answer(r, name)
         if thumbnail:
-            answer["thumbnail"] = await run_in_threadpool(thumbnail_data_url, data)
+            answer["thumbnail"] = await run_in_threadpool(thumbnail_data_url, data, name)
         return answer
 
     # ------------------------------------------------------------------ batches
@@ -406,16 +414,19 @@ def result_record(r: ScanResult, client_name: str) -> dict[str, Any]:
     return row
 
 
-def thumbnail_data_url(data: bytes) -> str | None:
+def thumbnail_data_url(data: bytes, name: str = "upload") -> str | None:
     """A small JPEG preview of an upload, decoded under the engine's allow-list and bomb
-    guard (a JPEG at reduced size); None when it cannot be made."""
+    guard (a JPEG at reduced size); None when it cannot be made. Pillow's warnings (odd
+    EXIF...) are logged under the upload's escaped ``name``, never printed without it."""
     from PIL import Image, ImageOps
 
     from forensics_app.core.bomb_guard import DecodeLimits, check_declared_image
     from forensics_app.core.loading import DECODE_FORMATS, to_rgb
+    from forensics_app.core.warning_capture import logged_file_warnings
 
     try:
-        with Image.open(io.BytesIO(data), formats=DECODE_FORMATS) as im:
+        with (logged_file_warnings(f"upload {name or '(unnamed)'}", log),
+              Image.open(io.BytesIO(data), formats=DECODE_FORMATS) as im):
             check_declared_image(im.width, im.height, im.mode, len(data), DecodeLimits())
             im.draft("RGB", (THUMBNAIL_PX * 2, THUMBNAIL_PX * 2))
             im = ImageOps.exif_transpose(im) or im

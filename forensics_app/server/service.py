@@ -428,8 +428,10 @@ class ServeService:
         from forensics_app.core.gradcam import cam_model_copy, colour_map, tiled_gradcam
         from forensics_app.core.loading import load_evidence
         from forensics_app.core.preprocess import prepare_image
+        from forensics_app.core.warning_capture import logged_file_warnings
 
-        evidence, img, err = load_evidence(r.path, limits=self.settings.decode_limits())
+        with logged_file_warnings(f"upload {shown_name}", log):  # named, not bare on stderr
+            evidence, img, err = load_evidence(r.path, limits=self.settings.decode_limits())
         if err is not None:
             raise err
         if evidence.sha256 != r.sha256:
