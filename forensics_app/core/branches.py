@@ -77,6 +77,34 @@ def _build_clip_linear(rec: dict[str, Any], name: str, threads: int | None) -> S
                           str(rec.get("description", "")))
 
 
+def _validate_clip_blocks(rec: dict[str, Any], name: str) -> None:
+    from forensics_app.core.clip_blocks import BlockHead, BlockRecordError, DomainCheck
+
+    if rec.get("asset") != "clip-vitb16":
+        raise BranchError(f"meta.branches.{name}.asset: unknown asset {rec.get('asset')!r:.60}")
+    for key, parse in (("head", BlockHead.from_record), ("domain", DomainCheck.from_record)):
+        if key == "domain" and rec.get(key) is None:
+            continue
+        try:
+            parse(rec.get(key))
+        except (BlockRecordError, TypeError, ValueError) as exc:
+            raise BranchError(f"meta.branches.{name}.{key}: {exc}") from None
+
+
+def _build_clip_blocks(rec: dict[str, Any], name: str, threads: int | None) -> Any:
+    from forensics_app.core.clip_blocks import BlockHead, ClipBlocksBranch, DomainCheck
+    from forensics_app.core.semantic import ClipEncoder
+    from forensics_app.weights import find_asset
+
+    encoder = ClipEncoder(find_asset("clip-vitb16"), threads=threads)
+    if not encoder.has_blocks:
+        raise BranchError(f"meta.branches.{name}: the installed CLIP graph has no block_cls "
+                          "output; run `python -m forensics_app.weights fetch` to rebuild it")
+    domain = DomainCheck.from_record(rec["domain"]) if rec.get("domain") is not None else None
+    return ClipBlocksBranch(name, encoder, BlockHead.from_record(rec["head"]), domain,
+                            str(rec.get("description", "")))
+
+
 @dataclass(frozen=True)
 class BranchKind:
     validate: Callable[[dict[str, Any], str], None]
@@ -88,6 +116,11 @@ BRANCH_KINDS: dict[str, BranchKind] = {
     "clip-vitb16-linear": BranchKind(
         _validate_clip_linear, _build_clip_linear,
         "frozen CLIP ViT-B/16 image embedding (centre 224² crop, no resize) + logistic head"),
+    "clip-vitb16-blocks": BranchKind(
+        _validate_clip_blocks, _build_clip_blocks,
+        "frozen CLIP ViT-B/16, CLS token of all 12 blocks, logistic head; views: the centre "
+        "224² crop at native scale and, for larger images, the whole image resized to 224 "
+        "(mean of the views); images outside the validated domains are Inconclusive"),
 }
 
 

@@ -39,7 +39,7 @@ COLUMNS: tuple[str, ...] = (
     "path", "file_name", "sha256", "bytes", "format", "width", "height", "mode",
     "verdict", "label", "prob_fake", "prob_real", "confidence_pct",
     "prob_trace", "prob_semantic", "threshold", "inconclusive_band", "model_id", "device", "preprocessing",
-    "elapsed_ms", "error", "notes", "provenance", "declared_generated",
+    "elapsed_ms", "error", "domain_caveat", "notes", "provenance", "declared_generated",
     # the examiner's conclusion (core.review), beside the detector's verdict
     "review_status", "review_note", "review_tags", "bookmarked", "reviewed_by", "reviewed_utc",
 )
@@ -96,6 +96,8 @@ def summarise_notes(notes: Sequence[str]) -> list[str]:
 def report_notes(r: ScanResult) -> list[str]:
     """The row's notes (summarised), plus the escaping note when its path had to be escaped."""
     notes = summarise_notes(r.notes)
+    if r.domain_caveat and r.ok:
+        notes.insert(0, f"Inconclusive whatever the score: {r.domain_caveat}")
     if needs_escape(r.path):
         notes.append(ESCAPED_NAME_NOTE)
     return notes
@@ -138,6 +140,8 @@ def _result_to_row(r: ScanResult, review: Review | None = None) -> dict[str, Any
         "preprocessing": r.preprocessing,
         "elapsed_ms": r.elapsed_ms,
         "error": error or "",
+        # why the verdict is Inconclusive whatever the score (outside the validated domains)
+        "domain_caveat": (r.domain_caveat or "") if error is None else "",
         "notes": "; ".join(report_notes(r)),
         # what the file's metadata says, beside (never instead of) the detector's verdict
         "provenance": r.provenance.summary if r.provenance is not None else "",

@@ -27,13 +27,18 @@ class Verdict(StrEnum):
         )
 
 
-def verdict_for(prob_fake: float | None, threshold: float, band: float) -> Verdict:
+def verdict_for(prob_fake: float | None, threshold: float, band: float,
+                domain_caveat: str | None = None) -> Verdict:
     """AI-generated at or above ``threshold + band``, Real below ``threshold - band``.
 
     Scores inside the band around the threshold are Inconclusive; ``band = 0`` disables it.
+    An image the detector found outside its validated domains (``domain_caveat``) is
+    Inconclusive whatever its score: the score is shown, the verdict does not rest on it.
     """
     if prob_fake is None or not math.isfinite(prob_fake):
         return Verdict.ERROR
+    if domain_caveat:
+        return Verdict.INCONCLUSIVE
     if prob_fake >= threshold + band:
         return Verdict.AI_GENERATED
     if prob_fake < threshold - band:
@@ -72,6 +77,9 @@ class ScanResult:
     # calibrated to its own threshold; ``prob_fake`` is their fusion. Empty for a one-branch
     # detector, whose ``prob_fake`` is the trace branch's.
     branch_probs: dict[str, float] = field(default_factory=dict)
+    # Why the verdict is Inconclusive whatever the score: the detector found the image outside
+    # the domains it was validated on (``core.clip_blocks``). None when it is inside them.
+    domain_caveat: str | None = None
 
     @property
     def file_name(self) -> str:
@@ -86,5 +94,6 @@ class ScanResult:
         """A copy re-judged at another threshold/band (the score itself is unchanged)."""
         return dataclasses.replace(
             self, threshold=threshold, inconclusive_band=band,
-            verdict=verdict_for(self.prob_fake, threshold, band) if self.ok else Verdict.ERROR,
+            verdict=(verdict_for(self.prob_fake, threshold, band, self.domain_caveat)
+                     if self.ok else Verdict.ERROR),
         )

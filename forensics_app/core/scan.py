@@ -133,6 +133,7 @@ class _Intake:
     # Logits of the detector's other branches (``core.branches``), computed on the intake
     # thread from the same decode, so they overlap the trace branch's forward pass.
     branch_logits: dict[str, float] = field(default_factory=dict)
+    domain_caveat: str | None = None  # a branch found the image outside its validated domains
 
 
 def _noting_warnings(take_in: Callable[..., _Intake]) -> Callable[..., _Intake]:
@@ -241,9 +242,16 @@ def _take_in(index: int, path: Path, options: ScanOptions,
         if err is not None:
             return _Intake(index, path, evidence, None, err.reason, elapsed_ms(), *prov[:1])
         logits: dict[str, float] = {}
+        caveats: list[str] = []
         for name, branch in (branches or {}).items():
             try:
-                logits[name] = float(branch.logits([branch.input_for(img)])[0])
+                if hasattr(branch, "assess"):  # a branch that can say "not on this image"
+                    (said,) = branch.assess([branch.input_for(img)])
+                    logits[name] = said.logit
+                    if said.caveat:
+                        caveats.append(f"{name} branch: {said.caveat}")
+                else:
+                    logits[name] = float(branch.logits([branch.input_for(img)])[0])
                 if not math.isfinite(logits[name]):
                     raise ValueError(f"non-finite logit {logits[name]!r}")
             except Exception as exc:  # noqa: BLE001 -- a failing branch fails this row only
@@ -255,7 +263,7 @@ def _take_in(index: int, path: Path, options: ScanOptions,
                                elapsed_ms(), *prov[:1])
         prepared = prepare_image(img, options.preprocess)
         return _Intake(index, path, evidence, prepared, None, elapsed_ms(), *prov[:1],
-                       branch_logits=logits)
+                       branch_logits=logits, domain_caveat="; ".join(caveats) or None)
     except NotAnImage as exc:
         return _Intake(index, path, None, None, exc.reason, elapsed_ms(),
                        skipped=Skipped(str(path), exc.reason, "not-image"))
@@ -381,7 +389,8 @@ def scan_files(
             format=ev.format if ev else None, width=ev.width if ev else None,
             height=ev.height if ev else None, mode=ev.mode if ev else None,
             prob_fake=prob,
-            verdict=verdict_for(prob, threshold, band) if intake.error is None else Verdict.ERROR,
+            verdict=(verdict_for(prob, threshold, band, intake.domain_caveat)
+                     if intake.error is None else Verdict.ERROR),
             threshold=threshold, inconclusive_band=band, model_id=detector.model_id,
             device=device_desc, preprocessing=prep.mode_used if prep else "",
             elapsed_ms=round(intake.intake_ms + forward_ms, 2), error=intake.error,
@@ -389,6 +398,7 @@ def scan_files(
             tile_probs=tile_probs if tile_probs and len(tile_probs) > 1 else [],
             tile_boxes=list(prep.boxes) if prep and len(prep.boxes) > 1 else [],
             provenance=intake.provenance, branch_probs=branch_probs,
+            domain_caveat=intake.domain_caveat if intake.error is None else None,
         )
         if intake.provenance is not None:
             res.notes.extend(f"provenance: {n}" for n in intake.provenance.notes)

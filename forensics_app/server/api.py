@@ -398,6 +398,8 @@ def analysis_answer(r: ScanResult, client_name: str) -> dict[str, Any]:
         "provenance_details": prov or None,
         # Each detector branch's own P(generated), in percent, beside the fused score above.
         "branch_probs": {k: round(100.0 * v, 2) for k, v in (r.branch_probs or {}).items()},
+        # why the verdict is Inconclusive whatever the score (outside the validated domains)
+        "domain_caveat": r.domain_caveat if r.ok else None,
         "tile_probs": row.get("tile_probs") or [],
         "notes": row.get("notes") or [],
         "elapsed_ms": r.elapsed_ms,
