@@ -81,10 +81,12 @@ def read_provenance(data: bytes, options: ProvenanceOptions | None = None) -> Pr
     p.container = blocks.format
     if blocks.c2pa:
         p.c2pa = read_c2pa(data, blocks.format, options, notes, blocks.jumbf_label)
+    xmp_full: dict[str, str] = {}  # every value uncut, for the generator parsers
+    iim_full: dict[str, str] = {}
     if blocks.xmp or blocks.xmp_extended:
-        p.iptc_xmp = read_xmp(blocks.xmp, notes, blocks.xmp_extended)
+        p.iptc_xmp = read_xmp(blocks.xmp, notes, blocks.xmp_extended, xmp_full)
     if blocks.iim:
-        p.iptc_iim = read_iim(blocks.iim, notes)
+        p.iptc_iim = read_iim(blocks.iim, notes, iim_full)
     fields = [TextField(source, key, text) for source, key, text in blocks.full_texts]
     entries = list(blocks.texts)
     if blocks.exif:
@@ -94,10 +96,8 @@ def read_provenance(data: bytes, options: ProvenanceOptions | None = None) -> Pr
             if tag != "ImageDescription" or tag in p.exif.generator_text_in:
                 entries.append(TextEntry("EXIF", tag, len(text), text[:STORED_TEXT_CHARS],
                                          len(text) > STORED_TEXT_CHARS))
-    fields += [TextField("XMP", k, p.iptc_xmp.fields[k]) for k in XMP_TEXT_FIELDS
-               if k in p.iptc_xmp.fields]
-    fields += [TextField("IPTC-IIM", k, p.iptc_iim.fields[k]) for k in _IIM_TEXT
-               if k in p.iptc_iim.fields]
+    fields += [TextField("XMP", k, xmp_full[k]) for k in XMP_TEXT_FIELDS if k in xmp_full]
+    fields += [TextField("IPTC-IIM", k, iim_full[k]) for k in _IIM_TEXT if k in iim_full]
     try:
         p.generator_text = read_generator_text(fields, entries, notes)
     except Exception as exc:  # noqa: BLE001

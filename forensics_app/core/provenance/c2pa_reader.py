@@ -1,8 +1,12 @@
 """C2PA Content Credentials, read by the CAI's own library (``c2pa-python``), offline.
 
 Remote manifests and OCSP are never fetched: a manifest stored elsewhere is reported as
-existing and not fetched. Validation statuses are kept exactly as the library gives them;
-the wording of what they mean lives on :class:`~.records.C2paFindings`.
+existing and not fetched. Validation statuses are kept exactly as the library gives them —
+the active manifest's, those it finds for ingredients now (``ingredientDeltas``) and those
+recorded in each ingredient when it was added — and every manifest with a failure is named
+in ``failed_manifests``; the wording of what they mean lives on
+:class:`~.records.C2paFindings`. :func:`fill_from_store` takes the library's JSON, so the
+mapping can be checked on any structure the library returns.
 """
 
 from __future__ import annotations
@@ -13,7 +17,7 @@ import re
 import threading
 from typing import Any
 
-from forensics_app.core.provenance.records import C2paFindings, ProvenanceOptions
+from forensics_app.core.provenance.records import UNTRUSTED_ONLY, C2paFindings, ProvenanceOptions
 from forensics_app.core.provenance.text import reason
 
 _context_lock = threading.Lock()
@@ -23,6 +27,9 @@ MIME = {"JPEG": "image/jpeg", "PNG": "image/png", "WEBP": "image/webp", "TIFF": 
         "GIF": "image/gif", "HEIC": "image/heic", "HEIF": "image/heif", "AVIF": "image/avif",
         "JXL": "image/jxl"}
 _URL = re.compile(r"https?://[^\s\"')]+")
+# "self#jumbf=/c2pa/urn:c2pa:…/c2pa.assertions/…": the manifest a status points into
+_MANIFEST_IN_URL = re.compile(r"jumbf=/?c2pa/([^/]+)")
+MAX_STATUSES = 500  # statuses kept per store (a hostile store may list millions)
 
 
 def _context(options: ProvenanceOptions):
@@ -76,7 +83,7 @@ def read_c2pa(data: bytes, fmt: str | None, options: ProvenanceOptions, notes: l
         notes.append(f"C2PA manifest present but unreadable: {message}")
         return found
     found.readable = True
-    _fill(found, store)
+    fill_from_store(found, store)
     return found
 
 
@@ -91,19 +98,117 @@ def _agent(agent: Any) -> str | None:
     return str(agent)[:200] if agent else None
 
 
-def _fill(found: C2paFindings, store: dict[str, Any]) -> None:
+def _manifest_of(url: str) -> str | None:
+    m = _MANIFEST_IN_URL.search(url or "")
+    return m.group(1) if m else None
+
+
+def _status_lists(codes: Any) -> list[tuple[str, dict[str, Any]]]:
+    """(kind, status) of a {success, informational, failure} map, or of a flat list (failures)."""
+    out: list[tuple[str, dict[str, Any]]] = []
+    if isinstance(codes, dict):
+        for kind in ("success", "informational", "failure"):
+            out += [(kind, s) for s in codes.get(kind) or [] if isinstance(s, dict)]
+    elif isinstance(codes, list):
+        out += [("failure", s) for s in codes if isinstance(s, dict)]
+    return out[:MAX_STATUSES]
+
+
+def _ingredient_statuses(found: C2paFindings, manifests: dict[str, Any],
+                         results: dict[str, Any]) -> None:
+    """Every ingredient status the library reports, and the manifests that failed."""
+    by_assertion: dict[tuple[str, str], dict[str, Any]] = {}
+    for label, m in manifests.items():
+        for ing in (m or {}).get("ingredients") or []:
+            if not isinstance(ing, dict):
+                continue
+            title = str(ing.get("title") or "untitled")[:200]
+            by_assertion[(label, str(ing.get("label") or ""))] = ing
+            # recorded when the ingredient was added: validation_results (v3), else the
+            # v1/v2 flat validation_status list (failures only)
+            recorded = (ing.get("validation_results") or {}).get("activeManifest") \
+                if isinstance(ing.get("validation_results"), dict) else None
+            codes = _status_lists(recorded) if recorded else _status_lists(
+                ing.get("validation_status"))
+            for kind, st in codes:
+                if kind == "success":
+                    continue
+                row = _status(st, kind)
+                row.update(ingredient=title, origin="recorded at signing")
+                found.ingredient_status.append(row)
+                if kind == "failure" and row["code"] not in UNTRUSTED_ONLY:
+                    target = ing.get("active_manifest") or _manifest_of(row["url"])
+                    if target:
+                        found.failed_manifests.setdefault(str(target), []).append(row["code"])
+    for delta in results.get("ingredientDeltas") or []:
+        if not isinstance(delta, dict):
+            continue
+        uri = str(delta.get("ingredientAssertionURI") or "")
+        parent, _, assertion = uri.partition("/c2pa.assertions/")
+        ing = by_assertion.get((_manifest_of(parent + "/") or "", assertion)) or {}
+        title = str(ing.get("title") or assertion or "untitled")[:200]
+        for kind, st in _status_lists(delta.get("validationDeltas")):
+            if kind == "success":
+                continue
+            row = _status(st, kind)
+            row.update(ingredient=title, origin="validated now")
+            found.ingredient_status.append(row)
+            if kind == "failure" and row["code"] not in UNTRUSTED_ONLY:
+                target = _manifest_of(row["url"]) or ing.get("active_manifest")
+                if target:
+                    found.failed_manifests.setdefault(str(target), []).append(row["code"])
+    found.ingredient_status = found.ingredient_status[:MAX_STATUSES]
+
+
+def _cawg(found: C2paFindings, label: str, active: bool, assertion: dict[str, Any]) -> None:
+    """A CAWG assertion: who it names and how it is signed (never read as the C2PA claim)."""
+    data = assertion.get("data") if isinstance(assertion.get("data"), dict) else {}
+    payload = data.get("signer_payload") if isinstance(data.get("signer_payload"), dict) else {}
+    names = []
+    for ident in data.get("verifiedIdentities") or data.get("verified_identities") or []:
+        if isinstance(ident, dict):
+            who = ident.get("name") or ident.get("username") or ident.get("address")
+            provider = ident.get("provider")
+            provider = provider.get("name") if isinstance(provider, dict) else provider
+            if who:
+                names.append(f"{who}" + (f" ({provider})" if provider else ""))
+    info = data.get("signature_info") if isinstance(data.get("signature_info"), dict) else {}
+    if info.get("common_name") or info.get("issuer"):
+        names.append(str(info.get("common_name") or info.get("issuer")))
+    found.cawg.append({
+        "manifest": label, "active": active, "label": str(assertion.get("label"))[:80],
+        "sig_type": str(payload.get("sig_type") or data.get("sig_type") or "")[:80] or None,
+        "named": [n[:200] for n in names[:10]],
+    })
+
+
+def fill_from_store(found: C2paFindings, store: dict[str, Any]) -> None:
+    """Fill ``found`` from the manifest-store JSON c2pa-python's Reader returns."""
     found.validation_state = store.get("validation_state")
     manifests = store.get("manifests") or {}
     active = store.get("active_manifest")
     found.active_manifest = active
-    results = (store.get("validation_results") or {}).get("activeManifest") or {}
+    all_results = store.get("validation_results")
+    all_results = all_results if isinstance(all_results, dict) else {}
+    results = all_results.get("activeManifest") or {}
     if results:
-        for kind in ("success", "informational", "failure"):
-            for s in results.get(kind) or []:
-                found.validation_status.append(_status(s, kind))
+        for kind, st in _status_lists(results):
+            found.validation_status.append(_status(st, kind))
     else:  # older stores: a flat list of problems
-        for s in store.get("validation_status") or []:
-            found.validation_status.append(_status(s, "failure"))
+        for _kind, st in _status_lists(store.get("validation_status")):
+            found.validation_status.append(_status(st, "failure"))
+    _ingredient_statuses(found, manifests if isinstance(manifests, dict) else {}, all_results)
+    for st in found.validation_status:
+        code = st["code"]
+        if st["kind"] != "failure" or code in UNTRUSTED_ONLY or code.startswith("cawg."):
+            continue
+        # a status in the active list may point into another manifest of the store
+        target = _manifest_of(st["url"]) or str(active)
+        found.failed_manifests.setdefault(target, []).append(code)
+    if str(found.validation_state).lower() == "invalid" and not found.failed_manifests:
+        found.failed_manifests[str(active)] = ["validation_state Invalid"]
+    found.failed_manifests = {k[:200]: list(dict.fromkeys(v))[:20]
+                              for k, v in list(found.failed_manifests.items())[:50]}
     codes = {(s["kind"], s["code"]) for s in found.validation_status}
     if ("success", "signingCredential.trusted") in codes:
         found.trust = "trusted"
@@ -127,12 +232,20 @@ def _fill(found: C2paFindings, store: dict[str, Any]) -> None:
     found.signing_time = sig.get("time")
     found.signature_alg = sig.get("alg")
     for ing in m.get("ingredients") or []:
+        if not isinstance(ing, dict):
+            continue
+        target = ing.get("active_manifest")
         found.ingredients.append({"title": ing.get("title"), "relationship": ing.get("relationship"),
-                                  "format": ing.get("format"),
-                                  "manifest": ing.get("active_manifest")})
+                                  "format": ing.get("format"), "manifest": target,
+                                  "failed": found.manifest_failure(target)})
     order = [active] + [k for k in manifests if k != active]
     for label in order:
         for assertion in (manifests.get(label) or {}).get("assertions") or []:
+            if not isinstance(assertion, dict):
+                continue
+            if str(assertion.get("label", "")).startswith("cawg."):
+                _cawg(found, label, label == active, assertion)
+                continue
             if not str(assertion.get("label", "")).startswith("c2pa.actions"):
                 continue
             for a in (assertion.get("data") or {}).get("actions") or []:
@@ -140,4 +253,5 @@ def _fill(found: C2paFindings, store: dict[str, Any]) -> None:
                     "manifest": label, "active": label == active, "action": a.get("action"),
                     "digital_source_type": a.get("digitalSourceType"),
                     "software_agent": _agent(a.get("softwareAgent")), "when": a.get("when"),
+                    "failed": found.manifest_failure(label),
                 })
