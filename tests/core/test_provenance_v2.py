@@ -89,7 +89,7 @@ def test_game_photo_mode_camera_is_a_hint_not_capture():
 
 def test_every_summary_field_is_capped():
     long_model = "M" * 2000
-    p = read_provenance(png_with_text({"parameters": f"x\nSteps: 3, Seed: {'9' * 900}, "
+    p = read_provenance(png_with_text({"parameters": f"x\nSteps: 3, Sampler: Euler, Seed: {'9' * 900}, "
                                                      f"Model: {long_model}"}))
     assert p.generator_text.generator and len(p.summary) <= SUMMARY_CHARS
     assert max(len(w) for w in re.split(r"[ ,:]", p.summary)) <= SUMMARY_FIELD_CHARS

@@ -13,6 +13,7 @@ the case where metadata and detector differ.
 
 The package, one room per concern: ``containers`` (find the blocks), ``exif``, ``xmp``,
 ``iptc_iim``, ``c2pa_reader``, ``generators`` (one parser per generator format),
+``stealth`` (text in the alpha channel's low bits),
 ``generator_names`` (the one table of generator names and source types), ``assessment``
 (declared_generated and the summary), ``display`` (the grouped listing front ends show).
 """
@@ -53,6 +54,7 @@ from forensics_app.core.provenance.records import (
     XmpFindings,
     load_trust_anchors,
 )
+from forensics_app.core.provenance.stealth import has_alpha, read_stealth
 from forensics_app.core.provenance.text import reason
 from forensics_app.core.provenance.xmp import TEXT_FIELDS as XMP_TEXT_FIELDS
 from forensics_app.core.provenance.xmp import read_xmp, remote_provenance
@@ -66,6 +68,15 @@ __all__ = [
 ]
 
 _IIM_TEXT = ("Caption-Abstract", "Headline", "ObjectName", "OriginatingProgram")
+
+
+def _generator_text(fields: list[TextField], entries: list[TextEntry], notes: list[str]
+                    ) -> GeneratorFindings:
+    try:
+        return read_generator_text(fields, entries, notes)
+    except Exception as exc:  # noqa: BLE001
+        notes.append(f"generator text not parsed: {reason(exc)}")
+        return GeneratorFindings(entries=entries)
 
 
 def read_provenance(data: bytes, options: ProvenanceOptions | None = None) -> Provenance:
@@ -98,11 +109,16 @@ def read_provenance(data: bytes, options: ProvenanceOptions | None = None) -> Pr
                                          len(text) > STORED_TEXT_CHARS))
     fields += [TextField("XMP", k, xmp_full[k]) for k in XMP_TEXT_FIELDS if k in xmp_full]
     fields += [TextField("IPTC-IIM", k, iim_full[k]) for k in _IIM_TEXT if k in iim_full]
-    try:
-        p.generator_text = read_generator_text(fields, entries, notes)
-    except Exception as exc:  # noqa: BLE001
-        notes.append(f"generator text not parsed: {reason(exc)}")
-        p.generator_text = GeneratorFindings(entries=entries)
+    p.generator_text = _generator_text(fields, entries, notes)
+    if p.generator_text.generator is None and has_alpha(data, blocks.format):
+        # text chunks stripped: NovelAI and the stealth-pnginfo extension keep a copy in the
+        # alpha channel's low bits (one decode, only for images with alpha and no text found)
+        hidden = read_stealth(data, blocks.format, notes)
+        if hidden:
+            entries.append(TextEntry("alpha-channel", "stealth", len(hidden),
+                                     hidden[:STORED_TEXT_CHARS], len(hidden) > STORED_TEXT_CHARS))
+            fields.append(TextField("alpha-channel", "stealth", hidden))
+            p.generator_text = _generator_text(fields, entries, notes)
     if blocks.format == "JPEG":
         q, std = jpeg_quality(blocks.dqt)
         p.jpeg = JpegFindings(True, q, std, len(blocks.dqt), blocks.comments)
