@@ -161,7 +161,8 @@ def _c2pa_part(p: Provenance) -> str | None:
     if not c.readable:
         return None
     claim = f"claim by {cap(c.claim_generator) or 'an unnamed generator'}"
-    if c.manifest_failure(c.active_manifest):
+    active_failed = c.manifest_failure(c.active_manifest)
+    if active_failed:
         claim = f"{FAILED_MANIFEST}: {claim}"
     created = [a for a in c.actions if str(a.get("action", "")).startswith("c2pa.created")]
     created.sort(key=lambda a: not a.get("active"))  # the active manifest's own first
@@ -173,7 +174,7 @@ def _c2pa_part(p: Provenance) -> str | None:
         claim += f"; digitalSourceType {code}" if code else ""
         if not a.get("active"):
             claim += "; in an ingredient's manifest"
-            claim += f", {FAILED_MANIFEST}" if a.get("failed") else ""
+            claim += f", {FAILED_MANIFEST}" if a.get("failed") and not active_failed else ""
         claim += ")"
     if c.any_failure:  # the failure leads: nothing signed here can be taken at its word
         return f"C2PA: {c.verification} — {claim}"

@@ -182,6 +182,16 @@ def _cawg(found: C2paFindings, label: str, active: bool, assertion: dict[str, An
     })
 
 
+def _claim_failure(found: C2paFindings, label: str, active: str | None) -> list[str] | None:
+    """Why a claim in manifest ``label`` is weaker: its own manifest failed, or (for an
+    ingredient's manifest) the active manifest did, the only link from it to this file."""
+    own = found.manifest_failure(label)
+    if own or label == active:
+        return own
+    via = found.manifest_failure(active)
+    return [f"{c} (active manifest)" for c in via] if via else None
+
+
 def fill_from_store(found: C2paFindings, store: dict[str, Any]) -> None:
     """Fill ``found`` from the manifest-store JSON c2pa-python's Reader returns."""
     found.validation_state = store.get("validation_state")
@@ -253,5 +263,5 @@ def fill_from_store(found: C2paFindings, store: dict[str, Any]) -> None:
                     "manifest": label, "active": label == active, "action": a.get("action"),
                     "digital_source_type": a.get("digitalSourceType"),
                     "software_agent": _agent(a.get("softwareAgent")), "when": a.get("when"),
-                    "failed": found.manifest_failure(label),
+                    "failed": _claim_failure(found, label, active),
                 })
