@@ -14,11 +14,16 @@ from PIL import Image
 from provenance_samples import (
     A1111_PARAMETERS,
     IPTC,
+    bare_xmp,
     c2pa_signed,
+    c2pa_with_failed_ingredient,
+    iim_app13,
+    image_bytes,
     jpeg_insert_segment,
     jpeg_with_app1,
     make_test_ca,
     png_with_text,
+    xmp_alt,
     xmp_packet,
 )
 
@@ -41,36 +46,6 @@ SHARED_C2PA = Path(__file__).resolve().parents[3] / "shared" / "data" / "provena
 if not SHARED_C2PA.is_dir():
     SHARED_C2PA = Path("/work/shared/data/provenance")
 ACTIVE, PARENT = "urn:c2pa:active-1111", "urn:c2pa:parent-2222"
-
-
-def _image(fmt: str = "JPEG", exif: Image.Exif | None = None, mode: str = "RGB", **kw) -> bytes:
-    buf = io.BytesIO()
-    Image.new(mode, (32, 32), (120, 30, 200, 255)[:len(mode)]).save(
-        buf, fmt, **({"exif": exif} if exif is not None else {}), **kw)
-    return buf.getvalue()
-
-
-def _xmp(props: str = "", body: str = "") -> bytes:
-    """A bare XMP packet: ``props`` as attributes, ``body`` as child elements."""
-    return (
-        '<?xpacket begin="\ufeff" id="W5M0MpCehiHzreSzNTczkc9d"?>'
-        '<x:xmpmeta xmlns:x="adobe:ns:meta/"><rdf:RDF '
-        'xmlns:rdf="http://www.w3.org/1999/02/22-rdf-syntax-ns#">'
-        '<rdf:Description rdf:about="" xmlns:dc="http://purl.org/dc/elements/1.1/" '
-        'xmlns:photoshop="http://ns.adobe.com/photoshop/1.0/" '
-        'xmlns:exif="http://ns.adobe.com/exif/1.0/" '
-        f'xmlns:Iptc4xmpExt="http://iptc.org/std/Iptc4xmpExt/2008-02-29/" {props}>'
-        f'{body}</rdf:Description></rdf:RDF></x:xmpmeta><?xpacket end="w"?>').encode()
-
-
-def _alt(tag: str, text: str) -> str:
-    return f"<{tag}><rdf:Alt><rdf:li xml:lang='x-default'>{text}</rdf:li></rdf:Alt></{tag}>"
-
-
-def _iim_app13(datasets: list[tuple[int, int, bytes]]) -> bytes:
-    iim = b"".join(b"\x1c" + bytes([r, d]) + struct.pack(">H", len(v)) + v for r, d, v in datasets)
-    res = b"8BIM" + struct.pack(">H", 0x0404) + b"\x00\x00" + struct.pack(">I", len(iim)) + iim
-    return b"Photoshop 3.0\x00" + res + (b"\x00" if len(iim) & 1 else b"")
 
 
 def _from_store(store: dict) -> Provenance:
@@ -103,34 +78,8 @@ def test_ca():
 
 
 # ----------------------------------------------------------------------------- 1. ingredients
-def _with_tampered_ingredient(ca) -> bytes:
-    """A manifest (signed here) whose parent ingredient's own manifest fails its data hash."""
-    import c2pa
-
-    parent, _ = c2pa_signed("jpeg", ca=ca)
-    img = Image.open(io.BytesIO(parent))
-    buf = io.BytesIO()
-    img.point(lambda v: 255 - v).save(buf, "JPEG", quality=90)
-    tampered = parent[:parent.index(b"\xff\xda")] + buf.getvalue()[buf.getvalue().index(b"\xff\xda"):]
-    chain, key_pem, _ca_pem = ca
-    signer = c2pa.Signer.from_info(c2pa.C2paSignerInfo(c2pa.C2paSigningAlg.ES256, chain,
-                                                       key_pem, None))
-    manifest = {"claim_generator_info": [{"name": "Editor", "version": "1"}],
-                "title": "edited.jpg", "assertions": [{"label": "c2pa.actions", "data": {
-                    "actions": [{"action": "c2pa.opened",
-                                 "parameters": {"ingredientIds": ["parent-1"]}}]}}]}
-    ctx = c2pa.Context.from_dict({"builder": {"thumbnail": {"enabled": False}},
-                                  "verify": {"verify_after_sign": False}})
-    src, out = io.BytesIO(_image("JPEG", quality=90)), io.BytesIO()
-    with c2pa.Builder(manifest, context=ctx) as builder:
-        builder.add_ingredient({"title": "parent.jpg", "relationship": "parentOf",
-                                "label": "parent-1"}, "image/jpeg", io.BytesIO(tampered))
-        builder.sign(signer, "image/jpeg", src, out)
-    return out.getvalue()
-
-
 def test_failed_ingredient_made_here_is_never_verified(test_ca):
-    data = _with_tampered_ingredient(test_ca)
+    data = c2pa_with_failed_ingredient(test_ca)
     options = ProvenanceOptions(trust_anchors_pem=test_ca[2].decode(), trust_anchors_source="t")
     p = read_provenance(data, options)
     c = p.c2pa
@@ -248,7 +197,7 @@ def test_real_chatgpt_manifests_that_fail_are_worded_so():
                                             ("trainedAlgorithmicMedia", "trained"),
                                             ("compositeSynthetic", "synthetic")])
 def test_xmp_generated_kinds(code, kind):
-    p = read_provenance(jpeg_with_app1(XMP_SIG + _xmp(
+    p = read_provenance(jpeg_with_app1(XMP_SIG + bare_xmp(
         f'Iptc4xmpExt:DigitalSourceType="{IPTC}{code}"')))
     assert p.declared_generated is True and p.generated_kind == kind
     rows = dict(list(iter_detail_groups(p))[-1][1])
@@ -268,8 +217,8 @@ def test_c2pa_algorithmic_media_is_generated(test_ca):
     "Steps: 20, Sampler: Euler, Seed: 5\nmore caption text after it",  # not the last line
 ])
 def test_caption_with_seed_is_not_a1111(caption):
-    app13 = _iim_app13([(1, 90, b"\x1b%G"), (2, 120, caption.encode())])
-    p = read_provenance(jpeg_insert_segment(_image(), 0xED, app13))
+    app13 = iim_app13([(1, 90, b"\x1b%G"), (2, 120, caption.encode())])
+    p = read_provenance(jpeg_insert_segment(image_bytes(), 0xED, app13))
     assert p.generator_text.generator is None and p.declared_generated is None
 
 
@@ -287,9 +236,9 @@ def test_a1111_structure_still_matched_everywhere_it_is_written():
     ("Generated with Adobe Firefly", "Adobe Firefly"), ("Reuters", None)])
 def test_credit_names_a_generator_only_in_the_phrase_tools_write(credit, generator):
     assert match_credit(credit) == generator
-    for data in (jpeg_with_app1(XMP_SIG + _xmp(body=f"<photoshop:Credit>{credit}"
+    for data in (jpeg_with_app1(XMP_SIG + bare_xmp(body=f"<photoshop:Credit>{credit}"
                                                     "</photoshop:Credit>")),
-                 jpeg_insert_segment(_image(), 0xED, _iim_app13([(1, 90, b"\x1b%G"),
+                 jpeg_insert_segment(image_bytes(), 0xED, iim_app13([(1, 90, b"\x1b%G"),
                                                                  (2, 110, credit.encode())]))):
         p = read_provenance(data)
         assert p.declared_generated is (True if generator else None), credit
@@ -310,14 +259,14 @@ def _a1111_comment(text: str = A1111_PARAMETERS) -> bytes:
 def test_user_comment_in_ifd0_is_read():
     exif = Image.Exif()
     exif[0x9286] = _a1111_comment()  # in IFD0, where the standard does not put it
-    p = read_provenance(_image("JPEG", exif))
+    p = read_provenance(image_bytes("JPEG", exif))
     g = p.generator_text
     assert g.seed == "1234" and g.source == "EXIF IFD0 UserComment"
     assert p.declared_generated is True
 
 
 def test_xmp_exif_user_comment_is_read():
-    p = read_provenance(jpeg_with_app1(XMP_SIG + _xmp(body=_alt(
+    p = read_provenance(jpeg_with_app1(XMP_SIG + bare_xmp(body=xmp_alt(
         "exif:UserComment", A1111_PARAMETERS.replace("\n", "&#10;")))))
     assert p.generator_text.source == "XMP exif:UserComment" and p.generator_text.seed == "1234"
 
@@ -327,19 +276,19 @@ MJ_ID = "Job ID: 0123abcd-4567-89ab-cdef-0123456789ab"
 
 def test_long_xmp_and_iim_values_are_parsed_whole():
     prompt = "a very long prompt, " * 600  # 12,000 characters: the Job ID comes after 4,096
-    p = read_provenance(jpeg_with_app1(XMP_SIG + _xmp(body=_alt("dc:description",
+    p = read_provenance(jpeg_with_app1(XMP_SIG + bare_xmp(body=xmp_alt("dc:description",
                                                                 f"{prompt}{MJ_ID}"))))
     assert p.generator_text.generator == "Midjourney", "XMP value cut before parsing"
     assert len(p.iptc_xmp.fields["dc:description"]) == STORED_TEXT_CHARS
     rows = dict(list(iter_detail_groups(p))[1][1])
     assert len(rows["dc:description"]) == DISPLAY_VALUE_CHARS
-    app13 = _iim_app13([(1, 90, b"\x1b%G"), (2, 120, f"{prompt}{MJ_ID}".encode())])
-    p = read_provenance(jpeg_insert_segment(_image(), 0xED, app13))
+    app13 = iim_app13([(1, 90, b"\x1b%G"), (2, 120, f"{prompt}{MJ_ID}".encode())])
+    p = read_provenance(jpeg_insert_segment(image_bytes(), 0xED, app13))
     assert p.generator_text.generator == "Midjourney", "IIM value cut before parsing"
     # an A1111 parameter line after 4,096 characters of prompt, in a caption
-    app13 = _iim_app13([(1, 90, b"\x1b%G"),
+    app13 = iim_app13([(1, 90, b"\x1b%G"),
                         (2, 120, ("x" * 5000 + "\nSteps: 2, Sampler: Euler, Seed: 77").encode())])
-    assert read_provenance(jpeg_insert_segment(_image(), 0xED, app13)).generator_text.seed == "77"
+    assert read_provenance(jpeg_insert_segment(image_bytes(), 0xED, app13)).generator_text.seed == "77"
 
 
 # ----------------------------------------------------------------------------- 6. UTF-16
@@ -354,7 +303,7 @@ def test_bom_less_utf16_byte_order_comes_from_the_bytes(enc, text):
     # the EXIF byte order (II: little-endian) must not override what the bytes say
     exif = Image.Exif()
     exif.get_ifd(0x8769)[0x9286] = b"UNICODE\x00" + raw
-    p = read_provenance(_image("JPEG", exif))
+    p = read_provenance(image_bytes("JPEG", exif))
     assert p.exif.user_comment == text
 
 
@@ -378,14 +327,14 @@ def test_unsigned_digital_capture_is_a_weak_claim():
 def test_exif_make_model_naming_a_generator_is_not_a_camera():
     exif = Image.Exif()
     exif[0x010F], exif[0x0110] = "OpenAI", "DALL-E 3"
-    p = read_provenance(_image("JPEG", exif))
+    p = read_provenance(image_bytes("JPEG", exif))
     assert p.exif.camera is None
     assert p.exif.generator_named_in == ["Make: OpenAI", "Model: DALL-E 3"]
     assert p.declared_generated is True and p.generated_kind == "trained"
     assert "names a camera" not in p.summary and not any("camera" in h for h in p.hints)
     assert "names a generator, not a camera: OpenAI / DALL-E 3" in p.summary
     exif[0x010F], exif[0x0110] = "Canon", "Canon EOS R5"
-    assert read_provenance(_image("JPEG", exif)).exif.camera == "Canon EOS R5"
+    assert read_provenance(image_bytes("JPEG", exif)).exif.camera == "Canon EOS R5"
 
 
 # ----------------------------------------------------------------------------- 9. CAWG
@@ -430,7 +379,7 @@ def test_novelai_webp_and_jpeg_exif_user_comment(fmt):
     exif = Image.Exif()
     exif[0x010E] = "1girl, lighthouse"
     exif.get_ifd(0x8769)[0x9286] = b"UNICODE\x00" + json.dumps(NAI_CHUNKS).encode("utf-16-be")
-    p = read_provenance(_image(fmt, exif))
+    p = read_provenance(image_bytes(fmt, exif))
     g = p.generator_text
     assert (g.generator, g.source, g.seed, g.steps) == ("NovelAI", "EXIF UserComment", "4242",
                                                         "28")
@@ -474,7 +423,7 @@ def test_novelai_stealth_alpha_copy_is_read(fmt):
 def test_stealth_pnginfo_with_a1111_text_and_no_false_signature():
     p = read_provenance(_stealth_png(A1111_PARAMETERS.encode(), b"stealth_pnginfo"))
     assert p.generator_text.seed == "1234" and p.generator_text.source == "alpha-channel stealth"
-    plain = _image("PNG", mode="RGBA")
+    plain = image_bytes("PNG", mode="RGBA")
     p = read_provenance(plain)
     assert p.generator_text.generator is None and p.notes == []
 
