@@ -433,3 +433,55 @@ def test_stealth_with_a_lying_length_is_a_note():
     p = read_provenance(data)  # gzip of 10 bytes of "x" is not gzip: a note, no raise
     assert p.generator_text.generator is None
     assert any("alpha-channel metadata" in n for n in p.notes)
+
+
+def _ingredient_store() -> dict:
+    return {"active_manifest": ACTIVE, "validation_state": "Invalid",
+            "manifests": {ACTIVE: _manifest("Editor", ingredients=[{
+                "title": "CA.jpg", "active_manifest": PARENT, "label": "c2pa.ingredient",
+                "validation_status": [_status("claimSignature.mismatch", PARENT)]}]),
+                PARENT: _manifest("Generator", "trainedAlgorithmicMedia")},
+            "validation_results": {"activeManifest": {
+                "success": [_status("signingCredential.trusted", ACTIVE)], "failure": []},
+                "ingredientDeltas": [{"ingredientAssertionURI": "x", "validationDeltas": {
+                    "failure": [_status("assertion.dataHash.mismatch", PARENT)]}}]}}
+
+
+def test_store_of_unexpected_shape_never_raises_and_is_never_verified():
+    """Every value of the library's JSON replaced by a wrong type, one at a time."""
+    import copy
+
+    def paths(node, prefix=()):
+        if isinstance(node, dict):
+            for k, v in node.items():
+                yield prefix + (k,)
+                yield from paths(v, prefix + (k,))
+        elif isinstance(node, list):
+            for i, v in enumerate(node):
+                yield prefix + (i,)
+                yield from paths(v, prefix + (i,))
+
+    base = _ingredient_store()
+    for path in list(paths(base)):
+        for junk in (None, 7, "x", [], {}, [1, "a"], {"a": [None]}):
+            store = copy.deepcopy(base)
+            node = store
+            for k in path[:-1]:
+                node = node[k]
+            node[path[-1]] = junk
+            p = _from_store(store)  # must not raise
+            assert "signature verified" not in p.c2pa.verification or not p.c2pa.any_failure
+
+
+def test_reader_wraps_a_store_it_cannot_follow(monkeypatch, test_ca):
+    from forensics_app.core.provenance import c2pa_reader
+
+    def broken(found, store):
+        found.trust = "trusted"
+        raise TypeError("unexpected structure")
+
+    monkeypatch.setattr(c2pa_reader, "fill_from_store", broken)
+    p = read_provenance(c2pa_signed("jpeg", ca=test_ca)[0])
+    assert p.c2pa.readable and "not understood" in p.c2pa.error
+    assert "FAILED" in p.c2pa.verification and "verified" not in p.summary
+    assert any("not understood" in n for n in p.notes)

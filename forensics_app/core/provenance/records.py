@@ -84,7 +84,7 @@ class C2paFindings:
     @property
     def any_failure(self) -> bool:
         """The library reports a failure code somewhere, or calls the store Invalid."""
-        return bool(self.failures or self.ingredient_failures
+        return bool(self.failures or self.ingredient_failures or (self.readable and self.error)
                     or (self.validation_state or "").lower() == "invalid")
 
     def manifest_failure(self, label: str | None) -> list[str] | None:
@@ -114,6 +114,8 @@ class C2paFindings:
                     + (f"; signer untrusted: {why}" if self.trust == "untrusted" else ""))
             return "; ".join([lead] + extra)
         invalid = (self.validation_state or "").lower() == "invalid"
+        if self.error:  # a store the reader could not follow: nothing in it is taken as checked
+            extra.insert(0, f"validation results FAILED to read ({self.error})")
         if extra or invalid:
             if invalid and not extra:
                 extra.append("validation FAILED: the c2pa library reports the manifest store "
