@@ -148,6 +148,20 @@ def test_v1_ingredient_validation_status_list_and_bare_invalid_state():
     assert p.c2pa.failed_manifests == {ACTIVE: ["validation_state Invalid"]}
 
 
+def test_invalid_because_of_an_untrusted_ingredient_is_worded_failed():
+    """The library calls a store Invalid for any ingredient delta failure, trust included."""
+    store = {"active_manifest": ACTIVE, "validation_state": "Invalid",
+             "manifests": {ACTIVE: _manifest("Editor"), PARENT: _manifest("Gen")},
+             "validation_results": {
+                 "activeManifest": {"success": [_status("signingCredential.trusted", ACTIVE)]},
+                 "ingredientDeltas": [{"ingredientAssertionURI": "x", "validationDeltas": {
+                     "failure": [_status("signingCredential.untrusted", PARENT)]}}]}}
+    c = _from_store(store).c2pa
+    assert "ingredient signer untrusted ('x': signingCredential.untrusted)" in c.verification
+    assert "FAILED" in c.verification and "Invalid" in c.verification
+    assert "verified" not in c.verification
+
+
 def test_valid_trusted_store_is_still_verified():
     p = _from_store({"active_manifest": ACTIVE, "validation_state": "Trusted",
                      "manifests": {ACTIVE: _manifest("Gen", "trainedAlgorithmicMedia")},

@@ -206,7 +206,7 @@ def _claim_failure(found: C2paFindings, label: str, active: str | None) -> list[
     if own or label == active:
         return own
     via = found.manifest_failure(active)
-    return [f"{c} (active manifest)" for c in via] if via else None
+    return [f"active manifest: {', '.join(via)}"] if via else None
 
 
 def fill_from_store(found: C2paFindings, store: dict[str, Any]) -> None:

@@ -72,14 +72,18 @@ class C2paFindings:
     def cawg_failures(self) -> list[str]:
         return list(dict.fromkeys(f for f in self.failures if f.startswith("cawg.")))
 
+    def _ingredient_codes(self, untrusted: bool | None) -> list[str]:
+        by_title: dict[str, list[str]] = {}
+        for s in self.ingredient_status:
+            if s.get("kind") == "failure" and (untrusted is None
+                                               or (s["code"] in UNTRUSTED_ONLY) == untrusted):
+                by_title.setdefault(s.get("ingredient") or "untitled", []).append(s["code"])
+        return [f"'{t}': {', '.join(dict.fromkeys(codes))}" for t, codes in by_title.items()]
+
     @property
     def ingredient_failures(self) -> list[str]:
         """Every ingredient failure code the library reports, as "'title': code, code"."""
-        by_title: dict[str, list[str]] = {}
-        for s in self.ingredient_status:
-            if s.get("kind") == "failure":
-                by_title.setdefault(s.get("ingredient") or "untitled", []).append(s["code"])
-        return [f"'{t}': {', '.join(dict.fromkeys(codes))}" for t, codes in by_title.items()]
+        return self._ingredient_codes(None)
 
     @property
     def any_failure(self) -> bool:
@@ -105,8 +109,11 @@ class C2paFindings:
                else "signer not on the loaded trust list")
         failed = self.check_failures
         extra = []
-        if self.ingredient_failures:
-            extra.append(f"ingredient validation FAILED ({_shown(self.ingredient_failures)})")
+        checks, untrusted = self._ingredient_codes(False), self._ingredient_codes(True)
+        if checks:
+            extra.append(f"ingredient validation FAILED ({_shown(checks)})")
+        if untrusted:  # a failure code too, though about trust only: never "verified"
+            extra.append(f"ingredient signer untrusted ({_shown(untrusted)})")
         if self.cawg_failures:
             extra.append(f"CAWG identity assertion check FAILED ({_shown(self.cawg_failures)})")
         if failed:
@@ -117,7 +124,7 @@ class C2paFindings:
         if self.error:  # a store the reader could not follow: nothing in it is taken as checked
             extra.insert(0, f"validation results FAILED to read ({self.error})")
         if extra or invalid:
-            if invalid and not extra:
+            if invalid and not any("FAILED" in e for e in extra):
                 extra.append("validation FAILED: the c2pa library reports the manifest store "
                              "Invalid")
             state = ("active manifest's signature intact, signer on the loaded trust list"
