@@ -160,6 +160,7 @@ def test_invalid_because_of_an_untrusted_ingredient_is_worded_failed():
     assert "ingredient signer untrusted ('x': signingCredential.untrusted)" in c.verification
     assert "FAILED" in c.verification and "Invalid" in c.verification
     assert "verified" not in c.verification
+    assert c.failed_manifests == {}  # the active manifest itself did not fail
 
 
 def test_valid_trusted_store_is_still_verified():

@@ -163,7 +163,7 @@ def _ingredient_statuses(found: C2paFindings, manifests: dict[str, Any],
         uri = str(delta.get("ingredientAssertionURI") or "")
         parent, _, assertion = uri.partition("/c2pa.assertions/")
         ing = by_assertion.get((_manifest_of(parent + "/") or "", assertion)) or {}
-        title = str(ing.get("title") or assertion or "untitled")[:200]
+        title = str(ing.get("title") or assertion or uri or "untitled")[:200]
         for kind, st in _status_lists(delta.get("validationDeltas")):
             if kind == "success":
                 continue
@@ -235,7 +235,8 @@ def fill_from_store(found: C2paFindings, store: dict[str, Any]) -> None:
         # a status in the active list may point into another manifest of the store
         target = _manifest_of(st["url"]) or str(active)
         found.failed_manifests.setdefault(target, []).append(code)
-    if str(found.validation_state).lower() == "invalid" and not found.failed_manifests:
+    placed = found.failed_manifests or any(s["kind"] == "failure" for s in found.ingredient_status)
+    if str(found.validation_state).lower() == "invalid" and not placed:
         found.failed_manifests[str(active)] = ["validation_state Invalid"]
     found.failed_manifests = {k[:200]: list(dict.fromkeys(v))[:20]
                               for k, v in list(found.failed_manifests.items())[:50]}
