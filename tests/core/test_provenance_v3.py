@@ -409,12 +409,56 @@ def test_novelai_v4_prompt_in_png():
     assert p.generator_text.generator == "NovelAI" and p.generator_text.prompt == "a v4 prompt"
 
 
-def _stealth_png(payload: bytes, signature: bytes, fmt: str = "PNG") -> bytes:
+def _stealth_rgba(payload: bytes, signature: bytes, w: int = 64):
     import numpy as np
 
     bits = np.unpackbits(np.frombuffer(signature + struct.pack(">I", len(payload) * 8) + payload,
                                        dtype=np.uint8))
-    w = 64
+    h = max(-(-len(bits) // w) + 1, 8)
+    alpha = np.full(w * h, 254, dtype=np.uint8)
+    alpha[:len(bits)] |= bits
+    rgba = np.zeros((h, w, 4), dtype=np.uint8)
+    rgba[..., 0] = np.arange(w, dtype=np.uint8)[None, :] * 7  # something for the filters
+    rgba[..., 1] = (np.arange(h, dtype=np.uint8)[:, None] * 3)
+    rgba[..., 2] = 90
+    rgba[..., 3] = alpha.reshape(w, h).T  # column by column: x outer, y inner
+    return rgba
+
+
+def _png_with_filters(rgba) -> bytes:
+    """A PNG whose rows cycle through the five filter types (None, Sub, Up, Average, Paeth)."""
+    import zlib
+
+    h, w, _ = rgba.shape
+    raw, prev = bytearray(), bytes(w * 4)
+    for y in range(h):
+        row, f, out = rgba[y].tobytes(), y % 5, bytearray()
+        for i, x in enumerate(row):
+            a = row[i - 4] if i >= 4 else 0
+            b, c = prev[i], (prev[i - 4] if i >= 4 else 0)
+            if f == 4:
+                pa, pb, pc = abs(b - c), abs(a - c), abs(a + b - 2 * c)
+                pred = a if pa <= pb and pa <= pc else b if pb <= pc else c
+            else:
+                pred = (0, a, b, (a + b) // 2)[f]
+            out.append((x - pred) & 0xFF)
+        raw += bytes([f]) + out
+        prev = row
+
+    def chunk(t: bytes, body: bytes) -> bytes:
+        return struct.pack(">I", len(body)) + t + body + struct.pack(">I", zlib.crc32(t + body))
+
+    ihdr = struct.pack(">IIBBBBB", w, h, 8, 6, 0, 0, 0)
+    idat = zlib.compress(bytes(raw))
+    return (b"\x89PNG\r\n\x1a\n" + chunk(b"IHDR", ihdr) + chunk(b"IDAT", idat[:50])
+            + chunk(b"IDAT", idat[50:]) + chunk(b"IEND", b""))
+
+
+def _stealth_png(payload: bytes, signature: bytes, fmt: str = "PNG", w: int = 64) -> bytes:
+    import numpy as np
+
+    bits = np.unpackbits(np.frombuffer(signature + struct.pack(">I", len(payload) * 8) + payload,
+                                       dtype=np.uint8))
     h = -(-len(bits) // w) + 1
     alpha = np.full(w * h, 254, dtype=np.uint8)
     alpha[:len(bits)] |= bits
@@ -433,6 +477,23 @@ def test_novelai_stealth_alpha_copy_is_read(fmt):
     g = p.generator_text
     assert (g.generator, g.source, g.seed) == ("NovelAI", "alpha-channel stealth", "4242")
     assert p.declared_generated is True
+
+
+def test_stealth_signature_check_reads_the_first_column_of_every_filter_type():
+    """Tall images take the cheap path (first column only); it must agree with a decode."""
+    from forensics_app.core.provenance.stealth import _png_signature_present
+
+    payload = gzip.compress(json.dumps(NAI_CHUNKS).encode())
+    data = _png_with_filters(_stealth_rgba(payload, b"stealth_pngcomp", w=8))
+    assert Image.open(io.BytesIO(data)).size[1] >= 152
+    assert _png_signature_present(data) is True
+    assert _png_signature_present(_stealth_png(payload, b"stealth_pngcomp", w=8)) is True
+    p = read_provenance(data)
+    assert (p.generator_text.generator, p.generator_text.seed) == ("NovelAI", "4242")
+    # and the same image with a wrong signature: the check says no without a decode
+    plain = _png_with_filters(_stealth_rgba(payload, b"stealth_pngXXXX", w=8))
+    assert _png_signature_present(plain) is False
+    assert read_provenance(plain).generator_text.generator is None
 
 
 def test_stealth_pnginfo_with_a1111_text_and_no_false_signature():
