@@ -561,3 +561,22 @@ def test_reader_wraps_a_store_it_cannot_follow(monkeypatch, test_ca):
     assert p.c2pa.readable and "not understood" in p.c2pa.error
     assert "FAILED" in p.c2pa.verification and "verified" not in p.summary
     assert any("not understood" in n for n in p.notes)
+
+
+def test_stealth_check_of_a_lying_png_header_is_bounded():
+    """A header claiming 2^31 x 2^31 pixels over an IDAT bomb: no inflate, a note."""
+    import zlib
+
+    from forensics_app.core.provenance.stealth import _png_signature_present
+
+    def chunk(t: bytes, body: bytes) -> bytes:
+        return struct.pack(">I", len(body)) + t + body + struct.pack(">I", zlib.crc32(t + body))
+
+    bomb = zlib.compress(b"\x00" * (32 << 20), 9)
+    data = (b"\x89PNG\r\n\x1a\n" + chunk(b"IHDR", struct.pack(">IIBBBBB", 1 << 31, 1 << 31, 8, 6,
+                                                              0, 0, 0))
+            + chunk(b"IDAT", bomb) + chunk(b"IEND", b""))
+    assert _png_signature_present(data) is None
+    p = read_provenance(data)
+    assert p.generator_text.generator is None
+    assert any("alpha-channel metadata" in n for n in p.notes)

@@ -47,10 +47,11 @@ def _png_signature_present(data: bytes) -> bool | None:
         return None
     width, height, depth, colour, _c, _f, interlace = struct.unpack(">IIBBBBB", data[16:29])
     bpp = {6: 4, 4: 2}.get(colour)
-    if bpp is None or depth != 8 or interlace or height < _SIG_BITS or width == 0:
-        return None
+    if bpp is None or depth != 8 or interlace or height < _SIG_BITS or width == 0 \
+            or width * height > MAX_STEALTH_PIXELS:
+        return None  # the whole-image path applies its pixel budget and says so
     stride = 1 + width * bpp
-    need = _SIG_BITS * stride
+    need = _SIG_BITS * stride  # at most 152 rows of a 40 MP image: bounded before inflating
     inflate, raw, pos = zlib.decompressobj(), bytearray(), 8
     try:
         while pos + 8 <= len(data) and len(raw) < need:
