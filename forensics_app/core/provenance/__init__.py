@@ -8,8 +8,10 @@ becomes a note on the record, never an exception out of :func:`read_provenance`.
 Metadata is a second witness, not a verdict: it never changes the detector's score. A file
 whose metadata declares AI generation gets ``declared_generated = True``; an explicit capture
 declaration (IPTC/C2PA "digitalCapture" and kin) gets ``False``; otherwise ``None``
-(unknown). A camera named in EXIF is a hint, not a declaration. :func:`disagreement` names
-the case where metadata and detector differ.
+(unknown); ``declared_strength`` says whether the strongest declaration is signed, claimed by
+a C2PA manifest that failed validation, or unsigned, and ``generated_kind`` whether a trained
+model or a plain algorithm made it. A camera named in EXIF is a hint, not a declaration.
+:func:`disagreement` names the case where metadata and detector differ.
 
 The package, one room per concern: ``containers`` (find the blocks), ``exif``, ``xmp``,
 ``iptc_iim``, ``c2pa_reader``, ``generators`` (one parser per generator format),
