@@ -214,3 +214,60 @@ def png_zip_bomb_text(key: str = "parameters", size: int = 64 << 20) -> bytes:
     comp = zlib.compressobj(9)
     body = b"".join(comp.compress(b"A" * (1 << 20)) for _ in range(size >> 20)) + comp.flush()
     return png_insert_chunk(png_with_text({}), png_chunk(b"zTXt", key.encode() + b"\x00\x00" + body))
+
+
+# ----------------------------------------------------------------------------- issue 33
+def image_bytes(fmt: str = "JPEG", exif: Image.Exif | None = None, mode: str = "RGB", **kw) -> bytes:
+    buf = io.BytesIO()
+    Image.new(mode, (32, 32), (120, 30, 200, 255)[:len(mode)]).save(
+        buf, fmt, **({"exif": exif} if exif is not None else {}), **kw)
+    return buf.getvalue()
+
+
+def bare_xmp(props: str = "", body: str = "") -> bytes:
+    """A bare XMP packet: ``props`` as attributes, ``body`` as child elements."""
+    return (
+        '<?xpacket begin="\ufeff" id="W5M0MpCehiHzreSzNTczkc9d"?>'
+        '<x:xmpmeta xmlns:x="adobe:ns:meta/"><rdf:RDF '
+        'xmlns:rdf="http://www.w3.org/1999/02/22-rdf-syntax-ns#">'
+        '<rdf:Description rdf:about="" xmlns:dc="http://purl.org/dc/elements/1.1/" '
+        'xmlns:photoshop="http://ns.adobe.com/photoshop/1.0/" '
+        'xmlns:exif="http://ns.adobe.com/exif/1.0/" '
+        f'xmlns:Iptc4xmpExt="http://iptc.org/std/Iptc4xmpExt/2008-02-29/" {props}>'
+        f'{body}</rdf:Description></rdf:RDF></x:xmpmeta><?xpacket end="w"?>').encode()
+
+
+def xmp_alt(tag: str, text: str) -> str:
+    return f"<{tag}><rdf:Alt><rdf:li xml:lang='x-default'>{text}</rdf:li></rdf:Alt></{tag}>"
+
+
+def iim_app13(datasets: list[tuple[int, int, bytes]]) -> bytes:
+    iim = b"".join(b"\x1c" + bytes([r, d]) + struct.pack(">H", len(v)) + v for r, d, v in datasets)
+    res = b"8BIM" + struct.pack(">H", 0x0404) + b"\x00\x00" + struct.pack(">I", len(iim)) + iim
+    return b"Photoshop 3.0\x00" + res + (b"\x00" if len(iim) & 1 else b"")
+
+
+def c2pa_with_failed_ingredient(ca) -> bytes:
+    """A manifest (signed here) whose parent ingredient's own manifest fails its data hash."""
+    import c2pa
+
+    parent, _ = c2pa_signed("jpeg", ca=ca)
+    img = Image.open(io.BytesIO(parent))
+    buf = io.BytesIO()
+    img.point(lambda v: 255 - v).save(buf, "JPEG", quality=90)
+    tampered = parent[:parent.index(b"\xff\xda")] + buf.getvalue()[buf.getvalue().index(b"\xff\xda"):]
+    chain, key_pem, _ca_pem = ca
+    signer = c2pa.Signer.from_info(c2pa.C2paSignerInfo(c2pa.C2paSigningAlg.ES256, chain,
+                                                       key_pem, None))
+    manifest = {"claim_generator_info": [{"name": "Editor", "version": "1"}],
+                "title": "edited.jpg", "assertions": [{"label": "c2pa.actions", "data": {
+                    "actions": [{"action": "c2pa.opened",
+                                 "parameters": {"ingredientIds": ["parent-1"]}}]}}]}
+    ctx = c2pa.Context.from_dict({"builder": {"thumbnail": {"enabled": False}},
+                                  "verify": {"verify_after_sign": False}})
+    src, out = io.BytesIO(image_bytes("JPEG", quality=90)), io.BytesIO()
+    with c2pa.Builder(manifest, context=ctx) as builder:
+        builder.add_ingredient({"title": "parent.jpg", "relationship": "parentOf",
+                                "label": "parent-1"}, "image/jpeg", io.BytesIO(tampered))
+        builder.sign(signer, "image/jpeg", src, out)
+    return out.getvalue()

@@ -90,7 +90,8 @@ class ProvenancePanel(QWidget):
         self.title.setText(
             f"<b>{_esc(record.file_name)}</b><br>{_esc(prov.summary)}<br>"
             f"Metadata declares generated: <b style='color:{colour}'>{prov.declared_text}</b>"
-            f" · detector: <b>{_esc(record.verdict.value)}</b>"
+            + (f" ({_esc(prov.declared_strength)})" if prov.declared_strength else "")
+            + f" · detector: <b>{_esc(record.verdict.value)}</b>"
             + (f" ({record.prob_fake:.3f})" if record.prob_fake is not None else ""))
         clash = disagreement(prov, record.verdict)
         if clash:
@@ -106,7 +107,8 @@ class ProvenancePanel(QWidget):
             for name, value in rows:
                 item = QTreeWidgetItem(group, [name, value])
                 item.setToolTip(1, value)
-                if name.startswith("Status: failure") or name == "Error":
+                if name.endswith("status: failure") or name.startswith("Status: failure") \
+                        or name == "Error":
                     item.setForeground(1, QBrush(QColor("#a3261b")))
             group.setExpanded(True)
 

@@ -62,7 +62,7 @@ def test_a1111_parameters_are_parsed():
 
 
 def test_summary_is_one_safe_line():
-    p = read_provenance(png_with_text({"parameters": "x\nSteps: 3, Seed: 1\u202e2, Model: a\tb"}))
+    p = read_provenance(png_with_text({"parameters": "x\nSteps: 3, Sampler: Euler, Seed: 1\u202e2, Model: a\tb"}))
     assert "\n" not in p.summary and "\u202e" not in p.summary and "seed 1 2" in p.summary and "model a b" in p.summary
 
 

@@ -89,7 +89,7 @@ def test_game_photo_mode_camera_is_a_hint_not_capture():
 
 def test_every_summary_field_is_capped():
     long_model = "M" * 2000
-    p = read_provenance(png_with_text({"parameters": f"x\nSteps: 3, Seed: {'9' * 900}, "
+    p = read_provenance(png_with_text({"parameters": f"x\nSteps: 3, Sampler: Euler, Seed: {'9' * 900}, "
                                                      f"Model: {long_model}"}))
     assert p.generator_text.generator and len(p.summary) <= SUMMARY_CHARS
     assert max(len(w) for w in re.split(r"[ ,:]", p.summary)) <= SUMMARY_FIELD_CHARS
@@ -156,7 +156,7 @@ def test_c2pa_software_agent_names_generator_without_source_type(test_ca):
 
 @pytest.mark.parametrize(("code", "declared"), [
     ("trainedAlgorithmicMedia", True), ("compositeSynthetic", True),
-    ("compositeWithTrainedAlgorithmicMedia", True), ("algorithmicMedia", None),
+    ("compositeWithTrainedAlgorithmicMedia", True), ("algorithmicMedia", True),
     ("digitalCapture", False)])
 def test_c2pa_source_types(test_ca, code, declared):
     manifest = {"claim_generator_info": [{"name": "Some Editor", "version": "3"}],
@@ -170,9 +170,11 @@ def test_c2pa_source_types(test_ca, code, declared):
     assert "created by Renderer; digitalSourceType " + code in p.summary
 
 
-def test_xmp_algorithmic_media_is_not_ai():
+def test_xmp_algorithmic_media_is_generated_of_kind_algorithmic():
+    # issue 33 item 3: algorithmicMedia means generated (by an algorithm, not a trained model)
     p = read_provenance(jpeg_with_app1(XMP_SIG + xmp_packet("algorithmicMedia", "Fractal Tool")))
-    assert p.declared_generated is None and any("not AI" in h for h in p.hints)
+    assert p.declared_generated is True and p.generated_kind == "algorithmic"
+    assert p.declared_strength == "unsigned"
 
 
 # ----------------------------------------------------------------------------- 4. generator JSON
@@ -530,7 +532,7 @@ def _corpus(ca) -> list[tuple[str, bytes, bool | None]]:
                                                  Model="Gran Turismo 5")), None),
         ("prompt-word", _image("JPEG", _exif(ImageDescription="midjourney-like sky")), None),
         ("algorithmic", jpeg_with_app1(XMP_SIG + xmp_packet("algorithmicMedia", "Fractals")),
-         None),
+         True),  # issue 33: generated, of kind "algorithmic"
         ("digital-creation", jpeg_with_app1(XMP_SIG + xmp_packet("digitalCreation", "Paint")),
          None),
         ("plain", _image("PNG"), None),

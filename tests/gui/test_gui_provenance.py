@@ -34,7 +34,8 @@ def test_provenance_column_filter_highlight_and_panel(make_window, qtbot, tmp_pa
     camera = model.record(rows["camera.jpg"])
     cell = model.index(rows["camera.jpg"], Column.PROVENANCE)
     assert cell.data() == camera.provenance.summary == (
-        "XMP DigitalSourceType digitalCapture · EXIF names a camera: Canon EOS 5D Mark IV, "
+        "XMP DigitalSourceType digitalCapture (unsigned claim) · EXIF names a camera: "
+        "Canon EOS 5D Mark IV, "
         "DateTimeOriginal (capture) 2019:06:01 14:03:22")
 
     window.provenance_filter.setCurrentIndex(window.provenance_filter.findData("declared"))

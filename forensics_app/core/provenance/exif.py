@@ -12,13 +12,14 @@ import re
 import warnings
 from typing import Any
 
+from forensics_app.core.provenance.generator_names import match_generator
 from forensics_app.core.provenance.limits import (
     EXIF_TEXT_CHARS,
     MAX_TEXT_CHUNK_BYTES,
     STORED_TEXT_CHARS,
 )
 from forensics_app.core.provenance.records import ExifFindings
-from forensics_app.core.provenance.text import reason
+from forensics_app.core.provenance.text import reason, utf16_order
 
 _EXIF_IFD, _GPS_IFD = 0x8769, 0x8825
 # IFD0 strings that may carry generator text instead of what the tag is for
@@ -48,23 +49,31 @@ def _full_string(value: Any) -> str | None:
     return value[:MAX_TEXT_CHUNK_BYTES].split("\x00", 1)[0].strip() or None
 
 
-def user_comment(raw: Any) -> str | None:
-    """EXIF UserComment: 8-byte charset prefix then text (A1111 writes UTF-16 here)."""
+def user_comment(raw: Any, byte_order: str | None = None) -> str | None:
+    """EXIF UserComment: 8-byte charset prefix then text (A1111 writes UTF-16 here).
+
+    ``byte_order``: the TIFF header's ("utf-16-le" for II, "utf-16-be" for MM), used only
+    when the text's own bytes do not tell."""
     if isinstance(raw, str):
         return raw.strip("\x00 ") or None
     if not isinstance(raw, bytes) or len(raw) < 8:
         return None
     head, body = raw[:8], raw[8:MAX_TEXT_CHUNK_BYTES]
     if head.startswith(b"UNICODE"):
-        # the byte order is not declared; text in either order has NULs on alternate bytes
+        # the byte order is not declared: a BOM, else what the bytes themselves say
         if body[:2] in (b"\xff\xfe", b"\xfe\xff"):
             enc, body = ("utf-16-le" if body[:2] == b"\xff\xfe" else "utf-16-be"), body[2:]
         else:
-            enc = "utf-16-le" if body[1:2] == b"\x00" else "utf-16-be"
+            enc = utf16_order(body, byte_order)
         text = body.decode(enc, "replace")
     else:
         text = body.decode("utf-8", "replace")
     return text.strip("\x00 ") or None
+
+
+def _byte_order(raw: bytes) -> str | None:
+    head = raw[6:8] if raw.startswith(b"Exif\x00\x00") else raw[:2]
+    return {b"II": "utf-16-le", b"MM": "utf-16-be"}.get(head)
 
 
 def _xp_string(value: Any) -> str | None:
@@ -104,10 +113,10 @@ def read_exif(raw: bytes, notes: list[str]) -> tuple[ExifFindings, list[tuple[st
                 if name == "ImageDescription":
                     texts.append((name, full))  # Midjourney and others write prompts here
                     ex.image_description = value
-                elif name == "Make":
-                    ex.make = value[:128]
-                elif name == "Model":
-                    ex.model = value[:128]
+                elif name in ("Make", "Model"):
+                    setattr(ex, name.lower(), value[:128])
+                    if match_generator(value[:128]):  # "OpenAI" / "DALL-E 3": not a camera
+                        ex.generator_named_in.append(f"{name}: {value[:128]}")
                 elif name == "Artist":
                     ex.artist = value
             ex.software = exif_string(exif.get(0x0131))
@@ -125,10 +134,14 @@ def read_exif(raw: bytes, notes: list[str]) -> tuple[ExifFindings, list[tuple[st
             ex.offset_time_original = exif_string(sub.get(0x9011), 16)
             ex.offset_time_digitized = exif_string(sub.get(0x9012), 16)
             ex.lens = exif_string(sub.get(0xA434))
-            comment = user_comment(sub.get(0x9286))
-            if comment:
-                ex.user_comment = comment[:STORED_TEXT_CHARS]
-                texts.append(("UserComment", comment))
+            order = _byte_order(raw)
+            # UserComment belongs in the Exif IFD; some writers put it in IFD0: read both
+            for where, value in (("UserComment", sub.get(0x9286)),
+                                 ("IFD0 UserComment", exif.get(0x9286))):
+                comment = user_comment(value, order)
+                if comment:
+                    ex.user_comment = ex.user_comment or comment[:STORED_TEXT_CHARS]
+                    texts.append((where, comment))
             ex.gps_present = bool(_GPS_IFD in exif and exif.get_ifd(_GPS_IFD))
             try:
                 ex.thumbnail_present = bool(exif.get_ifd(ExifTags.IFD.IFD1))

@@ -9,6 +9,7 @@ from __future__ import annotations
 
 import struct
 
+from forensics_app.core.provenance.limits import STORED_TEXT_CHARS
 from forensics_app.core.provenance.records import IptcIimFindings
 
 DATASETS = {
@@ -20,7 +21,12 @@ DATASETS = {
 _UTF8_ESCAPES = (b"\x1b%G", b"\x1b%/I")
 
 
-def read_iim(raw: bytes, notes: list[str]) -> IptcIimFindings:
+def read_iim(raw: bytes, notes: list[str], full: dict[str, str] | None = None
+             ) -> IptcIimFindings:
+    """The IIM findings; ``full``, when given, receives every value uncut (for the parsers).
+
+    The records are bounded by ``MAX_IIM_BYTES`` at intake; values are parsed whole and the
+    record keeps ``STORED_TEXT_CHARS`` of each."""
     found = IptcIimFindings(present=True)
     values: dict[str, list[str]] = {}
     utf8 = False
@@ -53,7 +59,10 @@ def read_iim(raw: bytes, notes: list[str]) -> IptcIimFindings:
             text = _decode(value, utf8)
             if text:
                 values.setdefault(DATASETS[dataset], []).append(text)
-    found.fields = {k: "; ".join(dict.fromkeys(v))[:4096] for k, v in values.items()}
+    joined = {k: "; ".join(dict.fromkeys(v)) for k, v in values.items()}
+    if full is not None:
+        full.update(joined)
+    found.fields = {k: v[:STORED_TEXT_CHARS] for k, v in joined.items()}
     return found
 
 

@@ -11,6 +11,12 @@ from typing import Any
 # (claimSignature.mismatch, assertion.dataHash.mismatch, signingCredential.expired, ...)
 # means the signature, the credential or the signed content did not check out.
 UNTRUSTED_ONLY = frozenset({"signingCredential.untrusted"})
+FAILED_MANIFEST = "claimed by a manifest that failed validation"
+
+
+def _shown(codes: list[str], limit: int = 4) -> str:
+    return ", ".join(codes[:limit]) + (f" and {len(codes) - limit} more" if len(codes) > limit
+                                        else "")
 
 
 @dataclass
@@ -34,6 +40,16 @@ class C2paFindings:
     validation_state: str | None = None  # exactly as the library reports it
     # active manifest's statuses as the library reports them: code, explanation, url, kind
     validation_status: list[dict[str, str]] = field(default_factory=list)
+    # ingredients' statuses as the library reports them: found now (validation_results
+    # ingredientDeltas, origin "validated now") or recorded in the ingredient when it was added
+    # (origin "recorded at signing"); code, explanation, url, kind, ingredient, origin
+    ingredient_status: list[dict[str, str]] = field(default_factory=list)
+    # manifest label -> its failure codes, for every manifest (active or an ingredient's) that
+    # failed validation: the claims inside it are worded as FAILED_MANIFEST, never verified
+    failed_manifests: dict[str, list[str]] = field(default_factory=dict)
+    # Creator Assertions Working Group assertions (identity, training-and-mining): statements
+    # by a named party inside the manifest, not the C2PA claim signer's own claim
+    cawg: list[dict[str, Any]] = field(default_factory=list)
     trust: str = "not evaluated"  # trusted | untrusted | not evaluated
     trust_anchors: str | None = None  # where the trust anchors came from; None: none loaded
     remote_manifest_url: str | None = None  # a manifest stored elsewhere (never fetched)
@@ -42,29 +58,81 @@ class C2paFindings:
 
     @property
     def failures(self) -> list[str]:
+        """Failure codes of the active manifest, exactly as the library reports them."""
         return [s["code"] for s in self.validation_status if s.get("kind") == "failure"]
 
     @property
     def check_failures(self) -> list[str]:
-        """Signature, credential or hash failures (not "the signer is not on a trust list")."""
-        return list(dict.fromkeys(f for f in self.failures if f not in UNTRUSTED_ONLY))
+        """Signature, credential or hash failures (not "the signer is not on a trust list",
+        not a CAWG identity assertion's own check)."""
+        return list(dict.fromkeys(f for f in self.failures
+                                  if f not in UNTRUSTED_ONLY and not f.startswith("cawg.")))
+
+    @property
+    def cawg_failures(self) -> list[str]:
+        return list(dict.fromkeys(f for f in self.failures if f.startswith("cawg.")))
+
+    def _ingredient_codes(self, untrusted: bool | None) -> list[str]:
+        by_title: dict[str, list[str]] = {}
+        for s in self.ingredient_status:
+            if s.get("kind") == "failure" and (untrusted is None
+                                               or (s["code"] in UNTRUSTED_ONLY) == untrusted):
+                by_title.setdefault(s.get("ingredient") or "untitled", []).append(s["code"])
+        return [f"'{t}': {', '.join(dict.fromkeys(codes))}" for t, codes in by_title.items()]
+
+    @property
+    def ingredient_failures(self) -> list[str]:
+        """Every ingredient failure code the library reports, as "'title': code, code"."""
+        return self._ingredient_codes(None)
+
+    @property
+    def any_failure(self) -> bool:
+        """The library reports a failure code somewhere, or calls the store Invalid."""
+        return bool(self.failures or self.ingredient_failures or (self.readable and self.error)
+                    or (self.validation_state or "").lower() == "invalid")
+
+    def manifest_failure(self, label: str | None) -> list[str] | None:
+        """The failure codes of manifest ``label`` when it failed validation, else None."""
+        return self.failed_manifests.get(label or "")
 
     @property
     def verification(self) -> str:
         """What the signature check means, in words an analyst cannot misread.
 
-        "Verified" is said only when the library reports no failure at all and the signer
-        chains to the loaded trust list; any other failure leads.
+        "Verified" is said only when the library reports no failure code at all (on the
+        active manifest or any ingredient), does not call the store Invalid, and the signer
+        chains to the loaded trust list; any failure leads, with its code.
         """
         if not self.readable:
             return "not read"
         why = ("no trust list loaded" if self.trust_anchors is None
                else "signer not on the loaded trust list")
         failed = self.check_failures
+        extra = []
+        checks, untrusted = self._ingredient_codes(False), self._ingredient_codes(True)
+        if checks:
+            extra.append(f"ingredient validation FAILED ({_shown(checks)})")
+        if untrusted:  # a failure code too, though about trust only: never "verified"
+            extra.append(f"ingredient signer untrusted ({_shown(untrusted)})")
+        if self.cawg_failures:
+            extra.append(f"CAWG identity assertion check FAILED ({_shown(self.cawg_failures)})")
         if failed:
-            shown = ", ".join(failed[:4]) + (f" and {len(failed) - 4} more" if len(failed) > 4 else "")
-            return (f"signature check FAILED ({shown})"
+            lead = (f"signature check FAILED ({_shown(failed)})"
                     + (f"; signer untrusted: {why}" if self.trust == "untrusted" else ""))
+            return "; ".join([lead] + extra)
+        invalid = (self.validation_state or "").lower() == "invalid"
+        if self.error:  # a store the reader could not follow: nothing in it is taken as checked
+            extra.insert(0, f"validation results FAILED to read ({self.error})")
+        if extra or invalid:
+            if invalid and not any("FAILED" in e for e in extra):
+                extra.append("validation FAILED: the c2pa library reports the manifest store "
+                             "Invalid")
+            state = ("active manifest's signature intact, signer on the loaded trust list"
+                     if self.trust == "trusted" else
+                     f"active manifest's signature intact, signer untrusted ({why})"
+                     if self.trust == "untrusted" else
+                     "active manifest's signer trust not evaluated")
+            return "; ".join(extra + [state])
         if self.trust == "trusted":
             return "signature verified against the loaded trust list"
         if self.trust == "untrusted":
@@ -113,11 +181,17 @@ class ExifFindings:
     # IFD0 strings that hold generator metadata instead of what the tag is for (ComfyUI
     # writes its workflow JSON into Make/Model/ImageDescription): tag names, never a camera
     generator_text_in: list[str] = field(default_factory=list)
+    # Make/Model that name a generator, not a camera ("OpenAI" / "DALL-E 3"): "Make: OpenAI"
+    generator_named_in: list[str] = field(default_factory=list)
     error: str | None = None
 
     @property
     def camera(self) -> str | None:
-        """The camera EXIF names (free text anyone can write; not proof of capture)."""
+        """The camera EXIF names (free text anyone can write; not proof of capture).
+
+        None when Make or Model names a generator: that is a generator name, not a camera."""
+        if self.generator_named_in:
+            return None
         make, model = (self.make or "").strip(), (self.model or "").strip()
         if model and make and model.lower().startswith(make.split()[0].lower()):
             return model
@@ -196,6 +270,12 @@ class Provenance:
     summary: str = "no provenance metadata"
     declared_generated: bool | None = None
     declared_basis: list[str] = field(default_factory=list)  # why declared_generated is what it is
+    # how strong the strongest declaration is: "signed" (a C2PA manifest that passed
+    # validation, trusted or not), FAILED_MANIFEST, or "unsigned" (free text anyone can write)
+    declared_strength: str | None = None
+    # what made it, when generated: "trained" (a model: AI), "algorithmic" (IPTC
+    # algorithmicMedia: an algorithm without a trained model), "synthetic" (compositeSynthetic)
+    generated_kind: str | None = None
     # unsigned, weak indications that never set declared_generated ("EXIF names a camera")
     hints: list[str] = field(default_factory=list)
 

@@ -4,6 +4,10 @@ Packets may be UTF-8, UTF-16 (BE/LE, with or without a BOM) or UTF-32; the encod
 detected from the first bytes, so the NUL that starts a UTF-16BE packet is not stripped. The
 XML is parsed by defusedxml with DTDs and entities refused (no entity bombs, no external
 fetches). Everything here is unsigned free text.
+
+Values are parsed whole (the packet is bounded by ``MAX_XMP_BYTES``): the generator parsers
+get every character through ``full``; the record keeps ``STORED_TEXT_CHARS`` of each value,
+and front ends shorten further only for display.
 """
 
 from __future__ import annotations
@@ -11,7 +15,7 @@ from __future__ import annotations
 import re
 
 from forensics_app.core.provenance.generator_names import source_type_code
-from forensics_app.core.provenance.limits import MAX_XMP_BYTES
+from forensics_app.core.provenance.limits import MAX_XMP_BYTES, STORED_TEXT_CHARS
 from forensics_app.core.provenance.records import XmpFindings
 from forensics_app.core.provenance.text import reason
 
@@ -36,11 +40,13 @@ XMP_FIELDS = (
     "xmp:CreateDate", "xmp:ModifyDate", "photoshop:Credit", "photoshop:Source",
     "photoshop:DateCreated", "dc:creator", "dc:title", "dc:description", "dc:rights",
     "tiff:Make", "tiff:Model", "exif:DateTimeOriginal", "stEvt:softwareAgent",
-    "dcterms:provenance", "plus:DataMining", "xmpNote:HasExtendedXMP",
+    "dcterms:provenance", "plus:DataMining", "xmpNote:HasExtendedXMP", "exif:UserComment",
+    "tiff:ImageDescription", "tiff:Software",
 )
 _XMP_KEYS = {f"{{{NS[k.split(':')[0]]}}}{k.split(':')[1]}": k for k in XMP_FIELDS}
 # free-text fields the generator parsers also read (Midjourney's "Job ID" description, ...)
-TEXT_FIELDS = ("dc:description", "dc:title", "photoshop:Credit", "xmp:CreatorTool")
+TEXT_FIELDS = ("dc:description", "dc:title", "photoshop:Credit", "xmp:CreatorTool",
+               "exif:UserComment", "tiff:ImageDescription")
 
 
 def packet_encoding(raw: bytes) -> str:
@@ -72,12 +78,14 @@ def packet_text(raw: bytes) -> tuple[str, str]:
     return text[start:] if start > 0 else text, enc
 
 
-def read_xmp(packets: list[bytes], notes: list[str], extended: list[bytes] | None = None
-             ) -> XmpFindings:
+def read_xmp(packets: list[bytes], notes: list[str], extended: list[bytes] | None = None,
+             full: dict[str, str] | None = None) -> XmpFindings:
+    """The XMP findings; ``full``, when given, receives every value uncut (for the parsers)."""
     from defusedxml import DefusedXmlException
     from defusedxml.ElementTree import ParseError, fromstring
 
     xmp = XmpFindings(present=True)
+    full = {} if full is None else full
     for i, raw in enumerate(list(packets) + list(extended or [])):
         is_extended = i >= len(packets)
         if len(raw) > MAX_XMP_BYTES:
@@ -102,27 +110,29 @@ def read_xmp(packets: list[bytes], notes: list[str], extended: list[bytes] | Non
             for attr, value in el.attrib.items():
                 key = _XMP_KEYS.get(attr)
                 if key:
-                    _put(xmp.fields, key, value)
+                    _put(full, key, value)
             key = _XMP_KEYS.get(el.tag) if isinstance(el.tag, str) else None
             if key:
                 items = [li.text.strip() for li in el.iter(f"{{{NS['rdf']}}}li")
                          if li.text and li.text.strip()]
                 value = "; ".join(items) if items else (el.text or "").strip()
                 resource = el.attrib.get(f"{{{NS['rdf']}}}resource")
-                _put(xmp.fields, key, value or resource or "")
+                _put(full, key, value or resource or "")
+    xmp.fields = {k: v[:STORED_TEXT_CHARS] for k, v in full.items()}
     xmp.digital_source_type = source_type_code(xmp.fields.get("Iptc4xmpExt:DigitalSourceType"))
     return xmp
 
 
 def _put(fields: dict[str, str], key: str, value: str) -> None:
-    value = value.strip()[:4096]
+    """Add a value whole; a repeated property's values are joined (the packet bounds them)."""
+    value = value.strip()
     if not value:
         return
     old = fields.get(key)
     if old is None:
         fields[key] = value
     elif value not in old.split("; "):
-        fields[key] = f"{old}; {value}"[:8192]
+        fields[key] = f"{old}; {value}"
 
 
 def remote_provenance(xmp: XmpFindings) -> str | None:

@@ -1,6 +1,8 @@
 """Automatic1111 / Forge / SD.Next / Fooocus-A1111-scheme ``parameters`` text.
 
-The prompt, an optional "Negative prompt:" line, then one line of ``key: value, …`` pairs.
+The prompt, an optional "Negative prompt:" line, then one line of ``key: value, …`` pairs
+that starts with ``Steps:`` and holds ``Sampler`` and ``Seed``: the structure the tool
+writes, and the only one matched (a caption that merely says "Seed: 42" is not A1111).
 """
 
 from __future__ import annotations
@@ -9,6 +11,7 @@ from forensics_app.core.provenance.generator_names import match_generator
 from forensics_app.core.provenance.generators.fields import GeneratorMatch, TextField
 
 MAX_PARAMETER_LINE = 16384  # the "Steps: …" line; longer ones are not parsed
+REQUIRED = ("Steps", "Sampler", "Seed")
 _KEYS = {"Steps": "steps", "Sampler": "sampler", "CFG scale": "cfg_scale", "Seed": "seed",
          "Size": "size", "Model": "model"}
 
@@ -34,11 +37,11 @@ def parse(f: TextField, others: dict[str, str]) -> GeneratorMatch | None:
     lines = f.text.strip().splitlines()
     if not lines or f.text.lstrip().startswith("{"):
         return None
-    last = lines[-1]
-    if len(last) > MAX_PARAMETER_LINE:
+    last = lines[-1].strip()
+    if len(last) > MAX_PARAMETER_LINE or not last.startswith("Steps:"):
         return None
     pairs = split_pairs(last)
-    if "Steps" not in pairs and "Seed" not in pairs:
+    if not all(k in pairs for k in REQUIRED):
         return None
     version = pairs.get("Version", "")
     tool = match_generator(version)

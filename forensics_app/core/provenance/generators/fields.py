@@ -14,6 +14,7 @@ from forensics_app.core.provenance.text import load_json_object
 _LABELLED_JSON = re.compile(r"^\s*([A-Za-z_ ]{1,24}):\s*(?=[{])")
 # keys whose unreadable JSON is worth a note (elsewhere "{" may just start a sentence)
 _GENERATOR_KEYS = {"parameters", "prompt", "workflow", "comment", "usercomment", "make",
+                   "ifd0 usercomment", "exif:usercomment",
                    "model", "imagedescription", "invokeai_metadata", "sd-metadata"}
 
 

@@ -11,13 +11,14 @@ import shlex
 from forensics_app.core.provenance.generators.fields import GeneratorMatch, TextField, pick
 from forensics_app.core.provenance.text import scalar
 
+MAX_DREAM_CHARS = 65536  # a Dream command line (shlex is linear; longer ones are not parsed)
 _DREAM_OPTS = {"-s": "steps", "--steps": "steps", "-S": "seed", "--seed": "seed",
                "-C": "cfg_scale", "--cfg_scale": "cfg_scale", "-A": "sampler",
                "--sampler": "sampler", "-m": "model", "--model": "model"}
 
 
 def _dream(text: str) -> GeneratorMatch | None:
-    text = text.strip()[:4096]
+    text = text.strip()[:MAX_DREAM_CHARS]
     if not text.startswith('"'):
         return None
     try:

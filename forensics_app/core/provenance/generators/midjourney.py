@@ -6,6 +6,7 @@ from __future__ import annotations
 import re
 
 from forensics_app.core.provenance.generators.fields import GeneratorMatch, TextField
+from forensics_app.core.provenance.limits import MAX_TEXT_CHUNK_BYTES
 
 _JOB_ID = re.compile(r"\bJob ID:\s*([0-9a-fA-F]{8}-[0-9a-fA-F]{4}-[0-9a-fA-F]{4}-"
                      r"[0-9a-fA-F]{4}-[0-9a-fA-F]{12})")
@@ -17,7 +18,7 @@ DESCRIPTION_KEYS = {"Description", "ImageDescription", "dc:description", "Captio
 def parse(f: TextField, others: dict[str, str]) -> GeneratorMatch | None:
     if f.key not in DESCRIPTION_KEYS:
         return None
-    m = _JOB_ID.search(f.text[:8192])
+    m = _JOB_ID.search(f.text[:MAX_TEXT_CHUNK_BYTES])  # the whole field: a linear search
     if not m:
         return None
     prompt = f.text[:m.start()].strip()
