@@ -150,6 +150,9 @@ class CaseController(QObject):
             self._warn("Case not changed", "Wait for the running scan to finish (or cancel "
                        "it) before switching cases.")
             return None
+        # M1: the table is replaced by the case's rows; results held by no case are lost
+        if not self.window.close_guard.may_discard("the case is opened"):
+            return None
         try:
             case = opener()
         except CaseError as exc:
@@ -157,6 +160,10 @@ class CaseController(QObject):
             return None
         self.close_case()
         self.case = case
+        try:  # H1: what the case says the window wrote earlier is never scanned as evidence
+            self.window.own_outputs.load_case(case)
+        except CaseError as exc:
+            log.warning("outputs recorded in the case not read: %s", exc)
         self._remember(case.folder)
         self._load_rows()
         info = self.window.models.info
@@ -276,6 +283,7 @@ class CaseController(QObject):
             return None
         finally:
             QGuiApplication.restoreOverrideCursor()
+        self.window.own_outputs.note(out, "case report")
         self.window._flash(f"Case report written to {out}")
         return out
 

@@ -315,6 +315,7 @@ class HeatmapViewer(QWidget):
         self.last_folder = ""
         # Set by the window: raises (an OSError) when a path is one of the scanned files.
         self.refuse_over_evidence: Any = None
+        self.on_saved: Any = None  # (path) -> None, set by the window: an output it wrote
 
         self.title = QLabel()
         f = QFont(self.title.font())
@@ -577,6 +578,8 @@ class HeatmapViewer(QWidget):
             self.status.setText(escape_text(f"Could not write {path}: {exc}"))
             return False
         self.status.setText(escape_text(f"Saved overlay to {path}"))
+        if self.on_saved is not None:
+            self.on_saved(path)
         return True
 
     def _ask_save(self) -> None:

@@ -64,6 +64,7 @@ from forensics_app.gui.heatmap_view import HeatmapService, HeatmapViewer
 from forensics_app.gui.model_dialog import ModelDialog
 from forensics_app.gui.model_manager import LoadRequest, ModelManager
 from forensics_app.gui.output_folders import (
+    note_output,
     output_folder,
     refuse_over_evidence,
 )
@@ -169,6 +170,7 @@ class MainWindow(QMainWindow):
         self.models = ModelManager(threads=threads, parent=self)
         self.registry = PathRegistry()
         self.queue = ScanQueue(self.models, self.registry, parent=self)
+        self.own_outputs = self.queue.own_outputs  # H1: what the window wrote is not evidence
         self.results = ResultsTableModel(self, self.settings.threshold or 0.5,
                                          self.settings.band if self.settings.band is not None else 0.05)
         self.proxy = ResultsFilterProxy(self)
@@ -1012,6 +1014,7 @@ class MainWindow(QMainWindow):
         viewer = self.heatmap_viewer
         viewer.last_folder = str(output_folder(self))
         viewer.refuse_over_evidence = lambda out: refuse_over_evidence(self, {"overlay": out})
+        viewer.on_saved = lambda out: note_output(self, out, "overlay PNG")
         if not viewer.isVisible():
             viewer.show()
         record = self.results.record(row)
@@ -1057,6 +1060,7 @@ class MainWindow(QMainWindow):
         reviews = self.reviews.book.all() if self.reviews.book is not None else None
         writer = write_jsonl if path.suffix.lower() in (".jsonl", ".json") else write_csv
         writer(path, records, extra, reviews=reviews)
+        note_output(self, path, "table export")
         if complete:  # a filtered export leaves rows that exist nowhere else
             self.close_guard.exported()
         log.info("exported %d rows to %s", len(records), path)

@@ -242,8 +242,9 @@ class ScanWorker(Worker):
 
     def __init__(self, job: ScanJob, detector: Any, registry: PathRegistry,
                  threshold: float | None, band: float | None, emit_interval: float = 0.25,
-                 case: Any = None):
+                 case: Any = None, own_outputs: Any = None):
         super().__init__()
+        self.own_outputs = own_outputs  # core.own_outputs.OwnOutputs: never scanned
         self.sources = list(job.sources)
         self.recursive = job.recursive
         self.settings = job.settings.replace(threshold=threshold, inconclusive_band=band)
@@ -264,7 +265,11 @@ class ScanWorker(Worker):
                               on_result=self._on_result, claim=self._claim,
                               command="forensics-app", on_skipped=self._on_skipped)
         try:
-            session.discover()
+            found = session.discover()
+            if self.own_outputs is not None:  # H1: an overlay saved earlier is no evidence
+                from forensics_app.core.own_outputs import skip_own_outputs
+
+                session.skipped.extend(skip_own_outputs(found, self.own_outputs))
             if session.skipped:  # counted on the job from the start (D17)
                 self.skipped.emit(list(session.skipped))
             self.check_cancelled([])

@@ -1,0 +1,151 @@
+"""Issue 37: the analyst's window in the field -- never write into evidence (H1), lose no
+work (M1), evidence text shown as plain text (M4), one threshold recorded (M5), the case
+report's heading (M8)."""
+
+from __future__ import annotations
+
+import hashlib
+import os
+from pathlib import Path
+
+import pytest
+from gui_helpers import wait_idle
+
+from forensics_app.core.outputs import OutputOverEvidence
+from forensics_app.gui.close_guard import CloseChoice
+from helpers import make_images
+
+
+def _digests(folder: Path) -> dict[str, str]:
+    return {p.name: hashlib.sha256(p.read_bytes()).hexdigest()
+            for p in sorted(folder.iterdir()) if p.is_file()}
+
+
+def test_h1_every_window_write_inside_a_scanned_folder_is_refused(make_window, qtbot,
+                                                                  tmp_path, monkeypatch):
+    from forensics_app.gui import results_export
+    from forensics_app.gui.heatmap_view import HeatmapViewer
+
+    ev = tmp_path / "ev"
+    make_images(ev, 2)
+    before = _digests(ev)
+    window = make_window()
+    window.scan_paths([ev])
+    wait_idle(qtbot, window)
+    assert window.results.rowCount() == 2
+    # table export (CSV / JSONL and their .meta.json)
+    for name in ("r.csv", "r.jsonl"):
+        with pytest.raises(OutputOverEvidence, match="inside the evidence folder"):
+            window.export_report(ev / name)
+    # no-case HTML / PDF
+    warned: list[str] = []
+    monkeypatch.setattr(results_export.QMessageBox, "warning", lambda *a: warned.append(a[2]))
+    assert results_export.export_results(window, ev / "r.html", scope="all") is None
+    assert results_export.export_results(window, ev / "r.pdf", scope="all") is None
+    assert len(warned) == 2 and all("inside the evidence folder" in w for w in warned)
+    # the overlay, also through a symbolic link to the evidence folder
+    viewer = HeatmapViewer(window)
+    qtbot.addWidget(viewer)
+    from forensics_app.gui.output_folders import refuse_over_evidence
+
+    viewer.refuse_over_evidence = lambda out: refuse_over_evidence(window, {"overlay": out})
+    assert not viewer.save_overlay(str(ev / "o.png"))
+    assert "inside the evidence folder" in viewer.status.text()
+    if os.name == "posix":
+        os.symlink(ev, tmp_path / "alias")
+        assert not viewer.save_overlay(str(tmp_path / "alias" / "o.png"))
+    assert _digests(ev) == before  # nothing written, nothing changed
+    out = window.export_report(tmp_path / "elsewhere" / "r.csv")
+    assert out.exists()
+
+
+def test_h1_case_report_inside_the_case_evidence_roots_is_refused(make_window, tiny_detector,
+                                                                  tmp_path):
+    from forensics_app.core.case import Case, CaseRecorder, detector_facts
+    from forensics_app.core.scan import ScanOptions, scan_files
+
+    ev = tmp_path / "ev"
+    files = make_images(ev, 1)
+    with Case.create(tmp_path / "case", name="Roots") as case:  # scanned by another session
+        sid = case.begin_scan(detector_facts(tiny_detector), {"mode": "full"}, [str(ev)],
+                              False, 1)
+        rec = CaseRecorder(case, sid, batch_size=4)
+        scan_files(files, tiny_detector, ScanOptions(batch_size=4), on_result=rec)
+        rec.flush()
+        case.finish_scan(sid)
+    window = make_window()
+    assert window.cases.open_case(tmp_path / "case") is not None  # roots from the case
+    warned: list[str] = []
+    window.cases._warn = lambda title, text: warned.append(text)
+    assert window.report_jobs.start_case_report(ev / "report.html") is None
+    assert window.cases.export_report(ev / "report.pdf") is None
+    assert len(warned) == 2 and all("inside the evidence folder" in w for w in warned)
+    assert sorted(p.name for p in ev.iterdir()) == ["img_000.png"]
+
+
+def test_h1_a_saved_overlay_is_never_scanned_as_evidence(make_window, qtbot, tmp_path):
+    from forensics_app.core.own_outputs import ACTION_OUTPUT_WRITTEN, SKIP_KIND
+
+    ev, out = tmp_path / "ev", tmp_path / "out"
+    make_images(ev, 1)
+    make_images(out, 1, seed=7)  # a genuine image in the output folder is still scanned
+    window = make_window()
+    assert window.cases.new_case(tmp_path / "case") is not None
+    window.scan_paths([ev])
+    wait_idle(qtbot, window)
+    window.table.selectRow(0)
+    window.show_heatmap()
+    viewer = window.heatmap_viewer
+    qtbot.waitUntil(lambda: viewer.data is not None, timeout=60_000)
+    assert viewer.save_overlay(str(out / "img_000_gradcam.png"))
+    case = window.cases.case
+    assert any(e.action == ACTION_OUTPUT_WRITTEN and e.params["what"] == "overlay PNG"
+               for e in case.audit_entries())
+    n_before = case.count_results()
+    window.scan_paths([out])
+    wait_idle(qtbot, window)
+    job = window.queue.jobs[-1]
+    assert [(Path(s.path).name, s.kind) for s in job.skipped] == \
+        [("img_000_gradcam.png", SKIP_KIND)]
+    assert "written by this application" in job.skipped[0].reason
+    assert case.count_results() == n_before + 1  # only the genuine image
+    assert not any(r.file_name.endswith("_gradcam.png") for r in window.results.records())
+    viewer.close()
+    # a later session: the case remembers what the window wrote
+    window.cases.close_case()
+    window.own_outputs.__init__()  # forget this session's notes
+    window.cases.open_case(tmp_path / "case")
+    assert window.own_outputs.reason(out / "img_000_gradcam.png")
+
+
+@pytest.mark.parametrize("via", ["new", "open", "recent"])
+def test_m1_switching_case_asks_before_discarding_unexported_results(make_window, qtbot,
+                                                                     tmp_path, via):
+    ev = tmp_path / "ev"
+    make_images(ev, 2)
+    window = make_window()
+    asked: list[int] = []
+    answer = [CloseChoice.CANCEL]
+    window.close_guard.ask = lambda _p, n: (asked.append(n), answer[0])[1]
+    window.scan_paths([ev])
+    wait_idle(qtbot, window)
+    assert window.results.rowCount() == 2
+    from forensics_app.core.case import Case
+
+    Case.create(tmp_path / "old", name="Old").close()
+
+    def switch():
+        if via == "new":
+            return window.cases.new_case(tmp_path / f"new{len(asked)}")
+        return window.cases.open_case(tmp_path / "old")
+
+    if via == "recent":
+        window.cases._remember(tmp_path / "old")
+        window.cases._fill_recent()
+        action = next(a for a in window.cases.recent_menu.actions() if a.isEnabled())
+        switch = action.trigger  # noqa: F811 - the menu entry itself
+    switch()
+    assert asked == [2] and window.cases.case is None and window.results.rowCount() == 2
+    answer[0] = CloseChoice.DISCARD
+    switch()
+    assert asked == [2, 2] and window.cases.case is not None
