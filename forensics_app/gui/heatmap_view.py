@@ -53,6 +53,7 @@ from forensics_app.core.results import ScanResult
 from forensics_app.core.safetext import escape_text, isolate
 from forensics_app.gui.model_manager import ModelManager
 from forensics_app.gui.overlay_export import threshold_words
+from forensics_app.gui.plain_text import plain_label, plain_tooltip
 from forensics_app.gui.records import HeatmapData
 from forensics_app.gui.workers import HeatmapRequest, HeatmapWorker, release_thread, start_worker
 
@@ -317,7 +318,7 @@ class HeatmapViewer(QWidget):
         self.refuse_over_evidence: Any = None
         self.on_saved: Any = None  # (path) -> None, set by the window: an output it wrote
 
-        self.title = QLabel()
+        self.title = plain_label(QLabel())  # M4: a file name is text, not markup
         f = QFont(self.title.font())
         f.setPointSizeF(f.pointSizeF() * 1.25)
         f.setBold(True)
@@ -421,7 +422,7 @@ class HeatmapViewer(QWidget):
         ``preparing``: the map must first load its model copy (the first map: seconds)."""
         self.record, self.expected_key = record, key
         self.title.setText(isolate(escape_text(record.file_name)))
-        self.title.setToolTip(isolate(escape_text(record.path)))
+        self.title.setToolTip(plain_tooltip(isolate(escape_text(record.path))))
         if record.ok:
             tiles = f" · mean of {len(record.tile_probs)} tiles" if record.tile_probs else ""
             self.subtitle.setText(

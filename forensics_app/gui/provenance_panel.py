@@ -26,6 +26,7 @@ from PySide6.QtWidgets import (
 from forensics_app.core.provenance import disagreement, iter_detail_groups
 from forensics_app.core.results import ScanResult
 from forensics_app.core.safetext import escape_text, html_text, isolate
+from forensics_app.gui.plain_text import plain_tooltip
 
 DISAGREE_STYLE = "background: #fff0c2; border: 1px solid #e0a526; border-radius: 3px; padding: 4px;"
 DISAGREE_COLOUR = "#fff0c2"
@@ -105,7 +106,7 @@ class ProvenancePanel(QWidget):
             group.setFirstColumnSpanned(True)
             for name, value in rows:
                 item = QTreeWidgetItem(group, [name, value])
-                item.setToolTip(1, value)
+                item.setToolTip(1, plain_tooltip(value))
                 if name.startswith("Status: failure") or name == "Error":
                     item.setForeground(1, QBrush(QColor("#a3261b")))
             group.setExpanded(True)

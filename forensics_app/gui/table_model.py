@@ -32,6 +32,7 @@ from forensics_app.core.provenance import disagreement
 from forensics_app.core.results import ScanResult, Verdict
 from forensics_app.core.review import Review, ReviewStatus, disagrees
 from forensics_app.core.safetext import escape_text, isolate
+from forensics_app.gui.plain_text import plain_tooltip
 from forensics_app.gui.records import ScanSettings
 
 RecordRole = Qt.ItemDataRole.UserRole + 1  # the ScanResult of the row
@@ -292,20 +293,18 @@ class ResultsTableModel(QAbstractTableModel):
         r = self._records[index.row()]
         col = Column(index.column())
         spec = COLUMNS[col]
+        if role == Qt.ItemDataRole.ToolTipRole:  # M4: evidence text never as markup
+            return plain_tooltip(self._tooltip(r, col))
         if col is Column.REVIEW:
             return self._review_data(r, role)
         if col is Column.COPIES:
             n = self._copies.get(r.sha256 or "", 0)
             if role == Qt.ItemDataRole.DisplayRole:
                 return f"×{n}" if n > 1 else ""
-            if role == Qt.ItemDataRole.ToolTipRole and n > 1:
-                return f"{n} files in this table have these bytes (SHA-256 {r.sha256})"
             if role == Qt.ItemDataRole.TextAlignmentRole:
                 return int(spec.align)
         if role == Qt.ItemDataRole.DisplayRole:
             return spec.text(r)
-        if role == Qt.ItemDataRole.ToolTipRole:
-            return spec.tooltip(r)
         if role == Qt.ItemDataRole.TextAlignmentRole:
             return int(spec.align)
         if role == RecordRole:
@@ -354,6 +353,15 @@ class ResultsTableModel(QAbstractTableModel):
             return False
         self.review_requested.emit(index.row(), status.value)
         return True
+
+    def _tooltip(self, r: ScanResult, col: Column) -> str | None:
+        if col is Column.REVIEW:
+            return self._review_data(r, Qt.ItemDataRole.ToolTipRole)
+        if col is Column.COPIES:
+            n = self._copies.get(r.sha256 or "", 0)
+            return f"{n} files in this table have these bytes (SHA-256 {r.sha256})" \
+                if n > 1 else None
+        return COLUMNS[col].tooltip(r)
 
     def _review_data(self, r: ScanResult, role: int) -> Any:
         review = self.review_of(r) if self.review_of is not None else None

@@ -149,3 +149,84 @@ def test_m1_switching_case_asks_before_discarding_unexported_results(make_window
     answer[0] = CloseChoice.DISCARD
     switch()
     assert asked == [2, 2] and window.cases.case is not None
+
+
+def _rendered(tip: str) -> str:
+    from PySide6.QtGui import QTextDocument
+
+    doc = QTextDocument()
+    doc.setHtml(tip)
+    return doc.toPlainText()
+
+
+def test_m4_evidence_text_in_tooltips_and_labels_is_plain_text(make_window, qtbot):
+    from PySide6.QtCore import Qt
+
+    from forensics_app.core.results import ScanResult
+    from forensics_app.core.session import ScanSettings
+    from forensics_app.gui.heatmap_view import HeatmapViewer
+    from forensics_app.gui.table_model import Column, ResultsTableModel
+
+    name = "IMG_2041.jpg<font color=#ffffdc>.generated"
+    model = ResultsTableModel(threshold=0.5, band=0.05)
+    model.add_results([ScanResult(path=f"/ev/{name}", prob_fake=0.9, sha256="ab" * 32)],
+                      ScanSettings())
+    tip = model.data(model.index(0, int(Column.FILE)), Qt.ItemDataRole.ToolTipRole)
+    assert name in _rendered(tip)  # every character shown, nothing taken as markup
+    for col in Column:  # no column's tooltip is interpreted
+        tip = model.data(model.index(0, int(col)), Qt.ItemDataRole.ToolTipRole)
+        assert tip is None or tip.startswith("<qt>"), (col, tip)
+    window = make_window()
+    viewer = HeatmapViewer(window)
+    qtbot.addWidget(viewer)
+    viewer.show_pending(ScanResult(path=f"/ev/{name}", prob_fake=0.9), None, False)
+    assert viewer.title.textFormat() == Qt.TextFormat.PlainText
+    assert name in viewer.title.text()
+    assert f"/ev/{name}" in _rendered(viewer.title.toolTip())
+
+
+def test_m5_a_case_keeps_its_threshold_and_exports_record_it(make_window, qtbot, tmp_path):
+    import json
+
+    from forensics_app.core.case import ACTION_THRESHOLD_CHANGED
+
+    ev = tmp_path / "ev"
+    make_images(ev, 2)
+    window = make_window()
+    window.set_threshold(0.3, 0.02)  # this session's choice
+    assert window.cases.new_case(tmp_path / "case") is not None
+    case = window.cases.case
+    # a new case takes the toolbar's point at once
+    assert [e.params["threshold"] for e in case.audit_entries()
+            if e.action == ACTION_THRESHOLD_CHANGED] == [0.3]
+    window.scan_paths([ev])
+    wait_idle(qtbot, window)
+    window.cases.close_case()
+    window.set_threshold(0.8, 0.1)  # another session's threshold left in the toolbar
+    window.cases.open_case(tmp_path / "case")
+    assert (window.threshold_spin.value(), window.band_spin.value()) == (0.3, 0.02)
+    assert {r.threshold for r in window.results.records()} == {0.3}
+    out = window.export_report(tmp_path / "out" / "r.csv")
+    meta = json.loads(Path(f"{out}.meta.json").read_text(encoding="utf-8"))
+    assert meta["threshold"] == 0.3 and meta["inconclusive_band"] == 0.02
+    assert meta["thresholds"] == [{"threshold": 0.3, "inconclusive_band": 0.02}]
+    from forensics_app.reports import export_case_report
+
+    rep = export_case_report(window.cases.case, tmp_path / "out" / "case.csv", 0.3, 0.02)
+    meta = json.loads(Path(f"{rep}.meta.json").read_text(encoding="utf-8"))
+    assert meta["threshold"] == 0.3 and meta["thresholds"][0]["threshold"] == 0.3
+
+
+def test_m8_case_report_heading_shows_number_examiner_description(make_window, tmp_path):
+    from forensics_app.core.report import build_report, render_html
+    from forensics_app.gui.case_dialog import CaseDetails, create_case
+
+    window = make_window()
+    details = CaseDetails("2026-0042", "E. <b>Ames</b>", "Seized phone, DCIM",
+                          tmp_path / "cases" / "x")
+    assert create_case(window, details) is not None
+    html = render_html(build_report(window.cases.case))
+    heading = html[html.index("<h1>"):html.index("class='sub'")]
+    assert "Case report: <bdi>2026-0042</bdi>" in heading
+    assert "Examiner:</b> <bdi>E. &lt;b&gt;Ames&lt;/b&gt;</bdi>" in heading
+    assert "Seized phone, DCIM" in heading
