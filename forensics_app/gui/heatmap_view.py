@@ -51,6 +51,7 @@ from PySide6.QtWidgets import (
 
 from forensics_app.core.results import ScanResult
 from forensics_app.core.safetext import escape_text, isolate
+from forensics_app.gui.branch_maps import BranchMapChoice
 from forensics_app.gui.model_manager import ModelManager
 from forensics_app.gui.overlay_export import threshold_words
 from forensics_app.gui.plain_text import plain_label, plain_tooltip
@@ -340,6 +341,8 @@ class HeatmapViewer(QWidget):
             col = QVBoxLayout()
             label = QLabel(caption)
             label.setStyleSheet("font-weight: 600;")
+            label.setWordWrap(True)
+            self.cam_caption = label  # the last: the map's pane, named for its branch (H3)
             col.addWidget(label)
             col.addWidget(view, 1)
             panes.addLayout(col, 1)
@@ -404,6 +407,9 @@ class HeatmapViewer(QWidget):
         layout = QVBoxLayout(self)
         layout.addWidget(self.title)
         layout.addWidget(self.subtitle)
+        self.branch_choice = BranchMapChoice(self)  # H3: each branch's map, by weight
+        layout.addLayout(self.branch_choice.row)
+        layout.addWidget(self.branch_choice.sees)
         layout.addLayout(panes, 1)
         layout.addLayout(controls)
         status_row = QHBoxLayout()
@@ -462,13 +468,14 @@ class HeatmapViewer(QWidget):
         for item in self._image_items:
             item.setPixmap(base)
         self.heat_item.setPixmap(QPixmap.fromImage(qimage_from_array(data.heat_rgba)))
+        self.branch_choice.refresh(data)
         self._build_tiles(data)
         for view in (self.image_view, self.cam_view):
             view.setSceneRect(QRectF(base.rect()))
         self._set_enabled(True)
         if first:
             self.linker.fit()
-        notes = list(data.notes)
+        notes = list(data.notes) + [n for ns in data.branch_notes.values() for n in ns]
         notes.append(computed_text(data, None if self._asked_at is None
                                    else self.clock() - self._asked_at))
         self._asked_at = None
@@ -554,7 +561,8 @@ class HeatmapViewer(QWidget):
         if self.record is not None:  # file name, SHA-256, model, score: chunks and a caption
             from forensics_app.gui.overlay_export import captioned_overlay
 
-            image = captioned_overlay(image, self.record)
+            role = self.branch_choice.current()
+            image = captioned_overlay(image, self.record, role.label if role else "")
         from PySide6.QtCore import QBuffer, QByteArray, QIODevice
 
         from forensics_app.core.outputs import atomic_write, refuse_outputs_over_inputs

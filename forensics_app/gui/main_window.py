@@ -54,6 +54,7 @@ from forensics_app import __version__
 from forensics_app.core.export import COLUMNS as EXPORT_COLUMNS
 from forensics_app.core.export import result_to_row
 from forensics_app.core.results import ScanResult, Verdict
+from forensics_app.gui.branch_maps import branch_context
 from forensics_app.gui.case_controller import CaseController
 from forensics_app.gui.close_guard import CloseGuard
 from forensics_app.gui.column_chooser import ColumnChooser
@@ -1001,7 +1002,8 @@ class MainWindow(QMainWindow):
             return None
         return HeatmapRequest(r.path, r.sha256, r.model_id, r.preprocessing,
                               self.results.settings_for(row),
-                              tuple(tuple(b) for b in r.tile_boxes), tuple(r.tile_probs))
+                              tuple(tuple(b) for b in r.tile_boxes), tuple(r.tile_probs),
+                              *branch_context(self.models.detector, r.model_id))  # H3
 
     def show_heatmap(self) -> None:
         row = self.current_row()

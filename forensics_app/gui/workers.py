@@ -15,7 +15,7 @@ from __future__ import annotations
 import logging
 import threading
 import time
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
 
@@ -324,6 +324,10 @@ class HeatmapRequest:
     settings: ScanSettings
     tile_boxes: tuple[tuple[int, int, int, int], ...] = ()
     tile_probs: tuple[float, ...] = ()
+    # H3: the detector's branches beside the trace CNN (name -> branch) and every branch's
+    # role (core.branch_explain.BranchRole, heaviest fusion weight first)
+    branches: dict[str, Any] = field(default_factory=dict, compare=False, repr=False)
+    roles: tuple[Any, ...] = field(default=(), compare=False)
 
     @property
     def key(self) -> tuple[str, str, str]:
@@ -377,6 +381,9 @@ class HeatmapWorker(Worker):
         if err is not None:
             raise err
         notes: list[str] = [f"decoder warning: {w}" for w in caught]
+        from forensics_app.gui.branch_maps import occlusion_maps
+
+        occlusions = occlusion_maps(req, img, self.is_cancelled)  # H3: before img is freed
         if req.sha256 and evidence.sha256 != req.sha256:
             notes.append("The file changed since it was scanned (SHA-256 differs); this map "
                          "describes the file as it is now.")
@@ -400,7 +407,11 @@ class HeatmapWorker(Worker):
             heat_rgba=np.ascontiguousarray(np.concatenate([heat_rgb, alpha], axis=2)),
             tile_boxes=boxes, tile_probs=list(req.tile_probs), notes=notes,
             elapsed_s=time.perf_counter() - t0, prepare_s=prepare_s, display_scale=k,
+            roles=list(req.roles),
         )
+        from forensics_app.gui.branch_maps import attach_maps
+
+        attach_maps(data, occlusions)
         return data, model
 
 

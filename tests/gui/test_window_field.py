@@ -230,3 +230,55 @@ def test_m8_case_report_heading_shows_number_examiner_description(make_window, t
     assert "Case report: <bdi>2026-0042</bdi>" in heading
     assert "Examiner:</b> <bdi>E. &lt;b&gt;Ames&lt;/b&gt;</bdi>" in heading
     assert "Seized phone, DCIM" in heading
+
+
+def test_h3_viewer_shows_each_branch_map_by_weight(make_window, qtbot, tmp_path):
+    """The semantic branch decides (weight 1, trace 0): the viewer lists it first and shows
+    its occlusion map, labelled with its weight; the trace Grad-CAM stays one choice away,
+    labelled as the trace branch with its weight."""
+    import numpy as np
+
+    from forensics_app.core.branches import Fusion
+    from forensics_app.gui.branch_maps import caption
+
+    class CentreBranch:
+        def input_for(self, img):
+            w, h = img.size
+            return np.asarray(img.crop((w // 4, h // 4, w // 4 + 32, h // 4 + 32)),
+                              np.float32).mean(axis=2)
+
+        def logits(self, inputs):
+            return np.array([float(x[:16, :16].mean()) / 10 for x in inputs])
+
+    ev = tmp_path / "ev"
+    make_images(ev, 1, size=(96, 96))
+    window = make_window()
+    det = window.models.detector
+    det.branches = {"semantic": CentreBranch()}
+    det.fusion = Fusion({"trace": 0.0, "semantic": 1.0}, 0.0)
+    window.scan_paths([ev])
+    wait_idle(qtbot, window)
+    window.table.selectRow(0)
+    window.show_heatmap()
+    viewer = window.heatmap_viewer
+    qtbot.waitUntil(lambda: viewer.data is not None, timeout=60_000)
+    combo = viewer.branch_choice.combo
+    items = [combo.itemText(i) for i in range(combo.count())]
+    assert items == ["semantic branch (fusion weight +1.00): occlusion sensitivity",
+                     "trace branch (fusion weight +0.00): Grad-CAM"]
+    assert combo.currentIndex() == 0
+    assert viewer.cam_caption.text().startswith("semantic branch (fusion weight +1.00)")
+    rgba = viewer.data.branch_rgba["semantic"]
+    assert rgba.shape[:2] == viewer.data.image.shape[:2]
+    assert 0 < (rgba[..., 3] > 0).mean() < 1  # transparent outside what the branch sees
+    assert any("occlusion sensitivity" in n for n in viewer.data.branch_notes["semantic"])
+    combo.setCurrentIndex(1)
+    assert viewer.cam_caption.text() == caption(viewer.data.roles[1])
+    assert "trace branch (fusion weight +0.00), Grad-CAM" in viewer.cam_caption.text()
+    combo.setCurrentIndex(0)
+    out = tmp_path / "out" / "o.png"
+    assert viewer.save_overlay(str(out))
+    from PIL import Image
+
+    assert "semantic branch" in Image.open(out).text["Description"]
+    viewer.close()
