@@ -28,7 +28,7 @@ from PySide6.QtCore import (
 from PySide6.QtGui import QBrush, QColor, QFont, QPainter, QPalette
 from PySide6.QtWidgets import QApplication, QStyle, QStyledItemDelegate, QStyleOptionViewItem
 
-from forensics_app.core.provenance import disagreement
+from forensics_app.core.metadata_disagreement import metadata_disagreement
 from forensics_app.core.results import ScanResult, Verdict
 from forensics_app.core.review import Review, ReviewStatus, disagrees
 from forensics_app.core.safetext import escape_text, isolate
@@ -124,6 +124,14 @@ def _problem(r: ScanResult) -> str:
     return r.error or "; ".join(r.notes)
 
 
+def _notes_tip(r: ScanResult) -> str:
+    """H2: why the detector said what it said, when it says (an Inconclusive reason)."""
+    if not r.notes:
+        return ""
+    head = "Why Inconclusive" if r.verdict is Verdict.INCONCLUSIVE else "Detector notes"
+    return f"\n{head}: " + "; ".join(escape_text(n) for n in r.notes)
+
+
 def _provenance(r: ScanResult) -> str:
     return r.provenance.summary if r.provenance is not None else ""
 
@@ -131,7 +139,7 @@ def _provenance(r: ScanResult) -> str:
 def _provenance_tip(r: ScanResult) -> str | None:
     if r.provenance is None:
         return None
-    clash = disagreement(r.provenance, r.verdict)
+    clash = metadata_disagreement(r.provenance, r.verdict)
     tip = f"{r.provenance.summary}\nmetadata declares generated: {r.provenance.declared_text}"
     return tip + (f"\n⚠ {clash}" if clash else "")
 
@@ -166,7 +174,8 @@ COLUMNS: dict[Column, ColumnSpec] = {
                                                   + (f"\nTRIAGE verdict ({r.preprocessing}): a "
                                                      "sample of tiles was scored; re-scan in "
                                                      "full before relying on it"
-                                                     if is_triage(r) else ""))),
+                                                     if is_triage(r) else "")
+                                                  + _notes_tip(r))),
     Column.PROB: ColumnSpec("P(generated)",
                             lambda r: "" if r.prob_fake is None else f"{r.prob_fake:.3f}",
                             lambda r: _none_last(r.prob_fake), width=140,
@@ -319,7 +328,7 @@ class ResultsTableModel(QAbstractTableModel):
             if role == Qt.ItemDataRole.FontRole:
                 return self._bold
         if (col is Column.PROVENANCE and role == Qt.ItemDataRole.BackgroundRole
-                and r.provenance is not None and disagreement(r.provenance, r.verdict)):
+                and r.provenance is not None and metadata_disagreement(r.provenance, r.verdict)):
             return self._disagree
         if (col is Column.PROVENANCE and role == Qt.ItemDataRole.ForegroundRole
                 and r.provenance is not None and r.provenance.declared_generated):
@@ -543,7 +552,7 @@ class ResultsFilterProxy(QSortFilterProxyModel):
         if self._provenance == "declared" and not (
                 r.provenance is not None and r.provenance.declared_generated):
             return False
-        if self._provenance == "disagree" and disagreement(r.provenance, r.verdict) is None:
+        if self._provenance == "disagree" and metadata_disagreement(r.provenance, r.verdict) is None:
             return False
         model = self.sourceModel()
         review = model.review_of(r) if model.review_of is not None else None

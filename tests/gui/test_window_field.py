@@ -282,3 +282,38 @@ def test_h3_viewer_shows_each_branch_map_by_weight(make_window, qtbot, tmp_path)
 
     assert "semantic branch" in Image.open(out).text["Description"]
     viewer.close()
+
+
+def test_h2_camera_exif_without_declaration_is_a_weak_disagreement_and_notes_show(qapp):
+    from PySide6.QtCore import Qt
+
+    from forensics_app.core.metadata_disagreement import metadata_disagreement
+    from forensics_app.core.provenance.records import ExifFindings, Provenance
+    from forensics_app.core.results import ScanResult, Verdict
+    from forensics_app.core.session import ScanSettings
+    from forensics_app.gui.table_model import Column, ResultsFilterProxy, ResultsTableModel
+
+    def camera(make, model):
+        return Provenance(exif=ExifFindings(make=make, model=model))
+
+    rows = [
+        ScanResult(path="/ev/iphone.jpg", prob_fake=0.88, provenance=camera("Apple", "iPhone 7")),
+        ScanResult(path="/ev/real.jpg", prob_fake=0.10, provenance=camera("NIKON", "NIKON D200")),
+        ScanResult(path="/ev/bare.png", prob_fake=0.95, provenance=Provenance()),
+        ScanResult(path="/ev/unsure.png", prob_fake=0.52,
+                   notes=["out of the detector's validated domains (face crop)"]),
+    ]
+    model = ResultsTableModel(threshold=0.5, band=0.05)
+    model.add_results(rows, ScanSettings())
+    proxy = ResultsFilterProxy()
+    proxy.setSourceModel(model)
+    proxy.set_provenance("disagree")
+    assert [r.file_name for r in proxy.visible_records()] == ["iphone.jpg"]
+    clash = metadata_disagreement(model.record(0).provenance, model.record(0).verdict)
+    assert clash.startswith("weak: EXIF names a camera (Apple iPhone 7)")
+    tip = _rendered(model.data(model.index(0, int(Column.PROVENANCE)),
+                               Qt.ItemDataRole.ToolTipRole))
+    assert "weak: EXIF names a camera" in tip
+    assert model.record(3).verdict is Verdict.INCONCLUSIVE
+    tip = _rendered(model.data(model.index(3, int(Column.VERDICT)), Qt.ItemDataRole.ToolTipRole))
+    assert "Why Inconclusive: out of the detector's validated domains (face crop)" in tip
