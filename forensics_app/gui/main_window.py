@@ -338,9 +338,11 @@ class MainWindow(QMainWindow):
         for col, spec in COLUMNS.items():
             self.table.setColumnWidth(col, spec.width)
         header.setSectionResizeMode(Column.THUMBNAIL, QHeaderView.ResizeMode.Fixed)
-        # the examiner's conclusion right beside the detector's verdict
+        # the detector's P(generated), then the examiner's conclusion, beside the verdict
+        # (M6: P(generated) no longer falls off a 1366-pixel screen behind the Review column)
         header.moveSection(header.visualIndex(Column.REVIEW),
                            header.visualIndex(Column.VERDICT) + 1)
+        header.moveSection(header.visualIndex(Column.PROB), header.visualIndex(Column.VERDICT) + 1)
         header.moveSection(header.visualIndex(Column.FOLDER), header.visualIndex(Column.FILE) + 1)
         self.columns = ColumnChooser(header, self.settings)  # D20: right-click the header
         self.table.setContextMenuPolicy(Qt.ContextMenuPolicy.CustomContextMenu)
@@ -393,6 +395,10 @@ class MainWindow(QMainWindow):
         self.addDockWidget(Qt.DockWidgetArea.RightDockWidgetArea, self.review_dock)
         self.tabifyDockWidget(self.provenance_dock, self.review_dock)
         self.provenance_dock.raise_()
+        from forensics_app.gui.compact_layout import apply_compact_layout
+
+        if apply_compact_layout(self):  # M6: a small or scaled screen
+            self.fit_to_screen()
         self.view_menu.addAction(self.review_dock.toggleViewAction())
         self.review_filter.currentIndexChanged.connect(
             lambda _i: self.proxy.set_review(self.review_filter.currentData()))

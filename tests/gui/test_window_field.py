@@ -317,3 +317,22 @@ def test_h2_camera_exif_without_declaration_is_a_weak_disagreement_and_notes_sho
     assert model.record(3).verdict is Verdict.INCONCLUSIVE
     tip = _rendered(model.data(model.index(3, int(Column.VERDICT)), Qt.ItemDataRole.ToolTipRole))
     assert "Why Inconclusive: out of the detector's validated domains (face crop)" in tip
+
+
+@pytest.mark.parametrize("avail", [(1366, 728), (910, 472)])  # 1366×768 at 1× and at 1.5×
+def test_m6_window_fits_a_small_screen_and_shows_p_generated(make_window, qtbot, avail):
+    from PySide6.QtCore import QSize
+
+    from forensics_app.gui.compact_layout import apply_compact_layout
+    from forensics_app.gui.table_model import Column
+
+    window = make_window()
+    size = QSize(*avail)
+    apply_compact_layout(window, size)
+    need = window.minimumSizeHint()
+    assert need.width() <= size.width() and need.height() <= size.height(), need
+    window.resize(size)
+    qtbot.wait(50)
+    header = window.table.horizontalHeader()
+    right = header.sectionViewportPosition(int(Column.PROB)) + header.sectionSize(int(Column.PROB))
+    assert right <= window.table.viewport().width(), (right, window.table.viewport().width())
