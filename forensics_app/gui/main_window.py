@@ -399,6 +399,9 @@ class MainWindow(QMainWindow):
 
         if apply_compact_layout(self):  # M6: a small or scaled screen
             self.fit_to_screen()
+        from forensics_app.gui.keyboard_nav import install_keyboard_navigation
+
+        install_keyboard_navigation(self)  # M7
         self.view_menu.addAction(self.review_dock.toggleViewAction())
         self.review_filter.currentIndexChanged.connect(
             lambda _i: self.proxy.set_review(self.review_filter.currentData()))

@@ -336,3 +336,45 @@ def test_m6_window_fits_a_small_screen_and_shows_p_generated(make_window, qtbot,
     header = window.table.horizontalHeader()
     right = header.sectionViewportPosition(int(Column.PROB)) + header.sectionSize(int(Column.PROB))
     assert right <= window.table.viewport().width(), (right, window.table.viewport().width())
+
+
+def test_m7_tab_reaches_review_filters_toolbar_and_ctrl_e_works_in_the_filter(
+        make_window, qtbot, tmp_path, monkeypatch):
+    from PySide6.QtCore import Qt
+    from PySide6.QtWidgets import QApplication, QToolButton
+
+    make_images(tmp_path / "ev", 2)
+    window = make_window()
+    assert window.cases.new_case(tmp_path / "case") is not None
+    window.scan_paths([tmp_path / "ev"])
+    wait_idle(qtbot, window)
+    window.table.selectRow(0)
+    window.review_dock.raise_()
+    window.activateWindow()
+    window.table.setFocus()
+    seen = []
+    for _ in range(80):
+        qtbot.keyClick(QApplication.focusWidget() or window, Qt.Key.Key_Tab)
+        seen.append(QApplication.focusWidget())
+    queue_table = window.queue_view.table
+    run = longest = 0
+    for w in seen:
+        run = run + 1 if w is queue_table else 0
+        longest = max(longest, run)
+    assert longest <= 1  # one stop, never cell by cell
+    assert window.text_filter in seen
+    assert any(isinstance(w, QToolButton) and w.parent() is not None
+               and w.parent().objectName() == "main-toolbar" for w in seen)
+    panel = window.reviews.panel
+    assert any(w is not None and panel.isAncestorOf(w) for w in seen)
+    from PySide6.QtWidgets import QTabBar
+
+    assert any(isinstance(w, QTabBar) for w in seen)  # the dock tabs: arrows switch them
+    # Ctrl+E with the filter box focused opens the export
+    exported = []
+    monkeypatch.setattr(window, "choose_export_path", lambda: exported.append(1))
+    window.act_export.triggered.disconnect()
+    window.act_export.triggered.connect(window.choose_export_path)
+    window.text_filter.setFocus()
+    qtbot.keyClick(window.text_filter, Qt.Key.Key_E, Qt.KeyboardModifier.ControlModifier)
+    assert exported == [1]
