@@ -210,7 +210,8 @@ def write_case_report(case: Case, out: Path | str, threshold: float | None = Non
         rows = [r for r in rows if (paths is None or r.path in paths)
                 and in_scope(r, reviews.get(review_key(r)), scope)]
         extra = {"command": "case report", "case": str(case.folder), "case_id": case.case_id,
-                 "scope": scope, "filtered": paths is not None}
+                 "scope": scope, "filtered": paths is not None,
+                 "threshold": threshold, "inconclusive_band": band}  # M5
         (write_csv if kind == "csv" else write_jsonl)(out, rows, extra, reviews=reviews)
         verified = case.verify()
     else:

@@ -170,6 +170,10 @@ def report_metadata(results: Sequence[ScanResult], extra: dict[str, Any] | None 
         "python": platform.python_version(),
         "columns_note": "prob_fake/prob_real are fractions in [0,1]; confidence_pct is percent",
     }
+    if results:  # M5: the operating point(s) the verdicts were taken at, always recorded
+        from forensics_app.core.case_threshold import thresholds_of
+
+        meta["thresholds"] = thresholds_of(results)
     meta.update(extra or {})
     return meta
 

@@ -140,3 +140,69 @@ def check_outputs(outputs: Mapping[str, Path | None], inputs: Iterable[Path | st
             problems.append(f"{name}: {writable}")
     if problems:
         raise OutputPathError(problems)
+
+
+def _identity(path: Path | str) -> tuple[int, int] | None:
+    try:
+        st = os.stat(path)
+    except (OSError, ValueError):
+        return None
+    return (st.st_dev, st.st_ino)
+
+
+def _ancestors(path: Path) -> list[Path]:
+    """``path``'s folders as spelled and as resolved (links followed), nearest first."""
+    spelled = Path(os.path.abspath(path)).parent
+    resolved = _resolved(path).parent
+    out: list[Path] = []
+    for start in (spelled, resolved):
+        out.extend([start, *start.parents])
+    return out
+
+
+def outputs_inside_roots(outputs: Mapping[str, Path | str | None],
+                         roots: Iterable[Path | str]) -> list[str]:
+    """One message per output that lies inside a scanned folder (an evidence root).
+
+    Folders are compared by device and inode, not by spelling: every existing folder above
+    the output -- as typed and with links resolved -- against every root folder, so a
+    symbolic link, a bind mount or ``..`` into the evidence tree is caught as well. Roots
+    that are files are not folders to protect (:func:`forensics_app.core.outputs.
+    outputs_over_inputs` refuses writing over the file itself).
+    """
+    root_ids: dict[tuple[int, int], str] = {}
+    for root in roots:
+        if os.path.isdir(root):
+            ident = _identity(root)
+            if ident is not None:
+                root_ids.setdefault(ident, str(root))
+    if not root_ids:
+        return []
+    problems: list[str] = []
+    for name, path in outputs.items():
+        if path is None:
+            continue
+        for folder in _ancestors(Path(path)):
+            root = root_ids.get(_identity(folder) or (-1, -1))
+            if root is not None:
+                problems.append(
+                    f"{name}: {path} is inside the evidence folder {root} (a scanned folder); "
+                    "the application never writes into evidence, so a later scan cannot take "
+                    "its own output as evidence -- choose a folder outside it")
+                break
+    return problems
+
+
+def refuse_outputs_in_evidence(outputs: Mapping[str, Path | str | None],
+                               files: Iterable[Path | str],
+                               roots: Iterable[Path | str]) -> None:
+    """The one guard every window write passes: raise
+    :class:`forensics_app.core.outputs.OutputOverEvidence` (an ``OSError``) when an output,
+    its side-car or its lock file *is* a scanned file, or when it lies inside a scanned
+    folder; both by device and inode."""
+    from forensics_app.core.outputs import OutputOverEvidence, outputs_over_inputs
+
+    # a side-car or lock file lies in its output's folder: checking the output covers them
+    problems = outputs_over_inputs(outputs, files) + outputs_inside_roots(outputs, roots)
+    if problems:
+        raise OutputOverEvidence("; ".join(problems))

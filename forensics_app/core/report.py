@@ -654,7 +654,15 @@ def render_html(data: ReportData, image_src: Callable[[str, bytes], str] | None 
         "img-src data:; style-src 'unsafe-inline'\">")
     add(f"<style>{QT_CSS if qt else CSS}</style></head><body>")
     if data.from_case:
-        add(f"<h1>Case report: {_name(data.case_name, qt)}</h1>")
+        from forensics_app.core.case_details import FIELDS, case_details
+
+        details = case_details(data.audit)  # M8: what the examiner entered, not the folder
+        title = details.get("case_number") or data.case_name
+        add(f"<h1>Case report: {_name(title, qt)}</h1>")
+        if details:
+            add("<p class='details'>" + "<br>".join(
+                f"<b>{label}:</b> {_name(details[key], qt)}" for key, label in FIELDS
+                if key in details) + "</p>")
         add(f"<p class='sub'>Forensics App {_e(data.app_version)} · generated "
             f"{_e(data.generated_utc)} UTC · case created {_e(data.created_utc)} · case id "
             f"<span class='hash'>{_e(data.case_id)}</span><br>Case folder: "

@@ -30,6 +30,7 @@ from forensics_app.core.case import (
 from forensics_app.core.case_resume import files_held
 from forensics_app.core.safetext import escape_text, isolate
 from forensics_app.core.session import ScanSettings
+from forensics_app.gui.plain_text import plain_tooltip
 from forensics_app.gui.records import ModelInfo
 
 log = logging.getLogger(__name__)
@@ -150,6 +151,9 @@ class CaseController(QObject):
             self._warn("Case not changed", "Wait for the running scan to finish (or cancel "
                        "it) before switching cases.")
             return None
+        # M1: the table is replaced by the case's rows; results held by no case are lost
+        if not self.window.close_guard.may_discard("the case is opened"):
+            return None
         try:
             case = opener()
         except CaseError as exc:
@@ -157,8 +161,13 @@ class CaseController(QObject):
             return None
         self.close_case()
         self.case = case
+        try:  # H1: what the case says the window wrote earlier is never scanned as evidence
+            self.window.own_outputs.load_case(case)
+        except CaseError as exc:
+            log.warning("outputs recorded in the case not read: %s", exc)
         self._remember(case.folder)
         self._load_rows()
+        self._adopt_threshold(case)
         info = self.window.models.info
         if info is not None:
             self._record_model(info)
@@ -227,6 +236,24 @@ class CaseController(QObject):
         except CaseError as exc:
             self._warn("Case not updated", str(exc))
 
+    def _adopt_threshold(self, case: Case) -> None:
+        """M5: the case's own threshold, never one left over from another session; a case
+        that records none takes the toolbar's now, so all its rows are judged at one."""
+        from forensics_app.core.case_threshold import case_threshold
+
+        try:
+            point = case_threshold(case)
+        except CaseError as exc:
+            log.warning("case threshold not read: %s", exc)
+            return
+        if point is None:
+            if not case.read_only:
+                self._record_threshold()
+            return
+        t, b = point
+        self.window._set_threshold_widgets(t, b if b is not None else self.window.band_spin.value())
+        self._threshold_timer.stop()  # set from the case: nothing new to record
+
     def _flush_threshold(self) -> None:
         if self._threshold_timer.isActive():
             self._threshold_timer.stop()
@@ -276,6 +303,7 @@ class CaseController(QObject):
             return None
         finally:
             QGuiApplication.restoreOverrideCursor()
+        self.window.own_outputs.note(out, "case report")
         self.window._flash(f"Case report written to {out}")
         return out
 
@@ -303,7 +331,7 @@ class CaseController(QObject):
             self.window.setWindowTitle("Forensics App — AI-generated image detector")
         else:
             self.label.setText(f"Case: {isolate(escape_text(case.name))}")
-            self.label.setToolTip(escape_text(case.folder))
+            self.label.setToolTip(plain_tooltip(escape_text(case.folder)))
             self.window.setWindowTitle(f"{isolate(escape_text(case.name))} — Forensics App")
 
     def _warn(self, title: str, text: str) -> None:

@@ -28,9 +28,8 @@ from PySide6.QtWidgets import (
     QWidget,
 )
 
+from forensics_app.core.case_details import ACTION_CASE_DETAILS
 from forensics_app.core.output_guard import evidence_conflict
-
-ACTION_CASE_DETAILS = "case details"
 
 
 @dataclass(frozen=True)

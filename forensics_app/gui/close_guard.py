@@ -19,13 +19,14 @@ class CloseChoice(Enum):
     CANCEL = "cancel"
 
 
-def ask_with_message_box(parent: QWidget | None, unexported: int) -> CloseChoice:
+def ask_with_message_box(parent: QWidget | None, unexported: int,
+                         when: str = "the window closes") -> CloseChoice:
     box = QMessageBox(QMessageBox.Icon.Warning, "Unexported results",
                       f"{unexported} result(s) have not been exported and no case is open: "
-                      "they are lost when the window closes.",
+                      f"they are lost when {when}.",
                       QMessageBox.StandardButton.Save | QMessageBox.StandardButton.Discard
                       | QMessageBox.StandardButton.Cancel, parent)
-    box.setInformativeText("Export a report before closing?")
+    box.setInformativeText("Export a report first?")
     box.setDefaultButton(QMessageBox.StandardButton.Save)
     return {QMessageBox.StandardButton.Save: CloseChoice.SAVE,
             QMessageBox.StandardButton.Discard: CloseChoice.DISCARD}.get(
@@ -54,9 +55,17 @@ class CloseGuard:
     cleared = exported
 
     def may_close(self) -> bool:
+        return self.may_discard("the window closes")
+
+    def may_discard(self, when: str) -> bool:
+        """Save / Discard / Cancel before anything drops the table's rows (closing the
+        window; New case, Open case, Recent cases -- M1). True: go ahead."""
         if not self.unexported or self.case_open():
             return True
-        choice = self.ask(self.parent, self.unexported)
+        if self.ask is ask_with_message_box:
+            choice = ask_with_message_box(self.parent, self.unexported, when)
+        else:
+            choice = self.ask(self.parent, self.unexported)
         if choice is CloseChoice.SAVE:
             self.save()
             return not self.unexported  # the save dialog was cancelled or failed: stay open

@@ -51,8 +51,10 @@ from PySide6.QtWidgets import (
 
 from forensics_app.core.results import ScanResult
 from forensics_app.core.safetext import escape_text, isolate
+from forensics_app.gui.branch_maps import BranchMapChoice
 from forensics_app.gui.model_manager import ModelManager
 from forensics_app.gui.overlay_export import threshold_words
+from forensics_app.gui.plain_text import plain_label, plain_tooltip
 from forensics_app.gui.records import HeatmapData
 from forensics_app.gui.workers import HeatmapRequest, HeatmapWorker, release_thread, start_worker
 
@@ -315,8 +317,9 @@ class HeatmapViewer(QWidget):
         self.last_folder = ""
         # Set by the window: raises (an OSError) when a path is one of the scanned files.
         self.refuse_over_evidence: Any = None
+        self.on_saved: Any = None  # (path) -> None, set by the window: an output it wrote
 
-        self.title = QLabel()
+        self.title = plain_label(QLabel())  # M4: a file name is text, not markup
         f = QFont(self.title.font())
         f.setPointSizeF(f.pointSizeF() * 1.25)
         f.setBold(True)
@@ -338,6 +341,8 @@ class HeatmapViewer(QWidget):
             col = QVBoxLayout()
             label = QLabel(caption)
             label.setStyleSheet("font-weight: 600;")
+            label.setWordWrap(True)
+            self.cam_caption = label  # the last: the map's pane, named for its branch (H3)
             col.addWidget(label)
             col.addWidget(view, 1)
             panes.addLayout(col, 1)
@@ -402,6 +407,9 @@ class HeatmapViewer(QWidget):
         layout = QVBoxLayout(self)
         layout.addWidget(self.title)
         layout.addWidget(self.subtitle)
+        self.branch_choice = BranchMapChoice(self)  # H3: each branch's map, by weight
+        layout.addLayout(self.branch_choice.row)
+        layout.addWidget(self.branch_choice.sees)
         layout.addLayout(panes, 1)
         layout.addLayout(controls)
         status_row = QHBoxLayout()
@@ -420,7 +428,7 @@ class HeatmapViewer(QWidget):
         ``preparing``: the map must first load its model copy (the first map: seconds)."""
         self.record, self.expected_key = record, key
         self.title.setText(isolate(escape_text(record.file_name)))
-        self.title.setToolTip(isolate(escape_text(record.path)))
+        self.title.setToolTip(plain_tooltip(isolate(escape_text(record.path))))
         if record.ok:
             tiles = f" · mean of {len(record.tile_probs)} tiles" if record.tile_probs else ""
             self.subtitle.setText(
@@ -460,13 +468,14 @@ class HeatmapViewer(QWidget):
         for item in self._image_items:
             item.setPixmap(base)
         self.heat_item.setPixmap(QPixmap.fromImage(qimage_from_array(data.heat_rgba)))
+        self.branch_choice.refresh(data)
         self._build_tiles(data)
         for view in (self.image_view, self.cam_view):
             view.setSceneRect(QRectF(base.rect()))
         self._set_enabled(True)
         if first:
             self.linker.fit()
-        notes = list(data.notes)
+        notes = list(data.notes) + [n for ns in data.branch_notes.values() for n in ns]
         notes.append(computed_text(data, None if self._asked_at is None
                                    else self.clock() - self._asked_at))
         self._asked_at = None
@@ -552,7 +561,8 @@ class HeatmapViewer(QWidget):
         if self.record is not None:  # file name, SHA-256, model, score: chunks and a caption
             from forensics_app.gui.overlay_export import captioned_overlay
 
-            image = captioned_overlay(image, self.record)
+            role = self.branch_choice.current()
+            image = captioned_overlay(image, self.record, role.label if role else "")
         from PySide6.QtCore import QBuffer, QByteArray, QIODevice
 
         from forensics_app.core.outputs import atomic_write, refuse_outputs_over_inputs
@@ -577,6 +587,8 @@ class HeatmapViewer(QWidget):
             self.status.setText(escape_text(f"Could not write {path}: {exc}"))
             return False
         self.status.setText(escape_text(f"Saved overlay to {path}"))
+        if self.on_saved is not None:
+            self.on_saved(path)
         return True
 
     def _ask_save(self) -> None:

@@ -54,6 +54,7 @@ from forensics_app import __version__
 from forensics_app.core.export import COLUMNS as EXPORT_COLUMNS
 from forensics_app.core.export import result_to_row
 from forensics_app.core.results import ScanResult, Verdict
+from forensics_app.gui.branch_maps import branch_context
 from forensics_app.gui.case_controller import CaseController
 from forensics_app.gui.close_guard import CloseGuard
 from forensics_app.gui.column_chooser import ColumnChooser
@@ -64,6 +65,7 @@ from forensics_app.gui.heatmap_view import HeatmapService, HeatmapViewer
 from forensics_app.gui.model_dialog import ModelDialog
 from forensics_app.gui.model_manager import LoadRequest, ModelManager
 from forensics_app.gui.output_folders import (
+    note_output,
     output_folder,
     refuse_over_evidence,
 )
@@ -169,6 +171,7 @@ class MainWindow(QMainWindow):
         self.models = ModelManager(threads=threads, parent=self)
         self.registry = PathRegistry()
         self.queue = ScanQueue(self.models, self.registry, parent=self)
+        self.own_outputs = self.queue.own_outputs  # H1: what the window wrote is not evidence
         self.results = ResultsTableModel(self, self.settings.threshold or 0.5,
                                          self.settings.band if self.settings.band is not None else 0.05)
         self.proxy = ResultsFilterProxy(self)
@@ -335,9 +338,11 @@ class MainWindow(QMainWindow):
         for col, spec in COLUMNS.items():
             self.table.setColumnWidth(col, spec.width)
         header.setSectionResizeMode(Column.THUMBNAIL, QHeaderView.ResizeMode.Fixed)
-        # the examiner's conclusion right beside the detector's verdict
+        # the detector's P(generated), then the examiner's conclusion, beside the verdict
+        # (M6: P(generated) no longer falls off a 1366-pixel screen behind the Review column)
         header.moveSection(header.visualIndex(Column.REVIEW),
                            header.visualIndex(Column.VERDICT) + 1)
+        header.moveSection(header.visualIndex(Column.PROB), header.visualIndex(Column.VERDICT) + 1)
         header.moveSection(header.visualIndex(Column.FOLDER), header.visualIndex(Column.FILE) + 1)
         self.columns = ColumnChooser(header, self.settings)  # D20: right-click the header
         self.table.setContextMenuPolicy(Qt.ContextMenuPolicy.CustomContextMenu)
@@ -390,6 +395,13 @@ class MainWindow(QMainWindow):
         self.addDockWidget(Qt.DockWidgetArea.RightDockWidgetArea, self.review_dock)
         self.tabifyDockWidget(self.provenance_dock, self.review_dock)
         self.provenance_dock.raise_()
+        from forensics_app.gui.compact_layout import apply_compact_layout
+
+        if apply_compact_layout(self):  # M6: a small or scaled screen
+            self.fit_to_screen()
+        from forensics_app.gui.keyboard_nav import install_keyboard_navigation
+
+        install_keyboard_navigation(self)  # M7
         self.view_menu.addAction(self.review_dock.toggleViewAction())
         self.review_filter.currentIndexChanged.connect(
             lambda _i: self.proxy.set_review(self.review_filter.currentData()))
@@ -999,7 +1011,8 @@ class MainWindow(QMainWindow):
             return None
         return HeatmapRequest(r.path, r.sha256, r.model_id, r.preprocessing,
                               self.results.settings_for(row),
-                              tuple(tuple(b) for b in r.tile_boxes), tuple(r.tile_probs))
+                              tuple(tuple(b) for b in r.tile_boxes), tuple(r.tile_probs),
+                              *branch_context(self.models.detector, r.model_id))  # H3
 
     def show_heatmap(self) -> None:
         row = self.current_row()
@@ -1012,6 +1025,7 @@ class MainWindow(QMainWindow):
         viewer = self.heatmap_viewer
         viewer.last_folder = str(output_folder(self))
         viewer.refuse_over_evidence = lambda out: refuse_over_evidence(self, {"overlay": out})
+        viewer.on_saved = lambda out: note_output(self, out, "overlay PNG")
         if not viewer.isVisible():
             viewer.show()
         record = self.results.record(row)
@@ -1057,6 +1071,7 @@ class MainWindow(QMainWindow):
         reviews = self.reviews.book.all() if self.reviews.book is not None else None
         writer = write_jsonl if path.suffix.lower() in (".jsonl", ".json") else write_csv
         writer(path, records, extra, reviews=reviews)
+        note_output(self, path, "table export")
         if complete:  # a filtered export leaves rows that exist nowhere else
             self.close_guard.exported()
         log.info("exported %d rows to %s", len(records), path)

@@ -22,24 +22,27 @@ def threshold_words(record: ScanResult) -> str:
     return f"threshold {t:.2f}: AI-generated at P ≥ {t:.2f}"
 
 
-def overlay_facts(record: ScanResult) -> dict[str, str]:
-    """The PNG text chunks (keys as in the PNG spec's keyword style)."""
+def overlay_facts(record: ScanResult, branch: str = "") -> dict[str, str]:
+    """The PNG text chunks (keys as in the PNG spec's keyword style); ``branch``: whose map
+    it is ("semantic branch (fusion weight +1.00)"), H3."""
     score = "" if record.prob_fake is None else f"{record.prob_fake:.4f}"
     return {
-        "Title": f"Grad-CAM overlay of {escape_undecodable(record.file_name)}",
+        "Title": f"{'Explanation map' if branch else 'Grad-CAM'} overlay of "
+                 f"{escape_undecodable(record.file_name)}",
         "Source": escape_undecodable(record.file_name),
         "SHA-256": record.sha256 or "",
         "Model": record.model_id,
         "P(generated)": score,
         "Verdict": record.verdict.value,
         "Threshold": threshold_words(record),
-        "Description": "Regions that most raised the detector's score for this image; not a "
+        "Description": (f"Map of the {branch}: r" if branch else "R")
+                       + "egions that most raised the detector's score for this image; not a "
                        "map of edited or manipulated areas.",
     }
 
 
-def caption_text(record: ScanResult) -> str:
-    facts = overlay_facts(record)
+def caption_text(record: ScanResult, branch: str = "") -> str:
+    facts = overlay_facts(record, branch)
     sha = facts["SHA-256"]  # in groups of 16, so it wraps whole on a narrow image
     sha = " ".join(sha[i : i + 16] for i in range(0, len(sha), 16)) or "n/a"
     return (f"{facts['Source']} · SHA-256 {sha} · model {facts['Model']} · "
@@ -67,15 +70,15 @@ def wrap_caption(text: str, metrics: QFontMetrics, width: int) -> list[str]:
     return lines
 
 
-def captioned_overlay(image: QImage, record: ScanResult) -> QImage:
+def captioned_overlay(image: QImage, record: ScanResult, branch: str = "") -> QImage:
     """``image`` with a caption strip below it and the facts as PNG text chunks."""
-    facts = overlay_facts(record)
+    facts = overlay_facts(record, branch)
     w = max(1, image.width())
     font = QFont()
     font.setPixelSize(max(9, min(18, w // 50)))
     metrics = QFontMetrics(font)
     pad = font.pixelSize() // 2 + 2
-    lines = wrap_caption(caption_text(record), metrics, max(1, w - 2 * pad))
+    lines = wrap_caption(caption_text(record, branch), metrics, max(1, w - 2 * pad))
     line_h = metrics.lineSpacing()
     text_h = line_h * len(lines)
     out = QImage(w, image.height() + text_h + 2 * pad, QImage.Format.Format_RGB32)

@@ -23,9 +23,11 @@ from PySide6.QtWidgets import (
     QWidget,
 )
 
-from forensics_app.core.provenance import disagreement, iter_detail_groups
+from forensics_app.core.metadata_disagreement import metadata_disagreement
+from forensics_app.core.provenance import iter_detail_groups
 from forensics_app.core.results import ScanResult
 from forensics_app.core.safetext import escape_text, html_text, isolate
+from forensics_app.gui.plain_text import plain_label, plain_tooltip
 
 DISAGREE_STYLE = "background: #fff0c2; border: 1px solid #e0a526; border-radius: 3px; padding: 4px;"
 DISAGREE_COLOUR = "#fff0c2"
@@ -42,7 +44,7 @@ class ProvenancePanel(QWidget):
         self.title.setWordWrap(True)
         self.title.setTextFormat(Qt.TextFormat.RichText)
         self.title.setTextInteractionFlags(Qt.TextInteractionFlag.TextSelectableByMouse)
-        self.warning = QLabel()
+        self.warning = plain_label(QLabel())  # it quotes EXIF text (M4)
         self.warning.setWordWrap(True)
         self.warning.setStyleSheet(DISAGREE_STYLE)
         self.warning.setTextInteractionFlags(Qt.TextInteractionFlag.TextSelectableByMouse)
@@ -92,8 +94,9 @@ class ProvenancePanel(QWidget):
             f"Metadata declares generated: <b style='color:{colour}'>{prov.declared_text}</b>"
             + (f" ({_esc(prov.declared_strength)})" if prov.declared_strength else "")
             + f" · detector: <b>{_esc(record.verdict.value)}</b>"
-            + (f" ({record.prob_fake:.3f})" if record.prob_fake is not None else ""))
-        clash = disagreement(prov, record.verdict)
+            + (f" ({record.prob_fake:.3f})" if record.prob_fake is not None else "")
+            + (f"<br>Detector notes: {_esc('; '.join(record.notes))}" if record.notes else ""))
+        clash = metadata_disagreement(prov, record.verdict)
         if clash:
             self.warning.setText(f"⚠ Metadata and detector disagree: {clash}. Either can be "
                                  "wrong; neither changes the other.")
@@ -106,7 +109,7 @@ class ProvenancePanel(QWidget):
             group.setFirstColumnSpanned(True)
             for name, value in rows:
                 item = QTreeWidgetItem(group, [name, value])
-                item.setToolTip(1, value)
+                item.setToolTip(1, plain_tooltip(value))
                 if name.endswith("status: failure") or name.startswith("Status: failure") \
                         or name == "Error":
                     item.setForeground(1, QBrush(QColor("#a3261b")))
@@ -120,7 +123,7 @@ class ProvenancePanel(QWidget):
         lines = [escape_text(self.record.path), f"summary: {escape_text(prov.summary)}",
                  f"declared_generated: {prov.declared_text}",
                  f"detector: {self.record.verdict.value}"]
-        clash = disagreement(prov, self.record.verdict)
+        clash = metadata_disagreement(prov, self.record.verdict)
         if clash:
             lines.append(f"disagreement: {clash}")
         for title, rows in iter_detail_groups(prov):

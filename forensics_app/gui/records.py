@@ -189,3 +189,8 @@ class HeatmapData:
     elapsed_s: float = 0.0  # in the worker, model preparation included
     prepare_s: float = 0.0  # of which loading the private Grad-CAM model (first map only)
     display_scale: float = 1.0  # image/heat are this fraction of the scored image's size
+    # H3: every branch's role by fusion weight (core.branch_explain.BranchRole), and the
+    # occlusion map (RGBA like heat_rgba) of each branch beside the trace CNN, by name
+    roles: list[Any] = field(default_factory=list)
+    branch_rgba: dict[str, Any] = field(default_factory=dict)
+    branch_notes: dict[str, list[str]] = field(default_factory=dict)

@@ -258,6 +258,12 @@ class ReportJobs(QObject):
         if done is not None and len(done.rows) == done.n_all:
             # every row is in a file now (a filtered report leaves rows nowhere else)
             self.window.close_guard.exported()
+        self.window.own_outputs.note(path, "report")  # the case logged it before writing
+        from forensics_app.core.case_chain import anchor_path
+
+        anchor = anchor_path(path)
+        if anchor.exists():
+            self.window.own_outputs.note(anchor, "report anchor")
         self.window._flash(f"Report written to {path}")
         self.report_written.emit(str(Path(path).absolute()))
 

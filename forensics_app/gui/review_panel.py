@@ -40,6 +40,7 @@ from forensics_app.core.review import (
     review_key,
 )
 from forensics_app.core.safetext import escape_for_terminal
+from forensics_app.gui.plain_text import plain_tooltip
 
 log = logging.getLogger(__name__)
 
@@ -294,7 +295,7 @@ class ReviewPanel(QWidget):
             return
         self.title.setText(f"<b>{_html(shown(record.file_name))}</b><br>detector: "
                            f"{_html(record.verdict.value)}")
-        self.title.setToolTip(shown(record.path))
+        self.title.setToolTip(plain_tooltip(shown(record.path)))
         review = book.get(record.path, record.sha256) if book is not None else None
         status = review.status if review is not None else ReviewStatus.UNREVIEWED
         self.status.setCurrentIndex(self.status.findData(status.value))

@@ -19,6 +19,7 @@ from PySide6.QtCore import (
 )
 from PySide6.QtGui import QBrush, QColor
 
+from forensics_app.core.own_outputs import OwnOutputs
 from forensics_app.gui.model_manager import ModelManager
 from forensics_app.gui.records import JobStatus, PathRegistry, ScanJob, ScanSettings
 from forensics_app.gui.scan_progress import format_duration, running_text, skipped_text
@@ -169,6 +170,8 @@ class ScanQueue(QObject):
         self._accepting = True
         # () -> the open core Case or None: where the scan session records the job's rows.
         self.case_source: Any = None
+        # files the window wrote (core.own_outputs): a scan skips them, with the reason
+        self.own_outputs = OwnOutputs()
         models.model_ready.connect(self._dispatch)
 
     # -- queries
@@ -248,7 +251,7 @@ class ScanQueue(QObject):
         self.current = job
         case = self.case_source() if self.case_source is not None else None
         worker = ScanWorker(job, self.models.detector, self.registry, self.threshold, self.band,
-                            case=case)
+                            case=case, own_outputs=self.own_outputs)
         worker.discovered.connect(self._on_discovered)
         worker.skipped.connect(self._on_skipped)
         worker.rows.connect(self._on_rows)

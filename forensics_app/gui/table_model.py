@@ -28,10 +28,11 @@ from PySide6.QtCore import (
 from PySide6.QtGui import QBrush, QColor, QFont, QPainter, QPalette
 from PySide6.QtWidgets import QApplication, QStyle, QStyledItemDelegate, QStyleOptionViewItem
 
-from forensics_app.core.provenance import disagreement
+from forensics_app.core.metadata_disagreement import metadata_disagreement
 from forensics_app.core.results import ScanResult, Verdict
 from forensics_app.core.review import Review, ReviewStatus, disagrees
 from forensics_app.core.safetext import escape_text, isolate
+from forensics_app.gui.plain_text import plain_tooltip
 from forensics_app.gui.records import ScanSettings
 
 RecordRole = Qt.ItemDataRole.UserRole + 1  # the ScanResult of the row
@@ -123,6 +124,14 @@ def _problem(r: ScanResult) -> str:
     return r.error or "; ".join(r.notes)
 
 
+def _notes_tip(r: ScanResult) -> str:
+    """H2: why the detector said what it said, when it says (an Inconclusive reason)."""
+    if not r.notes:
+        return ""
+    head = "Why Inconclusive" if r.verdict is Verdict.INCONCLUSIVE else "Detector notes"
+    return f"\n{head}: " + "; ".join(escape_text(n) for n in r.notes)
+
+
 def _provenance(r: ScanResult) -> str:
     return r.provenance.summary if r.provenance is not None else ""
 
@@ -130,7 +139,7 @@ def _provenance(r: ScanResult) -> str:
 def _provenance_tip(r: ScanResult) -> str | None:
     if r.provenance is None:
         return None
-    clash = disagreement(r.provenance, r.verdict)
+    clash = metadata_disagreement(r.provenance, r.verdict)
     tip = f"{r.provenance.summary}\nmetadata declares generated: {r.provenance.declared_text}"
     return tip + (f"\n⚠ {clash}" if clash else "")
 
@@ -165,7 +174,8 @@ COLUMNS: dict[Column, ColumnSpec] = {
                                                   + (f"\nTRIAGE verdict ({r.preprocessing}): a "
                                                      "sample of tiles was scored; re-scan in "
                                                      "full before relying on it"
-                                                     if is_triage(r) else ""))),
+                                                     if is_triage(r) else "")
+                                                  + _notes_tip(r))),
     Column.PROB: ColumnSpec("P(generated)",
                             lambda r: "" if r.prob_fake is None else f"{r.prob_fake:.3f}",
                             lambda r: _none_last(r.prob_fake), width=140,
@@ -292,20 +302,18 @@ class ResultsTableModel(QAbstractTableModel):
         r = self._records[index.row()]
         col = Column(index.column())
         spec = COLUMNS[col]
+        if role == Qt.ItemDataRole.ToolTipRole:  # M4: evidence text never as markup
+            return plain_tooltip(self._tooltip(r, col))
         if col is Column.REVIEW:
             return self._review_data(r, role)
         if col is Column.COPIES:
             n = self._copies.get(r.sha256 or "", 0)
             if role == Qt.ItemDataRole.DisplayRole:
                 return f"×{n}" if n > 1 else ""
-            if role == Qt.ItemDataRole.ToolTipRole and n > 1:
-                return f"{n} files in this table have these bytes (SHA-256 {r.sha256})"
             if role == Qt.ItemDataRole.TextAlignmentRole:
                 return int(spec.align)
         if role == Qt.ItemDataRole.DisplayRole:
             return spec.text(r)
-        if role == Qt.ItemDataRole.ToolTipRole:
-            return spec.tooltip(r)
         if role == Qt.ItemDataRole.TextAlignmentRole:
             return int(spec.align)
         if role == RecordRole:
@@ -320,7 +328,7 @@ class ResultsTableModel(QAbstractTableModel):
             if role == Qt.ItemDataRole.FontRole:
                 return self._bold
         if (col is Column.PROVENANCE and role == Qt.ItemDataRole.BackgroundRole
-                and r.provenance is not None and disagreement(r.provenance, r.verdict)):
+                and r.provenance is not None and metadata_disagreement(r.provenance, r.verdict)):
             return self._disagree
         if (col is Column.PROVENANCE and role == Qt.ItemDataRole.ForegroundRole
                 and r.provenance is not None and r.provenance.declared_generated):
@@ -354,6 +362,15 @@ class ResultsTableModel(QAbstractTableModel):
             return False
         self.review_requested.emit(index.row(), status.value)
         return True
+
+    def _tooltip(self, r: ScanResult, col: Column) -> str | None:
+        if col is Column.REVIEW:
+            return self._review_data(r, Qt.ItemDataRole.ToolTipRole)
+        if col is Column.COPIES:
+            n = self._copies.get(r.sha256 or "", 0)
+            return f"{n} files in this table have these bytes (SHA-256 {r.sha256})" \
+                if n > 1 else None
+        return COLUMNS[col].tooltip(r)
 
     def _review_data(self, r: ScanResult, role: int) -> Any:
         review = self.review_of(r) if self.review_of is not None else None
@@ -535,7 +552,7 @@ class ResultsFilterProxy(QSortFilterProxyModel):
         if self._provenance == "declared" and not (
                 r.provenance is not None and r.provenance.declared_generated):
             return False
-        if self._provenance == "disagree" and disagreement(r.provenance, r.verdict) is None:
+        if self._provenance == "disagree" and metadata_disagreement(r.provenance, r.verdict) is None:
             return False
         model = self.sourceModel()
         review = model.review_of(r) if model.review_of is not None else None

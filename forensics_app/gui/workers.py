@@ -15,7 +15,7 @@ from __future__ import annotations
 import logging
 import threading
 import time
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
 
@@ -242,8 +242,9 @@ class ScanWorker(Worker):
 
     def __init__(self, job: ScanJob, detector: Any, registry: PathRegistry,
                  threshold: float | None, band: float | None, emit_interval: float = 0.25,
-                 case: Any = None):
+                 case: Any = None, own_outputs: Any = None):
         super().__init__()
+        self.own_outputs = own_outputs  # core.own_outputs.OwnOutputs: never scanned
         self.sources = list(job.sources)
         self.recursive = job.recursive
         self.settings = job.settings.replace(threshold=threshold, inconclusive_band=band)
@@ -264,7 +265,11 @@ class ScanWorker(Worker):
                               on_result=self._on_result, claim=self._claim,
                               command="forensics-app", on_skipped=self._on_skipped)
         try:
-            session.discover()
+            found = session.discover()
+            if self.own_outputs is not None:  # H1: an overlay saved earlier is no evidence
+                from forensics_app.core.own_outputs import skip_own_outputs
+
+                session.skipped.extend(skip_own_outputs(found, self.own_outputs))
             if session.skipped:  # counted on the job from the start (D17)
                 self.skipped.emit(list(session.skipped))
             self.check_cancelled([])
@@ -319,6 +324,10 @@ class HeatmapRequest:
     settings: ScanSettings
     tile_boxes: tuple[tuple[int, int, int, int], ...] = ()
     tile_probs: tuple[float, ...] = ()
+    # H3: the detector's branches beside the trace CNN (name -> branch) and every branch's
+    # role (core.branch_explain.BranchRole, heaviest fusion weight first)
+    branches: dict[str, Any] = field(default_factory=dict, compare=False, repr=False)
+    roles: tuple[Any, ...] = field(default=(), compare=False)
 
     @property
     def key(self) -> tuple[str, str, str]:
@@ -372,6 +381,9 @@ class HeatmapWorker(Worker):
         if err is not None:
             raise err
         notes: list[str] = [f"decoder warning: {w}" for w in caught]
+        from forensics_app.gui.branch_maps import occlusion_maps
+
+        occlusions = occlusion_maps(req, img, self.is_cancelled)  # H3: before img is freed
         if req.sha256 and evidence.sha256 != req.sha256:
             notes.append("The file changed since it was scanned (SHA-256 differs); this map "
                          "describes the file as it is now.")
@@ -395,7 +407,11 @@ class HeatmapWorker(Worker):
             heat_rgba=np.ascontiguousarray(np.concatenate([heat_rgb, alpha], axis=2)),
             tile_boxes=boxes, tile_probs=list(req.tile_probs), notes=notes,
             elapsed_s=time.perf_counter() - t0, prepare_s=prepare_s, display_scale=k,
+            roles=list(req.roles),
         )
+        from forensics_app.gui.branch_maps import attach_maps
+
+        attach_maps(data, occlusions)
         return data, model
 
 
