@@ -182,7 +182,8 @@ def _save(out: Path, view: str, paths: list[str], emb: np.ndarray, blocks: np.nd
     os.replace(tmp, p)
 
 
-def run(data: Path, out: Path, only: str | None, flush: int, batch: int, robust_cap: int) -> None:
+def run(data: Path, out: Path, only: str | None, flush: int, batch: int, robust_cap: int,
+        caps: dict[str, int] | None = None) -> None:
     out.mkdir(parents=True, exist_ok=True)
     enc = ClipEncoder(find_asset("clip-vitb16"))
     state = []
@@ -191,6 +192,9 @@ def run(data: Path, out: Path, only: str | None, flush: int, batch: int, robust_
             continue
         order = np.random.default_rng(0).permutation(len(v.files))
         files = [v.files[i] for i in order]
+        for suffix, cap in (caps or {}).items():  # the first N of a fixed permutation
+            if v.name.endswith(suffix) or v.name.startswith(suffix):
+                files = files[:cap]
         have = load_view(out, v.name)
         paths, embs, blocks = (have[0], [have[1]], [have[2]]) if have else ([], [], [])
         done = set(paths)
@@ -231,8 +235,12 @@ def main(argv: list[str] | None = None) -> int:
     ap.add_argument("--batch", type=int, default=8)
     ap.add_argument("--robust-cap", type=int, default=30,
                     help="images per class and set for the q75/half probes")
+    ap.add_argument("--cap", action="append", default=[], metavar="VIEW_AFFIX=N",
+                    help="at most N images of the views whose name starts or ends with "
+                         "VIEW_AFFIX (the first N of a fixed permutation; repeatable)")
     args = ap.parse_args(argv)
-    run(args.data, args.out, args.only, args.flush, args.batch, args.robust_cap)
+    caps = {k: int(v) for k, v in (c.rsplit("=", 1) for c in args.cap)}
+    run(args.data, args.out, args.only, args.flush, args.batch, args.robust_cap, caps)
     return 0
 
 

@@ -34,7 +34,7 @@ from forensics_app.core.architectures import (
     infer_arch_from_state_dict,
     resolve_arch,
 )
-from forensics_app.core.branches import TRACE, Fusion, build_branches, fusion_of
+from forensics_app.core.branches import TRACE, BranchError, Fusion, build_branches, fusion_of
 from forensics_app.core.checkpoint_check import (
     READ_META_FIELDS,
     CheckpointFieldError,
@@ -347,6 +347,8 @@ class Detector:
             except MissingWeightsError as exc:
                 raise CheckpointError(f"{ckpt.path}: this detector's branches need weights "
                                       f"that are not installed: {exc}") from None
+            except BranchError as exc:
+                raise CheckpointError(f"{ckpt.path}: {exc}") from None
             det.fusion = fusion_of(ckpt.meta)
         if check_behaviour:
             det.check_behaviour()
