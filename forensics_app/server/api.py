@@ -357,7 +357,9 @@ def create_app(service: ServeService, token: str | None = None,
         job = find(job_id)
         path = job.folder / "results.jsonl"
         data = await run_in_threadpool(path.read_bytes) if path.is_file() else b""
-        return Response(data, media_type="application/x-ndjson")
+        view = PublicView(job, service.model_path)
+        return Response(await run_in_threadpool(view.jsonl, data),
+                        media_type="application/x-ndjson")
 
     @app.get("/api/v1/scans/{job_id}/report.{fmt}", tags=["scans"])
     async def scan_report(job_id: str, fmt: str) -> FileResponse:

@@ -76,22 +76,45 @@ class PublicView:
         except ValueError:  # another drive (Windows): the name only
             return Path(r.path).name
 
-    def row(self, r: ScanResult) -> ScanResult:
+    def row(self, r: ScanResult, name_in_path: bool = False) -> ScanResult:
+        """``name_in_path``: the path reads ``NAME (evidence/00000.png)``, for the PDF's
+        compact table, which shows a row's path only."""
         fields = {f.name: getattr(r, f.name) for f in dataclasses.fields(ScanResult)}
         shown = self.path(r)
         name = self.job.names.get(Path(r.path).name) if self.job.root is None else None
-        fields.update(path=shown, notes=[self.text(n) for n in r.notes],
+        name = name or Path(shown).name
+        fields.update(path=f"{name} ({shown})" if name_in_path and self.job.root is None
+                      else shown, notes=[self.text(n) for n in r.notes],
                       error=self.text(r.error) if r.error else r.error)
-        return PublicResult(**fields, shown_name=name or Path(shown).name)
+        return PublicResult(**fields, shown_name=name)
 
-    def report_data(self, data: Any) -> Any:
+    def jsonl(self, data: bytes) -> bytes:
+        """The case's streamed JSON Lines with each record made public (a line cut by a
+        running batch is left out: it is complete once the batch is)."""
+        import json
+
+        out = []
+        for line in data.splitlines():
+            try:
+                record = json.loads(line)
+            except ValueError:
+                continue
+            if isinstance(record, dict) and isinstance(record.get("path"), str):
+                fake = ScanResult(path=record["path"])
+                record["file_name"] = self.row(fake).file_name
+                record["path"] = self.path(fake)
+            out.append(json.dumps(self.value(record), ensure_ascii=False))
+        return "".join(f"{line}\n" for line in out).encode("utf-8")
+
+    def report_data(self, data: Any, name_in_path: bool = False) -> Any:
         """:class:`~forensics_app.core.report.ReportData` with names and paths made public
         (after its images were read from the real paths, and its chains verified)."""
-        rows = [self.row(r) for r in data.rows]
+        rows = [self.row(r, name_in_path) for r in data.rows]
         keyed = {(r.path, r.sha256 or ""): new for r, new in zip(data.rows, rows, strict=True)}
         reviews = {((keyed[k].path, k[1]) if k in keyed else k): v
                    for k, v in data.reviews.items()}
-        flagged = [dataclasses.replace(f, result=self.row(f.result), note=self.text(f.note))
+        flagged = [dataclasses.replace(f, result=self.row(f.result, name_in_path),
+                                       note=self.text(f.note))
                    for f in data.flagged]
         return dataclasses.replace(
             data, case_folder=f"scan {self.job.id}", rows=rows, reviews=reviews,
@@ -136,7 +159,7 @@ def write_job_report(job: ScanJob, out: Path, model_path: Path | None = None,
             verified = case.verify()
         else:
             data = build_report(case, thumbnails=kind != "pdf")
-            data = view.report_data(data)
+            data = view.report_data(data, name_in_path=kind == "pdf")
             if kind == "html":
                 write_html(data, out)
             else:
