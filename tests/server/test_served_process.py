@@ -227,14 +227,14 @@ def test_report_downloads_work_with_a_token_in_the_browser(serve, tmp_path):
             page.wait_for_selector("#model:has-text('Model')")
             page.set_input_files("#files", [str(f) for f in uploads])
             page.wait_for_selector("#reports:not([hidden])", timeout=120_000)
-            with page.expect_download() as got:
+            with page.expect_download(timeout=180_000) as got:
                 page.click("#r-html")
             html = Path(got.value.path()).read_text(encoding="utf-8")
             assert got.value.suggested_filename.endswith("-report.html")
             assert "Case report" in html and uploads[0].name in html
             assert str(served.data) not in html
             finished = page.locator("#scan-list tr.s-finished td.reports a", has_text="CSV")
-            with page.expect_download() as got:
+            with page.expect_download(timeout=180_000) as got:
                 finished.first.click()
             csv = Path(got.value.path()).read_text(encoding="utf-8")
             assert csv.startswith("path,") or "sha256" in csv.splitlines()[0]
