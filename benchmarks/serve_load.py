@@ -170,7 +170,7 @@ def main() -> None:
                 for t in threads:
                     t.join()
                 pairs.append((cli_rate, len(work) / (time.perf_counter() - t0)))
-            health = httpx.get(f"{base}/healthz", timeout=5).json()
+            health = httpx.get(f"{base}/api/v1/model", timeout=5).json()  # counters
             server_mib = vmhwm_mib(server.pid)
         finally:
             server.send_signal(signal.SIGINT)

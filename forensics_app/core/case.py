@@ -971,10 +971,10 @@ class Case:
     # -- resume
     def plan_resume(self, files: Sequence[Path | str], model_id: str,
                     sources: Sequence[Path | str] = (),
-                    not_read: Collection[str] = ()) -> ResumePlan:
+                    not_read: Collection[str] = (), root: Path | None = None) -> ResumePlan:
         """What a scan of ``files`` with ``model_id`` still has to do (see
-        :func:`case_resume.plan_resume`)."""
-        return plan_resume(self, files, model_id, sources, not_read)
+        :func:`case_resume.plan_resume`; ``root``: no file outside it is read)."""
+        return plan_resume(self, files, model_id, sources, not_read, root)
 
     # -- verification
     def verify(self, anchor: dict[str, Any] | None = None,

@@ -47,7 +47,7 @@ class ResumePlan:
 
 def plan_resume(case: Case, files: Sequence[Path | str], model_id: str,
                 sources: Sequence[Path | str] = (),
-                not_read: Collection[str] = ()) -> ResumePlan:
+                not_read: Collection[str] = (), root: Path | None = None) -> ResumePlan:
     """Split ``files`` into what still needs scoring with ``model_id`` and what does not.
 
     A file is skipped when a row for its path and model exists and its size and SHA-256
@@ -111,7 +111,7 @@ def plan_resume(case: Case, files: Sequence[Path | str], model_id: str,
                 else:
                     plan.todo.append(p)
                 continue
-            current = _hash_file(p)
+            current = _hash_file(p, root)
             known = {sha for sha, _ in entries}
             if current is not None and current in known:
                 plan.skipped.append(p)
@@ -122,7 +122,7 @@ def plan_resume(case: Case, files: Sequence[Path | str], model_id: str,
                 plan.todo.append(p)
             continue
         if size is not None and size in gone_sizes:
-            current = _hash_file(p)
+            current = _hash_file(p, root)
             old = gone.get((size, current or ""))
             if old is not None:
                 if (key, old) not in recorded_moves:
@@ -173,14 +173,14 @@ def link_target(path: str) -> str:
         return ""
 
 
-def _hash_file(path: Path) -> str | None:
+def _hash_file(path: Path, root: Path | None = None) -> str | None:
     """SHA-256 of a regular file, or None. Opened the way intake opens evidence (read-only,
     non-blocking, regular files only): a FIFO or device named in a resumed scan is never
     read (a blocking open of a FIFO would hang the resume)."""
     from forensics_app.core.loading import ImageLoadError, open_regular_file
 
     try:
-        fd = open_regular_file(path)
+        fd = open_regular_file(path, root=root)  # never a file outside the scan's root
     except ImageLoadError:
         return None
     try:

@@ -203,17 +203,31 @@ _FILE_KINDS = ((stat.S_ISDIR, "is a directory, not a file"),
                (stat.S_ISSOCK, "is a socket, not a regular file"))
 
 
-def open_regular_file(path: Path | str, max_bytes: int = MAX_FILE_BYTES) -> int:
+OUTSIDE_ROOT = ("outside the scan root: a link to a file outside the folder this scan may "
+                "read; not read")
+
+
+def open_regular_file(path: Path | str, max_bytes: int = MAX_FILE_BYTES, *,
+                      root: Path | None = None) -> int:
     """Open read-only without blocking and return the descriptor, or raise ImageLoadError
     unless the *opened* file is a regular file of at most ``max_bytes``.
 
     ``O_NONBLOCK`` makes opening a FIFO return at once; the check is on the descriptor
     (``fstat``), so a file swapped for a FIFO or device after discovery is caught too.
+    ``root`` (a resolved folder): the file's links are resolved first and a file that lies
+    outside ``root`` is refused unopened (the server's ``--scan-root``); the resolved path is
+    opened without following a last link, and on Linux the opened file is checked again.
     """
     flags = (os.O_RDONLY | getattr(os, "O_NONBLOCK", 0) | getattr(os, "O_NOCTTY", 0)
              | getattr(os, "O_CLOEXEC", 0) | getattr(os, "O_BINARY", 0))
+    target: Path | str = path
+    if root is not None:
+        real = Path(os.path.realpath(path))
+        if not real.is_relative_to(root):
+            raise ImageLoadError(path, OUTSIDE_ROOT)
+        target, flags = real, flags | getattr(os, "O_NOFOLLOW", 0)
     try:
-        fd = os.open(path, flags)
+        fd = os.open(target, flags)
     except IsADirectoryError as exc:
         raise ImageLoadError(path, "is a directory, not a file") from exc
     except FileNotFoundError as exc:
@@ -224,6 +238,10 @@ def open_regular_file(path: Path | str, max_bytes: int = MAX_FILE_BYTES) -> int:
     except OSError as exc:
         raise ImageLoadError(path, f"cannot open file: {exc.strerror or exc}") from exc
     try:
+        if root is not None and os.path.isdir("/proc/self/fd"):
+            opened = os.readlink(f"/proc/self/fd/{fd}")  # what was opened, after any swap
+            if not Path(opened).is_relative_to(root):
+                raise ImageLoadError(path, OUTSIDE_ROOT)
         st = os.fstat(fd)
         for test, reason in _FILE_KINDS:
             if test(st.st_mode):
@@ -242,8 +260,8 @@ def open_regular_file(path: Path | str, max_bytes: int = MAX_FILE_BYTES) -> int:
 
 
 def read_bytes_and_hash(path: Path, max_bytes: int = MAX_FILE_BYTES, *,
-                        images_only: bool = False,
-                        seconds: float | None = None) -> tuple[bytes, str]:
+                        images_only: bool = False, seconds: float | None = None,
+                        root: Path | None = None) -> tuple[bytes, str]:
     """Read the file once, read-only, and return its bytes with their SHA-256.
 
     ``images_only``: the first bytes are sniffed first; a file that does not start like an
@@ -251,7 +269,7 @@ def read_bytes_and_hash(path: Path, max_bytes: int = MAX_FILE_BYTES, *,
     time budget (core.read_budget): a read still blocked after it is abandoned and the file
     reported, so a stuck or never-ending file cannot hang the scan.
     """
-    fd = open_regular_file(path, max_bytes)
+    fd = open_regular_file(path, max_bytes, root=root)
     try:
         size = os.fstat(fd).st_size
     except OSError:
@@ -475,6 +493,7 @@ def load_evidence(
     path: Path | str | InMemoryImage, max_pixels: int = DEFAULT_MAX_DECODE_PIXELS, *,
     limits: DecodeLimits | None = None, reserve: Callable[[int], None] | None = None,
     images_only: bool = False, on_bytes: Callable[[bytes], None] | None = None,
+    root: Path | None = None,
 ) -> tuple[Evidence, Image.Image | None, ImageLoadError | None]:
     """Read, hash and decode one file. Decode errors keep the hash (the bytes were read).
 
@@ -495,7 +514,8 @@ def load_evidence(
         digest = hashlib.sha256(data).hexdigest()
     else:
         path = Path(path)
-        data, digest = read_bytes_and_hash(path, images_only=images_only, seconds=budget)
+        data, digest = read_bytes_and_hash(path, images_only=images_only, seconds=budget,
+                                           root=root)
     if on_bytes is not None:
         on_bytes(data)
     try:

@@ -88,6 +88,9 @@ class ScanOptions:
     # Provenance (C2PA, IPTC/XMP, EXIF, generator text) read from the same bytes at intake.
     provenance: bool = True
     provenance_options: ProvenanceOptions = field(default_factory=ProvenanceOptions)
+    # A resolved folder every file must lie in once its links are resolved (the server's
+    # --scan-root); a file outside it is an error row, never read. None: no such bound.
+    confine_to: Path | None = None
 
     @property
     def decode_limits(self) -> DecodeLimits:
@@ -238,7 +241,8 @@ def _take_in(index: int, path: Path, options: ScanOptions,
         evidence, img, err = load_evidence(path, limits=options.decode_limits,
                                            reserve=None if window is None else reserve,
                                            on_bytes=on_bytes,
-                                           images_only=str(path) in options.images_only_paths)
+                                           images_only=str(path) in options.images_only_paths,
+                                           root=options.confine_to)
         if err is not None:
             return _Intake(index, path, evidence, None, err.reason, elapsed_ms(), *prov[:1])
         logits: dict[str, float] = {}

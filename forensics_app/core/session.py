@@ -212,7 +212,8 @@ class ScanSession:
                  on_result: Callable[[ScanResult], None] | None = None,
                  claim: ClaimFn | None = None, command: str = "forensics-scan",
                  provenance_options: Any = None,
-                 on_skipped: Callable[[Skipped], None] | None = None):
+                 on_skipped: Callable[[Skipped], None] | None = None,
+                 confine_to: Path | None = None):
         self.detector, self.settings = detector, settings
         self._source_items = list(sources)
         self.sources = [str(s) for s in sources]
@@ -222,6 +223,8 @@ class ScanSession:
         self.on_result, self.claim = on_result, claim
         self.on_skipped = on_skipped  # a file taken in and found not to be an image
         self.options = settings.scan_options(provenance_options)
+        if confine_to is not None:  # files resolving outside it are error rows, never read
+            self.options = dataclasses.replace(self.options, confine_to=Path(confine_to))
         self.found: Discovery | None = None
         self.skipped: list[Skipped] = []  # folder entries not scanned (discovery and intake)
         self.case: Case | None = None
@@ -273,7 +276,8 @@ class ScanSession:
             model_id = self.detector.model_id
             links = self.found.links if self.found is not None else {}
             plan = self.case.plan_resume(files, model_id, self.sources,
-                                         {str(p) for p, f in links.items() if not f.followed})
+                                         {str(p) for p, f in links.items() if not f.followed},
+                                         root=self.options.confine_to)
             todo = plan.todo
             held = {str(p) for p in plan.skipped}
             earlier = [r for r in self.case.results(model_id) if r.path in held] if held else []

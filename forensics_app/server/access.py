@@ -13,6 +13,7 @@ import os
 import secrets
 import stat
 from pathlib import Path
+from typing import Any
 
 TOKEN_FILE_NAME = "serve-token"
 LOOPBACK_NAMES = frozenset({"localhost", "localhost.localdomain", "ip6-localhost"})
@@ -58,10 +59,16 @@ def read_token(path: Path) -> str:
         st = path.stat()
     except OSError as exc:
         raise AccessError(f"cannot read the token file {path}: {exc.strerror or exc}") from exc
+    if not stat.S_ISREG(st.st_mode):
+        raise AccessError(f"the token file {path} is not a file (a folder?); name the file "
+                          "--make-token wrote")
     if os.name == "posix" and st.st_mode & (stat.S_IRWXG | stat.S_IRWXO):
         raise AccessError(f"the token file {path} can be read by other users "
                           f"(mode {stat.S_IMODE(st.st_mode):o}); run: chmod 600 {path}")
-    token = path.read_text(encoding="ascii", errors="replace").strip()
+    try:
+        token = path.read_text(encoding="ascii", errors="replace").strip()
+    except OSError as exc:
+        raise AccessError(f"cannot read the token file {path}: {exc.strerror or exc}") from exc
     if len(token) < 16:
         raise AccessError(f"the token in {path} is shorter than 16 characters; make a new one "
                           "with: forensics-serve --make-token")
@@ -93,3 +100,58 @@ def token_matches(expected: str, authorization: str | None) -> bool:
     scheme, _, given = authorization.partition(" ")
     return scheme.lower() == "bearer" and hmac.compare_digest(given.strip().encode(),
                                                               expected.encode())
+
+
+# Methods that change something; the others only read (and a cross-site read gets no CORS
+# header, so the other site's page cannot see the answer).
+STATE_CHANGING = frozenset({"POST", "PUT", "PATCH", "DELETE"})
+_DEFAULT_PORTS = {"http": "80", "https": "443"}
+
+
+def _netloc(host: str, scheme: str = "http") -> str:
+    """``host[:port]`` lower-cased, without the scheme's default port."""
+    host = host.strip().lower()
+    default = _DEFAULT_PORTS.get(scheme)
+    if default and host.endswith(f":{default}"):
+        host = host[: -len(default) - 1]
+    return host
+
+
+def host_allowed(host_header: str | None, allowed: list[str]) -> bool:
+    """The Host header names one of ``allowed`` (any port): refuses DNS rebinding."""
+    if not host_header:
+        return False
+    host = host_header.strip().lower()
+    if host.startswith("["):  # [::1]:8765
+        name = host.split("]", 1)[0] + "]"
+    else:
+        name = host.rsplit(":", 1)[0] if host.count(":") == 1 else host
+    return name in {a.lower() for a in allowed}
+
+
+def cross_site_refusal(method: str, headers: Any) -> str | None:
+    """Why a state-changing request came from another site's page (CSRF), or None.
+
+    Browsers say where a request comes from: ``Sec-Fetch-Site`` (anything but same-origin or
+    none -- typed by the user -- is another site) and ``Origin`` (must be this server's own
+    scheme-less host and port, as the Host header names it). Clients that send neither (curl,
+    scripts) are not browsers a page can drive, and pass; with a token they still need it.
+    """
+    if method.upper() not in STATE_CHANGING:
+        return None
+    site = (headers.get("sec-fetch-site") or "").strip().lower()
+    if site and site not in ("same-origin", "none"):
+        return (f"refused: a {method.upper()} from another site's page (Sec-Fetch-Site: "
+                f"{site}); only this server's own page may change its scans")
+    origin = headers.get("origin")
+    if origin is None:
+        return None
+    from urllib.parse import urlsplit
+
+    parts = urlsplit(origin.strip())
+    own = _netloc(headers.get("host") or "")
+    if origin.strip().lower() == "null" or not parts.netloc or \
+            _netloc(parts.netloc, parts.scheme) != own:
+        return (f"refused: a {method.upper()} from another origin ({origin.strip()[:100]!r}); "
+                "only this server's own page may change its scans")
+    return None

@@ -20,19 +20,21 @@ from fastapi import FastAPI, HTTPException, Request
 from fastapi.responses import FileResponse, HTMLResponse, JSONResponse, Response
 from starlette.concurrency import run_in_threadpool
 from starlette.formparsers import MultiPartException, MultiPartParser
-from starlette.middleware.trustedhost import TrustedHostMiddleware
 
 from forensics_app import __version__
 from forensics_app.core.export import jsonl_row
 from forensics_app.core.results import ScanResult, Verdict
 from forensics_app.core.safetext import escape_for_terminal
-from forensics_app.server.access import token_matches
+from forensics_app.server.access import cross_site_refusal, host_allowed, token_matches
+from forensics_app.server.case_report import PublicView
 from forensics_app.server.service import (
     REPORT_FORMATS,
     BadUpload,
+    NoSpace,
     NotResumable,
     QueueFull,
     ServeService,
+    is_disk_full,
 )
 from forensics_app.server.upload_names import upload_name
 
@@ -54,6 +56,52 @@ _SCAN_BODY = {"requestBody": {"required": True, "content": _MULTIPART | {"applic
     "schema": {"type": "object", "required": ["folder"], "properties": {
         "folder": {"type": "string", "description": "relative to the server's --scan-root"},
         "recursive": {"type": "boolean", "default": False}}}}}}}
+
+
+API_DESCRIPTION = (
+    "Scores images for being AI-generated with the detector this server loaded (its id, "
+    "architecture and threshold: GET /api/v1/model), on this machine. Units: /api/v1/analyze "
+    "answers in percent (prob_fake, prob_real, confidence, threshold: 0-100, the seed's "
+    "contract); scan rows (/api/v1/scans/{id}/results) carry prob_fake as a fraction (0-1, as "
+    "the JSON Lines report) and prob_fake_percent in percent. State-changing requests from "
+    "another site's page are refused (403); with a token, every /api route and this schema "
+    "need 'Authorization: Bearer <token>'.")
+# Error answers every /api operation may give (each a JSON {"detail": ...}).
+ERROR_RESPONSES = {
+    "400": "bad request: malformed body, wrong field, refused Host header",
+    "401": "missing or wrong token (servers started with one)",
+    "403": "a state-changing request from another site's page (Origin / Sec-Fetch-Site)",
+    "404": "no such scan, image or report format",
+    "409": "the scan is not in a state that allows this (still running, not resumable)",
+    "413": "request body over the server's limit (any transfer encoding); nothing stored",
+    "415": "not multipart/form-data or JSON",
+    "422": "a field of the right shape with a wrong value, or an image that cannot be scored",
+    "429": "the queue is full; retry after the Retry-After header's seconds",
+    "504": "not answered in time; retry later",
+    "507": "no space left on the server's data disk; nothing of this request was kept",
+}
+
+
+def folder_request(body: bytes) -> tuple[str, bool]:
+    """``{"folder": str, "recursive": bool}`` from a JSON body: 400 for a body that is not such
+    an object, 422 for a field of the wrong type or value (never a 500)."""
+    import json
+
+    try:
+        record = json.loads(body)
+    except (ValueError, RecursionError):  # also a body nested too deep to parse
+        raise HTTPException(400, 'send {"folder": "relative/path", "recursive": false} as '
+                                 "JSON") from None
+    if not isinstance(record, dict) or "folder" not in record:
+        raise HTTPException(400, 'send {"folder": "relative/path", "recursive": false} as '
+                                 "JSON")
+    folder, recursive = record["folder"], record.get("recursive", False)
+    if not isinstance(folder, str) or not folder or "\x00" in folder:
+        raise HTTPException(422, "'folder' must be a non-empty string (a path relative to the "
+                                 "scan root, without NUL)")
+    if not isinstance(recursive, bool):
+        raise HTTPException(422, "'recursive' must be true or false (JSON booleans)")
+    return folder, recursive
 
 
 class _InMemoryParser(MultiPartParser):
@@ -109,6 +157,13 @@ class BodyLimit:
         except RequestTooLarge:
             if not started:
                 await self._too_large(send)
+        except BaseExceptionGroup as group:
+            # A chunked body (no Content-Length) is read inside the middlewares' task
+            # groups, which wrap the refusal in an exception group: the same 413.
+            if group.subgroup(RequestTooLarge) is None:
+                raise
+            if not started:
+                await self._too_large(send)
 
     async def _too_large(self, send) -> None:
         response = JSONResponse(
@@ -123,18 +178,26 @@ def create_app(service: ServeService, token: str | None = None,
     rebinding, ``token`` (when set) is required on every ``/api`` route."""
     # No /docs or /redoc: FastAPI's pages load their scripts from a CDN. The schema is local.
     app = FastAPI(title="forensics-serve", version=__version__, docs_url=None, redoc_url=None,
-                  description="Scores images for being AI-generated (ResNet-50 detector, "
-                              "Wang et al. 2020) on this machine.")
+                  description=API_DESCRIPTION)
     limits = service.limits
 
     @app.middleware("http")
     async def guard(request: Request, call_next):
         path = request.url.path
-        if token is not None and path.startswith("/api/") and not token_matches(
-                token, request.headers.get("authorization")):
-            response: Response = JSONResponse(
-                {"detail": "missing or wrong token: send 'Authorization: Bearer <token>'"},
-                status_code=401, headers={"WWW-Authenticate": "Bearer"})
+        refusal = None
+        if allowed_hosts and not host_allowed(request.headers.get("host"), allowed_hosts):
+            # DNS rebinding: a name that resolves here is refused (JSON, as every answer)
+            refusal = 400, "Host header not allowed: use http://127.0.0.1 or localhost", {}
+        elif (reason := cross_site_refusal(request.method, request.headers)) is not None:
+            refusal = 403, reason, {}  # D7: another site's page cannot change anything here
+        elif token is not None and (path.startswith("/api/") or path == "/openapi.json") \
+                and not token_matches(token, request.headers.get("authorization")):
+            refusal = (401, "missing or wrong token: send 'Authorization: Bearer <token>'",
+                       {"WWW-Authenticate": "Bearer"})
+        if refusal is not None:
+            code, detail, headers = refusal
+            response: Response = JSONResponse({"detail": detail}, status_code=code,
+                                              headers=headers)
         else:
             response = await call_next(request)
         for key, value in SECURITY_HEADERS.items():
@@ -143,8 +206,6 @@ def create_app(service: ServeService, token: str | None = None,
             response.headers["Content-Security-Policy"] = CSP
         return response
 
-    if allowed_hosts:
-        app.add_middleware(TrustedHostMiddleware, allowed_hosts=allowed_hosts)
     app.add_middleware(BodyLimit, limit=limits.max_request_bytes)
 
     async def read_images(request: Request) -> list[tuple[str, bytes]]:
@@ -181,6 +242,8 @@ def create_app(service: ServeService, token: str | None = None,
             raise HTTPException(409, str(exc)) from None
         except QueueFull as exc:
             raise queue_full(exc) from None
+        except NoSpace as exc:
+            raise HTTPException(507, str(exc)) from None
 
     def accepted(job: Any) -> JSONResponse:
         return JSONResponse(job.record(), status_code=202,
@@ -189,17 +252,18 @@ def create_app(service: ServeService, token: str | None = None,
     # ------------------------------------------------------------------ health and model
     @app.get("/healthz", tags=["service"])
     async def healthz() -> JSONResponse:
-        """200 once the model is loaded and the worker runs; 503 otherwise."""
+        """200 while the worker runs (the model is loaded before the server listens); 503
+        when it does not. No counters here: this route needs no token."""
         ok = service.ready
-        return JSONResponse({"status": "ok" if ok else "starting",
-                             "model_id": service.detector.model_id,
-                             "queued": len(service.queue), "analysed": service.n_analysed},
+        return JSONResponse({"status": "ok" if ok else "not ready"},
                             status_code=200 if ok else 503)
 
     @app.get("/api/v1/model", tags=["service"])
     async def model() -> dict[str, Any]:
         """The loaded checkpoint and the scan settings every request uses."""
-        return service.model_info() | {"app_version": __version__}
+        return service.model_info() | {"app_version": __version__,
+                                       "queued": len(service.queue),
+                                       "analysed": service.n_analysed}
 
     # ------------------------------------------------------------------ one image
     @app.post("/api/v1/analyze", tags=["analyze"], openapi_extra=_UPLOAD_BODY)
@@ -238,14 +302,7 @@ def create_app(service: ServeService, token: str | None = None,
         ``{"folder": ..., "recursive": ...}``, scan a folder under the operator's
         ``--scan-root`` in place."""
         if request.headers.get("content-type", "").startswith("application/json"):
-            try:
-                body = await request.json()
-                folder, recursive = body["folder"], bool(body.get("recursive", False))
-                if not isinstance(folder, str):
-                    raise TypeError
-            except (ValueError, KeyError, TypeError):
-                raise HTTPException(400, 'send {"folder": "relative/path", "recursive": '
-                                         'false} as JSON') from None
+            folder, recursive = folder_request(await request.body())
             return accepted(await queued(service.submit_folder_scan, folder, recursive))
         images = await read_images(request)
         empty = [escape_for_terminal(n) or "(unnamed)" for n, d in images if not d]
@@ -298,7 +355,8 @@ def create_app(service: ServeService, token: str | None = None,
     async def scan_results(job_id: str) -> list[dict[str, Any]]:
         """The rows so far, as the JSON Lines report writes them, plus the client's name."""
         job = find(job_id)
-        return [result_record(r, job.client_name(r)) for r in list(job.results)]
+        view = PublicView(job, service.model_path)
+        return [result_record(view.row(r), job.client_name(r)) for r in list(job.results)]
 
     @app.get("/api/v1/scans/{job_id}/results.jsonl", tags=["scans"])
     async def scan_results_stream(job_id: str) -> Response:
@@ -307,7 +365,9 @@ def create_app(service: ServeService, token: str | None = None,
         job = find(job_id)
         path = job.folder / "results.jsonl"
         data = await run_in_threadpool(path.read_bytes) if path.is_file() else b""
-        return Response(data, media_type="application/x-ndjson")
+        view = PublicView(job, service.model_path)
+        return Response(await run_in_threadpool(view.jsonl, data),
+                        media_type="application/x-ndjson")
 
     @app.get("/api/v1/scans/{job_id}/report.{fmt}", tags=["scans"])
     async def scan_report(job_id: str, fmt: str) -> FileResponse:
@@ -321,7 +381,12 @@ def create_app(service: ServeService, token: str | None = None,
         except TimeoutError:
             raise HTTPException(504, "the report took too long; try again") from None
         except (OSError, ValueError) as exc:
-            raise HTTPException(500, f"the report could not be written: {exc}") from None
+            if is_disk_full(exc):
+                raise HTTPException(507, str(service._no_space("the report was not written"))
+                                    ) from None
+            raise HTTPException(500, "the report could not be written: "
+                                     + PublicView(job, service.model_path).text(str(exc))
+                                ) from None
         return FileResponse(path, media_type=_MEDIA[fmt],
                             filename=f"scan-{job.id[:8]}-report.{fmt}")
 
@@ -358,6 +423,20 @@ def create_app(service: ServeService, token: str | None = None,
             raise HTTPException(404, "no icon")
         return Response(icon.read_bytes(), media_type="image/png")
 
+    def schema() -> dict[str, Any]:
+        if app.openapi_schema is None:
+            base = FastAPI.openapi(app)
+            for path, ops in base.get("paths", {}).items():
+                if not path.startswith("/api/"):
+                    continue
+                for op in ops.values():
+                    answers = op.setdefault("responses", {})
+                    for code, text in ERROR_RESPONSES.items():
+                        answers.setdefault(code, {"description": text})
+            app.openapi_schema = base
+        return app.openapi_schema
+
+    app.openapi = schema  # type: ignore[method-assign]
     app.state.service = service
     return app
 
@@ -407,7 +486,8 @@ def analysis_answer(r: ScanResult, client_name: str) -> dict[str, Any]:
 
 
 def result_record(r: ScanResult, client_name: str) -> dict[str, Any]:
-    """One row of a batch: the JSON Lines record, the client's name, the verdict colour key."""
+    """One row of a batch (already made public: :class:`PublicView`): the JSON Lines record,
+    the client's name, the verdict colour key."""
     row = jsonl_row(r)
     row.update(index=r.index, filename=escape_for_terminal(client_name),
                verdict_code=r.verdict.label, ok=r.ok,

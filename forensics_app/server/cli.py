@@ -10,6 +10,7 @@ import argparse
 import logging
 import math
 import os
+import signal
 import sys
 from pathlib import Path
 
@@ -132,12 +133,26 @@ def main(argv: list[str] | None = None) -> int:
     print(f"forensics-serve: model {detector.model_id} on {detector.device_description}; "
           f"open http://{shown}:{args.port}/ ({'token required' if token else 'no token'})",
           file=sys.stderr)
+    # SIGTERM (systemd, Docker, kill) stops as Ctrl-C does. uvicorn shuts HTTP down on either,
+    # then raises the signal again under the handler it found: for SIGTERM that was the
+    # default one, which killed the process before service.stop() could checkpoint the
+    # running scan, mark its job and close its case. This handler makes it a KeyboardInterrupt.
+    previous = signal.signal(signal.SIGTERM, _terminate)
     try:
         uvicorn.run(app, host=args.host, port=args.port, log_level="warning",
                     timeout_keep_alive=5, timeout_graceful_shutdown=10)
+    except KeyboardInterrupt:
+        pass  # a stop asked for (Ctrl-C, SIGTERM): the graceful stop below, exit 0
     finally:
+        print("forensics-serve: stopping (running scan checkpointed, its job marked)",
+              file=sys.stderr)
         service.stop()
+        signal.signal(signal.SIGTERM, previous)
     return EXIT_OK
+
+
+def _terminate(_signum: int, _frame: object) -> None:
+    raise KeyboardInterrupt
 
 
 if __name__ == "__main__":

@@ -10,7 +10,10 @@ queue is full, :class:`QueueFull` tells the caller to come back later (HTTP 429)
 from __future__ import annotations
 
 import dataclasses
+import errno
 import logging
+import os
+import shutil
 import subprocess
 import sys
 import threading
@@ -36,8 +39,8 @@ from forensics_app.server.jobs import (
     rows_from_case,
 )
 
-__all__ = ["REPORT_FORMATS", "BadUpload", "JobStatus", "NotResumable", "QueueFull", "ScanJob",
-           "ServeLimits", "ServeService"]
+__all__ = ["REPORT_FORMATS", "BadUpload", "JobStatus", "NoSpace", "NotResumable", "QueueFull",
+           "ScanJob", "ServeLimits", "ServeService"]
 
 log = logging.getLogger(__name__)
 
@@ -55,6 +58,8 @@ class ServeLimits:
     analysis_timeout_s: float = 120.0  # an analysis not answered by then: 504
     report_timeout_s: float = 600.0
     retry_after_s: int = 2
+    # Room kept free on the data disk beyond a batch's own bytes (its case database, reports)
+    min_free_bytes: int = 16 * 1024 * 1024
 
 
 class QueueFull(Exception):
@@ -67,6 +72,40 @@ class NotResumable(Exception):
 
 class BadUpload(ValueError):
     """An upload refused before anything was stored; the message says which and why."""
+
+
+class NoSpace(Exception):
+    """The disk of the server's data folder is full (HTTP 507); nothing of the request was
+    kept, and the server goes on: a later request succeeds once there is room again."""
+
+
+_DISK_FULL_ERRNOS = {errno.ENOSPC, getattr(errno, "EDQUOT", errno.ENOSPC)}
+
+
+def is_disk_full(exc: BaseException | None) -> bool:
+    """True when ``exc`` (or what caused it) is a full disk or quota: OSError ENOSPC/EDQUOT,
+    or SQLite's "database or disk is full"."""
+    seen = 0
+    while exc is not None and seen < 8:
+        if isinstance(exc, OSError) and exc.errno in _DISK_FULL_ERRNOS:
+            return True
+        text = str(exc).lower()
+        if "disk is full" in text or "no space left" in text or "is full (" in text:
+            return True
+        exc, seen = exc.__cause__ or exc.__context__, seen + 1
+    return False
+
+
+def mount_point(path: Path) -> Path:
+    """The mount point of the file system holding ``path`` (the disk to free space on)."""
+    path = Path(os.path.abspath(path))
+    while not os.path.ismount(path) and path.parent != path:
+        path = path.parent
+    return path
+
+
+def _mb(n: int) -> str:
+    return f"{n / (1024 * 1024):,.1f} MB"
 
 
 @dataclass
@@ -207,12 +246,19 @@ class ServeService:
                                 f"({', '.join(sorted(_EXTENSIONS))}); nothing was stored")
             # The stored name is built from the position and the bytes' format only.
             stored.append((f"{i:05d}{_EXTENSIONS[fmt]}", data, shown))
+        self._check_space(sum(len(data) for _, data, _ in stored))
         job_id, folder = self._new_case()
         evidence = folder / "evidence"
-        evidence.mkdir()
-        for file_name, data, _ in stored:
-            (evidence / file_name).write_bytes(data)
-            (evidence / file_name).chmod(0o400)  # evidence: read-only from here on
+        try:
+            evidence.mkdir()
+            for file_name, data, _ in stored:
+                (evidence / file_name).write_bytes(data)
+                (evidence / file_name).chmod(0o400)  # evidence: read-only from here on
+        except OSError as exc:  # nothing half-stored is left behind: the batch is refused
+            self._discard_case(folder)
+            if is_disk_full(exc):
+                raise self._no_space("the batch was not stored") from None
+            raise
         job = ScanJob(job_id, folder, {f: shown for f, _, shown in stored}, total=len(stored))
         job.number(str(evidence / f) for f, _, _ in stored)  # row i is upload i
         self._enqueue(job)
@@ -225,7 +271,7 @@ class ServeService:
             raise BadUpload("folder scans are off: the operator enables them by starting the "
                             "server with --scan-root DIR")
         rel = Path(folder)
-        if not folder or rel.is_absolute() or ".." in rel.parts:
+        if not folder or "\x00" in folder or rel.is_absolute() or ".." in rel.parts:
             raise BadUpload("'folder' must be a path relative to the scan root, without '..'")
         target = (self.scan_root / rel).resolve()  # links resolved before the check
         if not target.is_relative_to(self.scan_root) or not target.is_dir():
@@ -248,9 +294,44 @@ class ServeService:
         self._check_room()
         job_id = uuid.uuid4().hex
         folder = self.data_dir / "scans" / job_id
-        with Case.create(folder, name=f"forensics-serve scan {job_id[:8]}"):
-            pass
+        try:
+            with Case.create(folder, name=f"forensics-serve scan {job_id[:8]}"):
+                pass
+        except Exception as exc:
+            self._discard_case(folder)
+            if is_disk_full(exc):
+                raise self._no_space("no case was made") from None
+            raise
         return job_id, folder
+
+    def _check_space(self, need: int) -> None:
+        """507 before anything is written when the batch cannot fit on the data disk."""
+        try:
+            free = shutil.disk_usage(self.data_dir).free
+        except OSError:
+            return  # unknown: the writes themselves will tell
+        if free < need + self.limits.min_free_bytes:
+            raise self._no_space(f"the batch ({_mb(need)}) was not stored", free)
+
+    def _no_space(self, what: str, free: int | None = None) -> NoSpace:
+        """The 507 message: which disk is full and how much is free; the full path of the
+        data folder goes to the operator's log, not to the client."""
+        disk = mount_point(self.data_dir)
+        if free is None:
+            try:
+                free = shutil.disk_usage(self.data_dir).free
+            except OSError:
+                free = None
+        log.error("no space left on %s (data folder %s): %s", disk, self.data_dir, what)
+        room = f"{_mb(free)} free" if free is not None else "free space unknown"
+        return NoSpace(f"no space left on the server's data disk (the file system mounted at "
+                       f"{disk}, {room}, holding --data-dir): {what}. Scans already stored are "
+                       "intact; free space there, then send it again")
+
+    @staticmethod
+    def _discard_case(folder: Path) -> None:
+        """Remove a case folder this request made and could not complete."""
+        shutil.rmtree(folder, ignore_errors=True)
 
     def _enqueue(self, job: ScanJob) -> None:
         job.save()
@@ -356,7 +437,8 @@ class ServeService:
         session = ScanSession(self.detector, self.settings, job.sources or [job.evidence],
                               recursive=job.recursive, case=job.folder,
                               jsonl=job.folder / "results.jsonl", on_result=on_result,
-                              on_skipped=on_skipped, command="forensics-serve")
+                              on_skipped=on_skipped, command="forensics-serve",
+                              confine_to=job.root)  # a folder scan reads nothing outside
 
         def progress(done: int, _total: int) -> None:
             job.done = session.n_already + done
@@ -368,7 +450,7 @@ class ServeService:
             job.save()  # the numbering is kept before any row exists
             outcome = session.run(progress=progress, should_cancel=job.cancel.is_set)
         except Exception as exc:
-            job.status, job.message = JobStatus.FAILED, f"{type(exc).__name__}: {exc}"
+            job.status, job.message = JobStatus.FAILED, self._failure(job, exc)
             job.finished = time.time()
             job.save()
             raise
@@ -377,15 +459,30 @@ class ServeService:
         job.results = rows_from_case(job) or job.results
         job.done = len(job.results)
         job.status, job.message = JobStatus(outcome.status), outcome.message
+        if job.status is JobStatus.FAILED:
+            job.message = self._failure(job, outcome.message)
         if self._stopping and job.status is JobStatus.CANCELLED:  # stopped by the server
             job.status, job.message = (JobStatus.INTERRUPTED,
                                        INTERRUPTED_MESSAGE.format(id=job.id))
         job.save()
 
+    def _failure(self, job: ScanJob, error: BaseException | str) -> str:
+        """Why a scan failed, as its client may read it: a full disk named as such (the rows
+        stored before it are kept; resume once there is room), no server path in it."""
+        from forensics_app.server.case_report import PublicView
+
+        text = error if isinstance(error, str) else f"{type(error).__name__}: {error}"
+        if is_disk_full(error) if isinstance(error, BaseException) else is_disk_full(
+                Exception(text)):
+            return str(self._no_space(
+                f"the scan stopped with {job.done} of {job.total} file(s) stored in its case; "
+                f"POST /api/v1/scans/{job.id}/resume scores the rest once there is room"))
+        return PublicView(job).text(text)
+
     # -- products of a finished job
     def report(self, job: ScanJob, fmt: str) -> Path:
         """The case report in ``fmt`` (made once, then served from the case folder)."""
-        from forensics_app.reports import export_case_report
+        from forensics_app.server.case_report import write_job_report
 
         out = job.folder / "reports" / f"report.{fmt}"
         with job.lock:
@@ -393,15 +490,15 @@ class ServeService:
                 return out
             out.parent.mkdir(exist_ok=True)
             if fmt == "pdf":  # Qt lays the PDF out: in a process of its own, not the server's
-                cmd = [sys.executable, "-m", "forensics_app.cli", "--case", str(job.folder),
-                       "--report", str(out), "-q"]
+                cmd = [sys.executable, "-m", "forensics_app.server.case_report",
+                       str(job.folder), str(out)]
                 proc = subprocess.run(cmd, capture_output=True, text=True,
                                       timeout=self.limits.report_timeout_s, check=False)
                 if proc.returncode != 0 or not out.is_file():
                     raise OSError(f"the PDF report could not be written: "
                                   f"{proc.stderr.strip()[-300:]}")
             else:
-                export_case_report(job.folder, out)
+                write_job_report(job, out, model_path=self.model_path)
         return out
 
     def gradcam_png(self, job: ScanJob, index: int) -> bytes:
@@ -413,12 +510,13 @@ class ServeService:
         with job.lock:
             if out.is_file():
                 return out.read_bytes()
-            png = self._render_gradcam(r, job.client_name(r))
+            png = self._render_gradcam(r, job.client_name(r), job.root)
             # Whole or absent: a cut file would be served from the cache ever after.
             atomic_write(out, png)
         return png
 
-    def _render_gradcam(self, r: ScanResult, shown_name: str) -> bytes:
+    def _render_gradcam(self, r: ScanResult, shown_name: str,
+                        job_root: Path | None = None) -> bytes:
         import io
 
         import numpy as np
@@ -431,7 +529,8 @@ class ServeService:
         from forensics_app.core.warning_capture import logged_file_warnings
 
         with logged_file_warnings(f"upload {shown_name}", log):  # named, not bare on stderr
-            evidence, img, err = load_evidence(r.path, limits=self.settings.decode_limits())
+            evidence, img, err = load_evidence(r.path, limits=self.settings.decode_limits(),
+                                               root=job_root)
         if err is not None:
             raise err
         if evidence.sha256 != r.sha256:

@@ -76,7 +76,7 @@
         status("Scan " + s.status + " — " + s.done + " image(s)" + (counts ? " (" + counts + ")" : "") +
                (s.message ? " — " + s.message : ""), s.status !== "finished");
         for (const fmt of ["html", "pdf", "csv", "jsonl"]) {
-          $("r-" + fmt).href = "/api/v1/scans/" + id + "/report." + fmt;
+          $("r-" + fmt).href = "/api/v1/scans/" + encodeURIComponent(id) + "/report." + fmt;
         }
         $("reports").hidden = false;
         refreshScans();
@@ -131,12 +131,38 @@
     }
   }
 
+  // -- report downloads: fetched with the token header (a plain <a download> sends none),
+  // then saved from a blob: URL under the name the server gives.
+  async function download(href) {
+    try {
+      const response = await api(href);
+      const blob = await response.blob();
+      const given = /filename="?([^";]+)"?/.exec(response.headers.get("content-disposition") || "");
+      const a = document.createElement("a");
+      a.href = URL.createObjectURL(blob);
+      a.download = given ? given[1] : href.split("/").pop();
+      document.body.appendChild(a);
+      a.click();
+      a.remove();
+      setTimeout(() => URL.revokeObjectURL(a.href), 60000);
+    } catch (e) {
+      status("Report not downloaded: " + e.message, true);
+    }
+  }
+
+  function onReportClick(e) {
+    const a = e.target.closest("a.report");
+    if (!a) return;
+    e.preventDefault();
+    download(a.getAttribute("href"));
+  }
+
   // -- the list of scans (GET /api/v1/scans), refreshed while any of them runs
   function link(parent, href, text) {
     const a = document.createElement("a");
     a.href = href;
     a.textContent = text;
-    a.setAttribute("download", "");
+    a.className = "report";
     parent.appendChild(a);
     return a;
   }
@@ -245,6 +271,9 @@
       upload(Array.from(e.dataTransfer.files));
     });
     $("files").addEventListener("change", (e) => { upload(Array.from(e.target.files)); e.target.value = ""; });
+    document.addEventListener("click", onReportClick);
+    // A token typed in: show what the server holds at once (model facts, the scan list).
+    $("token").addEventListener("change", () => { showModel(); refreshScans(); });
     showModel();
     refreshScans();
   }
