@@ -6,10 +6,10 @@ import argparse
 
 
 def add_ray_arguments(p: argparse.ArgumentParser) -> None:
-    g = p.add_argument_group("Ray cluster (scale-out; see the README: Ray has no authentication)")
+    g = p.add_argument_group("Ray cluster (scale-out; read the README's security notes first)")
     g.add_argument("--ray", nargs="?", const="local", default=None, metavar="ADDRESS",
                    help="score on Ray workers: no ADDRESS starts a private local runtime "
-                        "(127.0.0.1, no dashboard); 'auto' or HOST:PORT or ray://HOST:PORT "
+                        "(no dashboard, token auth); 'auto' or HOST:PORT or ray://HOST:PORT "
                         "joins a running cluster. The case, CSV and JSONL are written here only")
     g.add_argument("--ray-workers", type=int, default=2, metavar="N",
                    help="Ray actors, each loading the detector once (default 2); actors the "

@@ -42,9 +42,10 @@ class ClusterError(Exception):
 
 @dataclass(frozen=True)
 class RayOptions:
-    """How a scan uses Ray. ``address`` None: a private local runtime (loopback only, no
-    dashboard, ``workers * cpus_per_worker`` CPUs); ``"auto"`` or ``"ray://host:port"`` or
-    ``host:port``: join that cluster."""
+    """How a scan uses Ray. ``address`` None: a private local runtime (no dashboard,
+    ``workers * cpus_per_worker`` CPUs, Ray's token authentication -- its default for a
+    runtime ``ray.init`` starts; Ray 2.60 still listens on every interface: see the README);
+    ``"auto"`` or ``"ray://host:port"`` or ``host:port``: join that cluster."""
 
     address: str | None = None
     workers: int = 2
@@ -178,7 +179,7 @@ def start_runtime(options: RayOptions) -> bool:
             root = str(Path(forensics_app.__file__).resolve().parents[1])
             path = os.pathsep.join(p for p in (root, os.environ.get("PYTHONPATH", "")) if p)
             ray.init(num_cpus=max(1, int(round(options.workers * options.cpus_per_worker))),
-                     include_dashboard=False, _node_ip_address="127.0.0.1",
+                     include_dashboard=False,
                      object_store_memory=options.object_store_mb * 1024 * 1024,
                      runtime_env={"env_vars": {"PYTHONPATH": path}},
                      log_to_driver=False, configure_logging=False)
