@@ -276,6 +276,8 @@ class RayScanSession(ScanSession):
         from forensics_app.core.scan import ScanCancelled
 
         opts = self.ray_options
+        if not self.files:  # the case holds them all: no runtime, no workers
+            return []
         owned = start_runtime(opts)
         sniff = {str(p) for p in found.sniff}
         total, done = len(self.files), 0
