@@ -25,6 +25,7 @@ from forensics_app.core.output_guard import OutputPathError, check_outputs
 from forensics_app.core.outputs import OutputWriteError, outputs_over_inputs
 from forensics_app.core.safetext import escape_for_terminal
 from forensics_app.engine_cli import add_engine_arguments, engine_settings
+from forensics_app.ray_cli import add_ray_arguments, ray_options
 
 EXIT_OK, EXIT_SOME_FAILED, EXIT_USAGE, EXIT_OUTPUT_FAILED = 0, 1, 2, 3
 
@@ -61,6 +62,7 @@ def build_parser() -> argparse.ArgumentParser:
     p.add_argument("--version", action="version", version=f"%(prog)s {__version__}")
     add_case_arguments(p)
     add_engine_arguments(p)
+    add_ray_arguments(p)
     return p
 
 
@@ -94,6 +96,7 @@ def main(argv: list[str] | None = None) -> int:
             parser.error(f"--{name} must be between 0 and 1")
     check_case_arguments(parser, args)
     engine = engine_settings(parser, args)
+    cluster = ray_options(parser, args)
     problem = _output_problem(args)
     if problem:
         print(escape_for_terminal(f"forensics-scan: {problem}"), file=sys.stderr)
@@ -108,6 +111,7 @@ def main(argv: list[str] | None = None) -> int:
     from forensics_app.core.detector import CheckpointError, Detector
     from forensics_app.core.discovery import skipped_summary
     from forensics_app.core.provenance import ProvenanceConfigError
+    from forensics_app.core.ray_scan import ClusterError
     from forensics_app.core.session import ScanSession, ScanSettings
     from forensics_app.paths import bundled_model_path
 
@@ -135,9 +139,15 @@ def main(argv: list[str] | None = None) -> int:
 
     missing = [p for p in args.paths if not p.exists()]
     # Rows go to the case and the streamed CSV/JSONL per batch, so a kill keeps them.
-    session = ScanSession(detector, settings, args.paths, recursive=args.recursive,
-                          case=args.case, csv=args.csv, jsonl=args.jsonl,
-                          provenance_options=provenance_options)
+    session_kwargs = dict(recursive=args.recursive, case=args.case, csv=args.csv,
+                          jsonl=args.jsonl, provenance_options=provenance_options)
+    if cluster is not None:  # scored on Ray workers, recorded here (core.ray_scan)
+        from forensics_app.core.ray_scan import RayScanSession
+
+        session = RayScanSession(detector, settings, args.paths, ray_options=cluster,
+                                 model_path=model_path, **session_kwargs)
+    else:
+        session = ScanSession(detector, settings, args.paths, **session_kwargs)
     found = session.discover()
     # outputs never reach evidence: compared by device+inode with every input (core.outputs)
     over_evidence = outputs_over_inputs(_outputs(args), found.files)
@@ -154,7 +164,7 @@ def main(argv: list[str] | None = None) -> int:
         with TerminateAsInterrupt():
             outcome = session.run(progress=lambda done, total: (
                 setattr(bar, "total", total), bar.update(done - bar.n)))
-    except (CaseError, OSError) as exc:
+    except (CaseError, OSError, ClusterError) as exc:
         print(escape_for_terminal(f"forensics-scan: {exc}"), file=sys.stderr)
         return EXIT_OUTPUT_FAILED if isinstance(exc, OutputWriteError) else EXIT_USAGE
     finally:

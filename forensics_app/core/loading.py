@@ -261,8 +261,9 @@ def open_regular_file(path: Path | str, max_bytes: int = MAX_FILE_BYTES, *,
 
 def read_bytes_and_hash(path: Path, max_bytes: int = MAX_FILE_BYTES, *,
                         images_only: bool = False, seconds: float | None = None,
-                        root: Path | None = None) -> tuple[bytes, str]:
-    """Read the file once, read-only, and return its bytes with their SHA-256.
+                        root: Path | None = None, digest: bool = True) -> tuple[bytes, str]:
+    """Read the file once, read-only, and return its bytes with their SHA-256 (``""``
+    with ``digest=False``: a cluster head that sends the bytes to a worker, which hashes them).
 
     ``images_only``: the first bytes are sniffed first; a file that does not start like an
     image raises :class:`NotAnImage` after reading only those bytes. ``seconds``: the read's
@@ -296,7 +297,7 @@ def read_bytes_and_hash(path: Path, max_bytes: int = MAX_FILE_BYTES, *,
         raise ImageLoadError(path, f"file is {exc}; not read") from None
     except OSError as exc:
         raise ImageLoadError(path, f"cannot read file: {exc.strerror or exc}") from exc
-    return data, hashlib.sha256(data).hexdigest()
+    return data, hashlib.sha256(data).hexdigest() if digest else ""
 
 
 def to_rgb(img: Image.Image) -> Image.Image:

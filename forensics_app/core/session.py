@@ -304,7 +304,7 @@ class ScanSession:
         """Scan; never raises for a scan that was stopped (Ctrl-C, cancel, a case that could
         not store a batch): the outcome says how it ended. A case or report that cannot be
         opened raises ``CaseError`` / ``OSError`` (nothing was scanned)."""
-        from forensics_app.core.scan import ScanCancelled, scan_files
+        from forensics_app.core.scan import ScanCancelled
 
         found = self.discover()
         self.n_already = 0
@@ -316,10 +316,7 @@ class ScanSession:
         t0 = time.perf_counter()
         status, message = SCAN_FINISHED, ""
         try:
-            results = scan_files(self.files, self.detector, self.options, progress=progress,
-                                 should_cancel=should_cancel, on_result=self._on_result,
-                                 sniff=found.sniff, on_skipped=self._on_skipped,
-                                 links=found.links)
+            results = self._scan(found, progress, should_cancel)
         except KeyboardInterrupt:
             status, results = SCAN_INTERRUPTED, self._so_far()
         except ScanCancelled as exc:
@@ -337,6 +334,16 @@ class ScanSession:
                               time.perf_counter() - t0,
                               next((f"{st.path}: {st.failure}" for st in self._streams
                                     if getattr(st, "failure", None)), self._write_failure))
+
+    def _scan(self, found: Discovery, progress: Callable[[int, int], None] | None,
+              should_cancel: Callable[[], bool] | None) -> list[ScanResult]:
+        """Score ``self.files``, handing each row to ``_on_result`` (a cluster scan,
+        ``core.ray_scan``, scores them elsewhere through the same engine)."""
+        from forensics_app.core.scan import scan_files
+
+        return scan_files(self.files, self.detector, self.options, progress=progress,
+                          should_cancel=should_cancel, on_result=self._on_result,
+                          sniff=found.sniff, on_skipped=self._on_skipped, links=found.links)
 
     def _on_result(self, result: ScanResult) -> None:
         self._finished.append(result)
