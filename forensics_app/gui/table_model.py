@@ -126,10 +126,13 @@ def _problem(r: ScanResult) -> str:
 
 def _notes_tip(r: ScanResult) -> str:
     """H2: why the detector said what it said, when it says (an Inconclusive reason)."""
-    if not r.notes:
+    notes = list(r.notes)
+    if r.domain_caveat and r.ok:  # the detector's own reason, first
+        notes.insert(0, f"Inconclusive whatever the score: {r.domain_caveat}")
+    if not notes:
         return ""
     head = "Why Inconclusive" if r.verdict is Verdict.INCONCLUSIVE else "Detector notes"
-    return f"\n{head}: " + "; ".join(escape_text(n) for n in r.notes)
+    return f"\n{head}: " + "; ".join(escape_text(n) for n in notes)
 
 
 def _provenance(r: ScanResult) -> str:
