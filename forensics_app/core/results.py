@@ -72,6 +72,9 @@ class ScanResult:
     # calibrated to its own threshold; ``prob_fake`` is their fusion. Empty for a one-branch
     # detector, whose ``prob_fake`` is the trace branch's.
     branch_probs: dict[str, float] = field(default_factory=dict)
+    # Second witnesses asked for (core.witnesses): name -> record (figures, detected, rule,
+    # finding, map file). Empty when none were asked for.
+    witnesses: dict[str, dict] = field(default_factory=dict)
 
     @property
     def file_name(self) -> str:

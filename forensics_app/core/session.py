@@ -209,7 +209,8 @@ class ScanSession:
                  on_result: Callable[[ScanResult], None] | None = None,
                  claim: ClaimFn | None = None, command: str = "forensics-scan",
                  provenance_options: Any = None,
-                 on_skipped: Callable[[Skipped], None] | None = None):
+                 on_skipped: Callable[[Skipped], None] | None = None,
+                 witnesses: Sequence[str] = (), witness_dir: Path | str | None = None):
         self.detector, self.settings = detector, settings
         self._source_items = list(sources)
         self.sources = [str(s) for s in sources]
@@ -230,6 +231,13 @@ class ScanSession:
         self._finished: list[ScanResult] = []
         self.n_already = 0
         self.extra: dict[str, Any] = {"command": command}
+        # second witnesses per scored file (core.witnesses); maps only into ``witness_dir``,
+        # which the front end has passed through the output guard
+        self.witnesses = tuple(witnesses)
+        self.witness_dir = witness_dir
+        self._should_cancel: Callable[[], bool] | None = None
+        if self.witnesses:
+            self.extra["witnesses"] = list(self.witnesses)
 
     # -- before the scan
     def discover(self) -> Discovery:
@@ -279,7 +287,8 @@ class ScanSession:
         outputs = [(p, kind) for p, kind in ((self.csv, "csv"), (self.jsonl, "jsonl")) if p]
         extra = self.side_car() if outputs else {}  # one dict: intake-time skips join it
         for path, kind in outputs:
-            self._streams.append(StreamedReport(path, kind, extra))
+            self._streams.append(StreamedReport(path, kind, extra,
+                                                witness_names=self.witnesses))
         for stream in self._streams:
             stream.write(earlier)
         self._recorder = CaseRecorder(self.case, self.scan_id,
@@ -297,6 +306,7 @@ class ScanSession:
 
         found = self.discover()
         self.n_already = 0
+        self._should_cancel = should_cancel
         try:
             self.files = self._start(found.files)
         except (CaseError, OSError) as exc:
@@ -326,6 +336,11 @@ class ScanSession:
                                     if getattr(st, "failure", None)), ""))
 
     def _on_result(self, result: ScanResult) -> None:
+        if self.witnesses:
+            from forensics_app.core.witnesses.scan_hook import add_witnesses
+
+            add_witnesses(result, self.witnesses, self.settings.decode_limits(),
+                          self.witness_dir, self._should_cancel)
         self._finished.append(result)
         if self.on_result is not None:
             self.on_result(result)

@@ -26,14 +26,14 @@ from forensics_app.core.witnesses.base import (
     png_bytes,
 )
 
-QUALITY = 90
+QUALITY = 90  # for files that are not JPEGs; a JPEG is re-saved at its own quality
 BLOCK = 16
 Z_OUTLIER = 4.0  # robust z-score of a block's texture-normalised error level
 MIN_CLUSTER_FRACTION = 0.01  # of the blocks, and at least MIN_CLUSTER_BLOCKS
 MIN_CLUSTER_BLOCKS = 6
 RULE = (f"detected when a connected group of at least {MIN_CLUSTER_BLOCKS} {BLOCK}x{BLOCK} "
         f"blocks (and {MIN_CLUSTER_FRACTION:.0%} of the image) has a texture-normalised error "
-        f"level (re-saved at quality {QUALITY}) over {Z_OUTLIER:g} robust z above the "
+        f"level (re-saved at the JPEG's own estimated quality, or {QUALITY} for other files) over {Z_OUTLIER:g} robust z above the "
         "image's median")
 
 
@@ -53,15 +53,29 @@ def robust_z(values: np.ndarray) -> np.ndarray:
     return (values - med) / max(mad, 1e-3)
 
 
+def resave_quality(subject: Subject) -> int:
+    """The file's own IJG quality for a JPEG (regions saved at it before barely change; a
+    region with another history does), else QUALITY."""
+    if subject.format not in ("JPEG", "MPO") or not subject.data:
+        return QUALITY
+    from forensics_app.core.witnesses.jpeg import estimate_quality, read_tables
+
+    tables = read_tables(subject.data)
+    if 0 not in tables:
+        return QUALITY
+    return min(98, max(50, estimate_quality(tables[0], tables.get(1))[0]))
+
+
 def analyse(subject: Subject) -> WitnessResult:
     image, _scale, notes = downscaled(subject.image)
-    ela = error_levels(image)
+    quality = resave_quality(subject)
+    ela = error_levels(image, quality)
     g = gray(image)
     texture = np.zeros_like(g)
     texture[1:-1, 1:-1] = np.abs(4 * g[1:-1, 1:-1] - g[:-2, 1:-1] - g[2:, 1:-1]
                                  - g[1:-1, :-2] - g[1:-1, 2:])
     e_b, t_b = block_means(ela, BLOCK), block_means(texture, BLOCK)
-    figures = {"quality": QUALITY, "mean_error": round(float(ela.mean()), 3),
+    figures = {"quality": quality, "mean_error": round(float(ela.mean()), 3),
                "p99_error": round(float(np.percentile(ela, 99)), 3)}
     if e_b.size < 16:
         return WitnessResult("ela", None, "image too small for error level analysis", RULE,

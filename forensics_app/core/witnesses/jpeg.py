@@ -58,6 +58,13 @@ def estimate_quality(luma: np.ndarray, chroma: np.ndarray | None) -> tuple[int, 
     return best, exact
 
 
+def read_tables(data: bytes) -> dict[int, np.ndarray]:
+    """The file's quantisation tables (natural order) by table id; {} when none."""
+    with Image.open(io.BytesIO(data), formats=["JPEG", "MPO"]) as im:
+        return {int(k): np.asarray(v, np.int32) for k, v in
+                (getattr(im, "quantization", None) or {}).items()}
+
+
 def _luma_crop(data: bytes) -> np.ndarray:
     """The file's own luminance (the decoder's Y, no colour conversion, no EXIF rotation),
     a central crop on the 8x8 grid."""

@@ -26,10 +26,11 @@ BLOCK = 32
 Z_OUTLIER = 4.0
 MIN_CLUSTER_BLOCKS = 4
 MIN_CLUSTER_FRACTION = 0.01
+FLAT_TEXTURE = 1.0  # grey levels per pixel of a blurred copy: below it a block is flat
 RULE = (f"detected when a connected group of at least {MIN_CLUSTER_BLOCKS} {BLOCK}x{BLOCK} "
         f"blocks (and {MIN_CLUSTER_FRACTION:.0%} of the compared ones) has a noise level "
         f"(Immerkaer estimate) over {Z_OUTLIER:g} robust z from the median of blocks of "
-        "similar smoothness (the smoother half of the image)")
+        "similar smoothness (the smoother half of the image, or every flat block)")
 
 
 def analyse(subject: Subject) -> WitnessResult:
@@ -41,8 +42,10 @@ def analyse(subject: Subject) -> WitnessResult:
     kernel = np.array([[1, -2, 1], [-2, 4, -2], [1, -2, 1]], np.float32)
     lap = np.abs(cv2.filter2D(g, -1, kernel, borderType=cv2.BORDER_REFLECT))
     sigma = block_means(lap, BLOCK) * float(np.sqrt(np.pi / 2) / 6)
-    gx = np.abs(np.diff(g, axis=1, append=g[:, -1:]))
-    gy = np.abs(np.diff(g, axis=0, append=g[-1:, :]))
+    # texture of the scene, not of its noise: gradients of a blurred copy
+    blurred = cv2.GaussianBlur(g, (0, 0), 4.0)
+    gx = np.abs(np.diff(blurred, axis=1, append=blurred[:, -1:]))
+    gy = np.abs(np.diff(blurred, axis=0, append=blurred[-1:, :]))
     texture = block_means(gx + gy, BLOCK)
     bright = block_means(g, BLOCK)
     figures: dict = {"residual_std": round(float(residual.std()), 3)}
@@ -50,9 +53,11 @@ def analyse(subject: Subject) -> WitnessResult:
     if sigma.size < 16:
         return WitnessResult("noise", None, "image too small for a noise comparison", RULE,
                              figures, notes, map_png=png_bytes(residual_map))
-    # compared: the smoother half of the blocks, not clipped to black or white
+    # compared: the smoother half of the blocks (all of a picture with no texture at all),
+    # not clipped to black or white
     usable = (bright > 8) & (bright < 247)
-    smooth = usable & (texture <= np.median(texture[usable])) if usable.any() else usable
+    limit = max(float(np.median(texture[usable])), FLAT_TEXTURE) if usable.any() else 0.0
+    smooth = usable & (texture <= limit)
     figures.update(blocks=int(sigma.size), compared_blocks=int(smooth.sum()),
                    median_noise_sigma=round(float(np.median(sigma[smooth])), 3)
                    if smooth.any() else None)

@@ -1,0 +1,151 @@
+"""Second witnesses (core.witnesses) on images each test makes: a manipulation is found, the
+untouched image is not, and a witness that does not apply says so."""
+
+from __future__ import annotations
+
+import io
+
+import numpy as np
+import pytest
+from PIL import Image
+
+from forensics_app.core import witnesses
+from forensics_app.core.witnesses import (
+    Subject,
+    analyse_bytes,
+    csv_cells,
+    parse_witness_names,
+    run_witnesses,
+)
+from forensics_app.core.witnesses.thumbnail import exif_with_thumbnail
+
+
+def photo(w: int = 320, h: int = 240, seed: int = 0, fine: float = 60) -> Image.Image:
+    """A textured, photo-like RGB image: blurred noise at several scales plus a gradient."""
+    import cv2
+
+    rng = np.random.default_rng(seed)
+    amount, layers = fine, []
+    for c in range(3):
+        fine = cv2.GaussianBlur(rng.normal(0, 1, (h, w)).astype(np.float32), (0, 0), 1.5)
+        coarse = cv2.GaussianBlur(rng.normal(0, 1, (h, w)).astype(np.float32), (0, 0), 8)
+        layers.append(amount * fine / fine.std() + 40 * coarse / coarse.std()
+                      + np.linspace(60, 180, w)[None, :] + 10 * c)
+    return Image.fromarray(np.clip(np.dstack(layers), 0, 255).astype(np.uint8))
+
+
+def jpeg(im: Image.Image, quality: int, **kw) -> bytes:
+    buf = io.BytesIO()
+    im.save(buf, "JPEG", quality=quality, **kw)
+    return buf.getvalue()
+
+
+def png(im: Image.Image) -> bytes:
+    buf = io.BytesIO()
+    im.save(buf, "PNG")
+    return buf.getvalue()
+
+
+def one(data: bytes, name: str):
+    (result,) = analyse_bytes(data, [name])
+    assert result.error is None, result.error
+    return result
+
+
+def test_names_all_and_unknown():
+    assert parse_witness_names("all") == ("ela", "noise", "jpeg", "thumbnail", "clone")
+    assert parse_witness_names(" clone,ELA ") == ("ela", "clone")
+    with pytest.raises(ValueError, match="unknown witness bogus"):
+        parse_witness_names("ela,bogus")
+
+
+def test_copy_move_pasted_region_found_untouched_not():
+    im = photo(seed=1)
+    untouched = one(jpeg(im, 92), "clone")
+    assert untouched.detected is False
+    moved = im.copy()
+    moved.paste(im.crop((20, 30, 120, 130)), (200, 110))
+    found = one(jpeg(moved, 92), "clone")
+    assert found.detected is True, found.figures
+    (sx, sy, _, _), (tx, ty, _, _) = sorted(found.figures["boxes"])
+    assert abs(sx - 20) < 40 and abs(sy - 30) < 40 and abs(tx - 200) < 40 and abs(ty - 110) < 40
+    assert found.map_png.startswith(b"\x89PNG")
+    assert "RANSAC" in found.rule
+
+
+def test_double_jpeg_detected_single_not():
+    im = photo(seed=2)
+    single = one(jpeg(im, 90), "jpeg")
+    assert single.detected is False
+    assert single.figures["estimated_quality"] == 90 and single.figures["standard_tables"]
+    first = Image.open(io.BytesIO(jpeg(im, 60))).convert("RGB")
+    double = one(jpeg(first, 90), "jpeg")
+    assert double.detected is True, double.figures
+    assert double.figures["periodicity"] > single.figures["periodicity"]
+
+
+def test_not_a_jpeg_is_stated():
+    result = one(png(photo(seed=3)), "jpeg")
+    assert result.detected is None
+    assert result.finding.startswith("not a JPEG (PNG)")
+
+
+def test_swapped_thumbnail_detected_own_not_none_absent():
+    im, other = photo(seed=4), photo(seed=5).transpose(Image.Transpose.FLIP_LEFT_RIGHT)
+
+    def with_thumb(source: Image.Image) -> bytes:
+        t = source.copy()
+        t.thumbnail((160, 160))
+        return jpeg(im, 95, exif=exif_with_thumbnail(jpeg(t, 80)))
+
+    own = one(with_thumb(im), "thumbnail")
+    assert own.detected is False and own.figures["similarity"] > 0.9
+    swapped = one(with_thumb(other), "thumbnail")
+    assert swapped.detected is True and swapped.figures["similarity"] < 0.75
+    absent = one(jpeg(im, 95), "thumbnail")
+    assert absent.detected is None and "no EXIF thumbnail" in absent.finding
+
+
+def test_ela_region_with_another_history_detected_untouched_not():
+    base = Image.open(io.BytesIO(jpeg(photo(seed=6, fine=10), 75))).convert("RGB")
+    assert one(jpeg(base, 75), "ela").detected is False
+    pasted = base.copy()
+    pasted.paste(photo(seed=7, fine=10).crop((0, 0, 96, 96)), (150, 80))  # never compressed
+    found = one(jpeg(pasted, 75), "ela")
+    assert found.figures["quality"] == 75  # re-saved at the file's own quality
+    assert found.detected is True, found.figures
+    assert found.figures["largest_outlier_cluster"] >= 6
+
+
+def test_noise_region_with_other_noise_detected_untouched_not():
+    rng = np.random.default_rng(8)
+    smooth = np.linspace(50, 200, 320)[None, :, None] + np.zeros((240, 320, 3))
+    clean = smooth + rng.normal(0, 2, smooth.shape)
+    assert one(png(Image.fromarray(np.clip(clean, 0, 255).astype(np.uint8))),
+               "noise").detected is False
+    noisy = clean.copy()
+    noisy[64:160, 96:224] = smooth[64:160, 96:224] + rng.normal(0, 12, (96, 128, 3))
+    found = one(png(Image.fromarray(np.clip(noisy, 0, 255).astype(np.uint8))), "noise")
+    assert found.detected is True, found.figures
+
+
+def test_deterministic_and_large_images_downscaled_with_a_note():
+    im = photo(2400, 1800, seed=9)
+    data = jpeg(im, 90)
+    first = analyse_bytes(data, ["ela", "clone"])
+    again = analyse_bytes(data, ["ela", "clone"])
+    assert [r.record() | {"elapsed_ms": 0} for r in first] == \
+        [r.record() | {"elapsed_ms": 0} for r in again]
+    assert all(any("downscaled" in n for n in r.notes) for r in first)
+
+
+def test_a_failing_witness_is_an_error_result_not_a_crash(monkeypatch):
+    def broken(subject):
+        raise RuntimeError("boom")
+
+    monkeypatch.setitem(witnesses.WITNESSES, "noise", broken)
+    results = run_witnesses(Subject(photo(64, 64), b"", "PNG"), ["noise", "jpeg"])
+    assert results[0].detected is None and "RuntimeError: boom" in results[0].error
+    assert results[1].finding.startswith("not a JPEG")
+    assert csv_cells({r.name: r.record() for r in results}, ["noise", "jpeg"]) == {
+        "witness_noise_detected": "", "witness_jpeg_detected": ""}
