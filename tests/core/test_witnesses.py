@@ -149,3 +149,61 @@ def test_a_failing_witness_is_an_error_result_not_a_crash(monkeypatch):
     assert results[1].finding.startswith("not a JPEG")
     assert csv_cells({r.name: r.record() for r in results}, ["noise", "jpeg"]) == {
         "witness_noise_detected": "", "witness_jpeg_detected": ""}
+
+
+def _run_cli(argv) -> int:
+    from forensics_app.cli import main
+
+    try:
+        return main([str(a) for a in argv])
+    except SystemExit as exc:
+        return int(exc.code)
+
+
+def _snapshot(folder):
+    return {p.name: p.read_bytes() for p in sorted(folder.iterdir())}
+
+
+def test_cli_witnesses_in_jsonl_csv_and_maps_only_in_witness_dir(tmp_path, tiny_checkpoint):
+    import csv
+    import json
+
+    evidence = tmp_path / "evidence"
+    evidence.mkdir()
+    im = photo(seed=10)
+    moved = im.copy()
+    moved.paste(im.crop((20, 30, 120, 130)), (200, 110))
+    (evidence / "moved.jpg").write_bytes(jpeg(moved, 92))
+    (evidence / "plain.png").write_bytes(png(photo(seed=11)))
+    before = _snapshot(evidence)
+    maps = tmp_path / "maps"
+    code = _run_cli([evidence, "--model", tiny_checkpoint, "-q", "--device", "cpu",
+                     "--jsonl", tmp_path / "r.jsonl", "--csv", tmp_path / "r.csv",
+                     "--witness", "all", "--witness-dir", maps])
+    assert code == 0
+    assert _snapshot(evidence) == before  # nothing written beside (or over) the evidence
+    rows = {json.loads(x)["file_name"]: json.loads(x)
+            for x in (tmp_path / "r.jsonl").read_text().splitlines()}
+    moved_w = rows["moved.jpg"]["witnesses"]
+    assert set(moved_w) == {"ela", "noise", "jpeg", "thumbnail", "clone"}
+    assert moved_w["clone"]["detected"] is True
+    assert rows["plain.png"]["witnesses"]["jpeg"]["detected"] is None
+    assert rows["plain.png"]["witnesses"]["clone"]["detected"] is False
+    map_file = moved_w["clone"]["map_file"]
+    assert map_file.startswith(rows["moved.jpg"]["sha256"][:16]) and (maps / map_file).is_file()
+    with open(tmp_path / "r.csv", newline="", encoding="utf-8") as fh:
+        cells = {r["file_name"]: r for r in csv.DictReader(fh)}
+    assert cells["moved.jpg"]["witness_clone_detected"] == "yes"
+    assert cells["plain.png"]["witness_jpeg_detected"] == ""
+    assert cells["plain.png"]["witness_clone_detected"] == "no"
+
+
+def test_cli_witness_dir_guarded_and_names_checked(tmp_path, tiny_checkpoint):
+    evidence = tmp_path / "evidence"
+    evidence.mkdir()
+    (evidence / "a.png").write_bytes(png(photo(64, 64)))
+    base = [evidence, "--model", tiny_checkpoint, "-q", "--device", "cpu"]
+    assert _run_cli(base + ["--witness", "ela", "--witness-dir", evidence / "maps"]) == 2
+    assert not (evidence / "maps").exists()
+    assert _run_cli(base + ["--witness", "ela,nope"]) == 2
+    assert _run_cli(base + ["--witness-dir", tmp_path / "maps"]) == 2
