@@ -207,3 +207,9 @@ def test_cli_witness_dir_guarded_and_names_checked(tmp_path, tiny_checkpoint):
     assert not (evidence / "maps").exists()
     assert _run_cli(base + ["--witness", "ela,nope"]) == 2
     assert _run_cli(base + ["--witness-dir", tmp_path / "maps"]) == 2
+
+
+def test_hostile_thumbnail_is_an_error_result(tmp_path):
+    data = jpeg(photo(64, 64), 90, exif=exif_with_thumbnail(b"\xff\xd8\xff\xe0 not a jpeg"))
+    (result,) = analyse_bytes(data, ["thumbnail"])
+    assert result.detected is None and result.error and "could not run" in result.finding

@@ -27,7 +27,9 @@ RULE = (f"detected when the EXIF thumbnail and the image, both reduced to {COMPA
 
 def read_thumbnail(data: bytes) -> tuple[bytes | None, int]:
     """The IFD1 JPEG preview's bytes (None when there is none) and the EXIF orientation."""
-    with Image.open(io.BytesIO(data)) as im:
+    from forensics_app.core.loading import DECODE_FORMATS
+
+    with Image.open(io.BytesIO(data), formats=DECODE_FORMATS) as im:  # header only
         raw = im.info.get("exif")
         exif = im.getexif()
         orientation = int(exif.get(ExifTags.Base.Orientation, 1) or 1)
