@@ -895,6 +895,14 @@ def _files_and_pages(data: ReportData, add: Callable[[str], None],
             add(f"<p class='small'><i>{_e(page.note)}</i></p>")
         if r.notes:
             add(f"<p class='small'>Notes: {_e('; '.join(r.notes))}</p>")
+        witnesses = getattr(r, "witnesses", None) or {}  # stored by a --witness scan
+        if witnesses:
+            add("<table class='small'><tr><th colspan='2'>Second witnesses (none is proof)"
+                "</th></tr>" + "".join(
+                    f"<tr><td>{_e(name)}</td><td>"
+                    f"{_e({True: 'detected', False: 'not detected'}.get(w.get('detected'), 'n/a'))}"
+                    f": {_e(w.get('finding', ''))}</td></tr>" for name, w in witnesses.items())
+                + "</table>")
         for title, rows in provenance_groups(r):
             add(f"<table class='small'><tr><th colspan='2'>Provenance: {_e(title)}</th></tr>"
                 + "".join(f"<tr><td>{_e(k)}</td><td>{_name(v, qt)}</td></tr>"

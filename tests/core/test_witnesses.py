@@ -213,3 +213,21 @@ def test_hostile_thumbnail_is_an_error_result(tmp_path):
     data = jpeg(photo(64, 64), 90, exif=exif_with_thumbnail(b"\xff\xd8\xff\xe0 not a jpeg"))
     (result,) = analyse_bytes(data, ["thumbnail"])
     assert result.detected is None and result.error and "could not run" in result.finding
+
+
+def test_case_stores_witnesses_and_the_report_shows_their_findings(tmp_path, tiny_checkpoint):
+    from forensics_app.core.case import Case
+
+    evidence = tmp_path / "evidence"
+    evidence.mkdir()
+    (evidence / "p.png").write_bytes(png(photo(seed=12)))
+    case, report = tmp_path / "case", tmp_path / "report.html"
+    code = _run_cli([evidence, "--model", tiny_checkpoint, "-q", "--device", "cpu",
+                     "--threshold", "0", "--case", case, "--report", report,
+                     "--witness", "jpeg,clone"])
+    assert code == 0
+    with Case.open(case) as c:
+        (row,) = c.results()
+    assert row.witnesses["jpeg"]["finding"].startswith("not a JPEG (PNG)")
+    html = report.read_text(encoding="utf-8")
+    assert "Second witnesses (none is proof)" in html and "not a JPEG (PNG)" in html
