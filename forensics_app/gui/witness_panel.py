@@ -10,7 +10,7 @@ from __future__ import annotations
 
 from typing import Any
 
-from PySide6.QtCore import QObject, Qt, QThread, Slot
+from PySide6.QtCore import QObject, Qt, QThread, Signal, Slot
 from PySide6.QtGui import QPixmap
 from PySide6.QtWidgets import (
     QDockWidget,
@@ -67,6 +67,8 @@ class WitnessWorker(Worker):
 
 class WitnessPanel(QWidget):
     """The selected file, a Compute / Cancel pair and one tile per witness."""
+
+    exhibit_requested = Signal(object)  # a WitnessResult whose map goes into the case
 
     def __init__(self, parent: QWidget | None = None):
         super().__init__(parent)
@@ -128,6 +130,11 @@ class WitnessPanel(QWidget):
                 picture.setPixmap(pm.scaledToWidth(MAP_WIDTH,
                                                    Qt.TransformationMode.SmoothTransformation))
                 v.addWidget(picture)
+                add = QPushButton("Add map to case")
+                add.setToolTip("Keep this map in the open case as an exhibit (hashed, in the "
+                               "audit log, shown in the case report with its finding)")
+                add.clicked.connect(lambda _c=False, res=r: self.exhibit_requested.emit(res))
+                v.addWidget(add)
             for text in (r.finding, *r.notes, f"Rule: {r.rule}" if r.rule else ""):
                 if text:
                     label = QLabel(escape_for_terminal(text))
@@ -161,6 +168,7 @@ class WitnessController(QObject):
         self._thread: QThread | None = None
         self.panel.compute_button.clicked.connect(self.compute)
         self.panel.cancel_button.clicked.connect(self.cancel)
+        self.panel.exhibit_requested.connect(self.add_exhibit)
         window.table.selectionModel().currentRowChanged.connect(lambda *_: self.follow())
 
     def follow(self) -> None:
@@ -187,6 +195,26 @@ class WitnessController(QObject):
         self.panel.cancel_button.setEnabled(True)
         self.panel.status.setText("Computing…")
         self._thread = start_worker(self._worker, "witnesses")
+
+    @Slot(object)
+    def add_exhibit(self, result: Any) -> None:
+        """The map into the open case (core.witnesses.exhibits); says where it went."""
+        from forensics_app.core.case import CaseError
+        from forensics_app.core.outputs import OutputWriteError
+        from forensics_app.core.witnesses.exhibits import add_exhibit
+
+        case = getattr(self.window.cases, "case", None)
+        if case is None or self.record is None or not self.record.sha256:
+            self.panel.status.setText("Open or create a case (File → New case…) to keep a "
+                                      "witness map as an exhibit.")
+            return
+        try:
+            x = add_exhibit(case, self.record.path, self.record.sha256, result)
+        except (CaseError, OutputWriteError, OSError, ValueError) as exc:
+            self.panel.status.setText(escape_for_terminal(f"Not added: {exc}"))
+            return
+        self.panel.status.setText(f"The {x.witness} map is in the case as {x.file} (audit "
+                                  f"entry {x.seq}); the case report shows it.")
 
     @Slot()
     def cancel(self) -> None:

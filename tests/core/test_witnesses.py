@@ -231,3 +231,29 @@ def test_case_stores_witnesses_and_the_report_shows_their_findings(tmp_path, tin
     assert row.witnesses["jpeg"]["finding"].startswith("not a JPEG (PNG)")
     html = report.read_text(encoding="utf-8")
     assert "Second witnesses (none is proof)" in html and "not a JPEG (PNG)" in html
+
+
+def test_map_added_to_case_as_audited_exhibit_and_shown_in_report(tmp_path):
+    from forensics_app.core.case import Case
+    from forensics_app.core.report import build_report, render_html
+    from forensics_app.core.witnesses.exhibits import ACTION, add_exhibit, case_exhibits
+
+    im = photo(seed=13)
+    moved = im.copy()
+    moved.paste(im.crop((20, 30, 120, 130)), (200, 110))
+    (clone_result,) = analyse_bytes(jpeg(moved, 92), ["clone"])
+    with Case.create(tmp_path / "case") as case:
+        x = add_exhibit(case, "/ev/moved<b>.jpg", "ab" * 32, clone_result)
+        entry = case.audit_entries()[-1]
+        assert entry.action == ACTION and entry.params["sha256"] == x.sha256
+        png_bytes, problem = x.read(case.folder)
+        assert problem is None and png_bytes == clone_result.map_png
+        assert case.verify().ok
+        html = render_html(build_report(case, gradcam=False))
+        assert "Witness exhibits" in html and clone_result.finding in html
+        assert "moved&lt;b&gt;.jpg" in html and "data:image/jpeg;base64," in html
+        (case.folder / "exhibits" / x.file).write_bytes(b"changed")
+        assert "no longer matches" in render_html(build_report(case, gradcam=False))
+        assert [e.file for e in case_exhibits(case.audit_entries())] == [x.file]
+    with pytest.raises(ValueError, match="no map"):
+        add_exhibit(None, "p", "s", witnesses.WitnessResult("jpeg", None, "", ""))

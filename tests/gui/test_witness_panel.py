@@ -54,3 +54,27 @@ def test_witness_worker_cancelled(qtbot, tmp_path):
     with qtbot.waitSignal(other.error, timeout=30_000) as blocker:
         other.run()
     assert "missing.jpg" in blocker.args[0]
+
+
+def test_add_map_to_case_needs_a_case(make_window, qtbot, tmp_path):
+    from forensics_app.core.results import ScanResult
+    from forensics_app.core.witnesses import analyse_bytes
+
+    window = make_window()
+    controller = window.witnesses
+    (clone,) = analyse_bytes(_textured_jpeg(3, True), ["clone"])
+    controller.record = ScanResult(str(tmp_path / "x.jpg"), sha256="cd" * 32)
+    controller.panel.show_results([clone], [])
+    buttons = [b for b in controller.panel.tiles.findChildren(type(controller.panel.compute_button))
+               if b.text() == "Add map to case"]
+    assert len(buttons) == 1
+    assert window.cases.case is None
+    buttons[0].click()
+    assert "Open or create a case" in controller.panel.status.text()
+    case = window.cases.new_case(tmp_path / "case")
+    assert case is not None
+    buttons[0].click()
+    assert "audit entry" in controller.panel.status.text()
+    (entry,) = [e for e in case.audit_entries() if e.action == "witness exhibit added"]
+    assert entry.params["witness"] == "clone" and entry.params["evidence_sha256"] == "cd" * 32
+    assert (tmp_path / "case" / "exhibits" / entry.params["file"]).is_file()
