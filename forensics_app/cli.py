@@ -58,6 +58,11 @@ def build_parser() -> argparse.ArgumentParser:
     p.add_argument("--force-output", action="store_true",
                    help="allow a report (or case) inside a scanned folder or over an input "
                         "file; refused otherwise (exit 2)")
+    p.add_argument("--witness", metavar="NAMES",
+                   help="second witnesses per scored file, comma-separated: ela, noise, jpeg, "
+                        "thumbnail, clone, or all (JSONL 'witnesses', CSV witness_* columns)")
+    p.add_argument("--witness-dir", type=Path, metavar="DIR",
+                   help="write the witnesses' PNG maps here (named by the file's SHA-256)")
     p.add_argument("-q", "--quiet", action="store_true", help="no progress bar, no per-file lines")
     p.add_argument("--version", action="version", version=f"%(prog)s {__version__}")
     add_case_arguments(p)
@@ -70,16 +75,28 @@ def _outputs(args: argparse.Namespace) -> dict[str, Path | None]:
     return {"--csv": args.csv, "--jsonl": args.jsonl,
             "--report": getattr(args, "report", None),
             # reading a case (--verify, --report without PATHs) needs no write access
-            "--case": getattr(args, "case", None) if args.paths else None}
+            "--case": getattr(args, "case", None) if args.paths else None,
+            "--witness-dir": getattr(args, "witness_dir", None)}
 
 
 def _output_problem(args: argparse.Namespace) -> str | None:
     """Every output checked before anything is scanned: None, or why it cannot be used."""
     try:
-        check_outputs(_outputs(args), args.paths, force=args.force_output, folders=("--case",))
+        check_outputs(_outputs(args), args.paths, force=args.force_output, folders=("--case", "--witness-dir"))
     except OutputPathError as exc:
         return "; ".join(exc.problems)
     return None
+
+
+def _witness_names(parser: argparse.ArgumentParser, args: argparse.Namespace) -> tuple:
+    from forensics_app.core.witnesses import parse_witness_names
+
+    if args.witness_dir is not None and not args.witness:
+        parser.error("--witness-dir needs --witness")
+    try:
+        return parse_witness_names(args.witness or "")
+    except ValueError as exc:
+        parser.error(f"--witness: {exc}")
 
 
 def main(argv: list[str] | None = None) -> int:
@@ -95,6 +112,7 @@ def main(argv: list[str] | None = None) -> int:
         if value is not None and not 0.0 <= value <= 1.0:
             parser.error(f"--{name} must be between 0 and 1")
     check_case_arguments(parser, args)
+    witnesses = _witness_names(parser, args)
     engine = engine_settings(parser, args)
     cluster = ray_options(parser, args)
     problem = _output_problem(args)
@@ -140,7 +158,8 @@ def main(argv: list[str] | None = None) -> int:
     missing = [p for p in args.paths if not p.exists()]
     # Rows go to the case and the streamed CSV/JSONL per batch, so a kill keeps them.
     session_kwargs = dict(recursive=args.recursive, case=args.case, csv=args.csv,
-                          jsonl=args.jsonl, provenance_options=provenance_options)
+                          jsonl=args.jsonl, provenance_options=provenance_options,
+                          witnesses=witnesses, witness_dir=args.witness_dir)
     if cluster is not None:  # scored on Ray workers, recorded here (core.ray_scan)
         from forensics_app.core.ray_scan import RayScanSession
 

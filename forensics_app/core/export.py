@@ -224,6 +224,8 @@ def jsonl_row(r: ScanResult, review: Review | None = None) -> dict[str, Any]:
     row["tile_probs"] = r.tile_probs
     row["tile_boxes"] = [list(b) for b in r.tile_boxes]
     row["provenance"] = r.provenance.to_dict() if r.provenance is not None else None
+    if r.witnesses:  # only when witnesses were asked for (core.witnesses)
+        row["witnesses"] = r.witnesses
     return _json_safe(_escape_strings(row))
 
 
@@ -279,8 +281,10 @@ class StreamedReport:
     overwritten in place with the outcome, so it never stays at "running".
     """
 
-    def __init__(self, path: Path | str, kind: str | None = None, extra: dict | None = None):
+    def __init__(self, path: Path | str, kind: str | None = None, extra: dict | None = None,
+                 witness_names: Sequence[str] = ()):
         self.path = Path(path)
+        self.witness_names = tuple(witness_names)  # one CSV column each (core.witnesses)
         self.kind = kind or ("jsonl" if self.path.suffix.lower() in (".jsonl", ".json")
                              else "csv")
         if self.kind not in ("csv", "jsonl"):
@@ -297,7 +301,7 @@ class StreamedReport:
         try:
             self._out = AppendOnlyOutput(self.path)
             if self.kind == "csv":
-                self._out.append(_csv_text(None).encode("utf-8"))
+                self._out.append(_csv_text(None, self.witness_names).encode("utf-8"))
             self._sidecar(completed=False, status="running")
         except BaseException:
             self._lock.release()
@@ -307,7 +311,7 @@ class StreamedReport:
         results = list(results)
         if self.failure is not None:
             raise OutputWriteError(self.failure)
-        text = (_csv_text(results) if self.kind == "csv"
+        text = (_csv_text(results, self.witness_names) if self.kind == "csv"
                 else "".join(_json_line(r) for r in results))
         try:
             self._out.append(text.encode("utf-8"))
@@ -373,14 +377,20 @@ class StreamedReport:
             self._sidecar_identity = None
 
 
-def _csv_text(results: Sequence[ScanResult] | None) -> str:
-    """CSV rows as text (the header when ``results`` is None)."""
+def _csv_text(results: Sequence[ScanResult] | None, witness_names: Sequence[str] = ()) -> str:
+    """CSV rows as text (the header when ``results`` is None); ``witness_names`` add one
+    ``witness_<name>_detected`` column each."""
     import io
 
+    from forensics_app.core.witnesses import csv_cells, csv_columns
+
     buf = io.StringIO(newline="")
-    writer = csv.DictWriter(buf, fieldnames=COLUMNS)
+    writer = csv.DictWriter(buf, fieldnames=COLUMNS + tuple(csv_columns(witness_names)))
     if results is None:
         writer.writeheader()
     for r in results or ():
-        writer.writerow({k: escape_cell(v) for k, v in result_to_row(r).items()})
+        row = result_to_row(r)
+        if witness_names:
+            row.update(csv_cells(r.witnesses, witness_names))
+        writer.writerow({k: escape_cell(v) for k, v in row.items()})
     return buf.getvalue()

@@ -773,6 +773,8 @@ def render_html(data: ReportData, image_src: Callable[[str, bytes], str] | None 
 
     # -- every file
     _files_and_pages(data, add, src, table_attrs, nowrap, qt, compact)
+    if data.from_case:
+        _witness_exhibits(data, add, src, qt)
 
     # -- method, model card
     add("<h2 class='page'>Method and limits</h2>")
@@ -903,11 +905,46 @@ def _files_and_pages(data: ReportData, add: Callable[[str], None],
             add(f"<p class='small'><i>{_e(page.note)}</i></p>")
         if r.notes:
             add(f"<p class='small'>Notes: {_e('; '.join(r.notes))}</p>")
+        witnesses = getattr(r, "witnesses", None) or {}  # stored by a --witness scan
+        if witnesses:
+            add("<table class='small'><tr><th colspan='2'>Second witnesses (none is proof)"
+                "</th></tr>" + "".join(
+                    f"<tr><td>{_e(name)}</td><td>"
+                    f"{_e({True: 'detected', False: 'not detected'}.get(w.get('detected'), 'n/a'))}"
+                    f": {_e(w.get('finding', ''))}</td></tr>" for name, w in witnesses.items())
+                + "</table>")
         for title, rows in provenance_groups(r):
             add(f"<table class='small'><tr><th colspan='2'>Provenance: {_e(title)}</th></tr>"
                 + "".join(f"<tr><td>{_e(k)}</td><td>{_name(v, qt)}</td></tr>"
                           for k, v in rows) + "</table>")
         add("</div>")
+
+
+def _witness_exhibits(data: ReportData, add: Callable[[str], None],
+                      src: Callable[[str, bytes], str], qt: bool) -> None:
+    """Witness maps the examiner added to the case (audited, hash checked), each with its
+    finding and rule (core.witnesses.exhibits)."""
+    from forensics_app.core.witnesses.exhibits import as_jpeg, case_exhibits
+
+    exhibits = case_exhibits(data.audit)
+    if not exhibits:
+        return
+    add("<h2>Witness exhibits</h2><p class='small'>Maps of the second witnesses, added by "
+        "the examiner (audit log); none is proof on its own.</p>")
+    for i, x in enumerate(exhibits):
+        png, problem = x.read(data.case_folder)
+        add(f"<h3>{_e(x.witness)} — {_name(Path(x.evidence_path).name, qt)}</h3>"
+            f"<p class='small'>{_name(x.evidence_path, qt)}<br>evidence SHA-256 "
+            f"<span class='hash'>{_e(x.evidence_sha256)}</span><br>exhibit {_e(x.file)}, "
+            f"SHA-256 <span class='hash'>{_e(x.sha256)}</span> · audit entry {x.seq} · "
+            f"{_e(x.time_utc)}</p>")
+        add(f"<p><b>{_e({True: 'Detected', False: 'Not detected'}.get(x.detected, 'n/a'))}"
+            f":</b> {_e(x.finding)}<br><span class='small'>Rule: {_e(x.rule)}</span></p>")
+        if png is not None:
+            add(f"<img width='330' alt='{_e(x.witness)} map' "
+                f"src='{src(f'exhibit{i}', as_jpeg(png))}'>")
+        else:
+            add(f"<p class='small'><i>{_e(problem)}</i></p>")
 
 
 def _audit_table(data: ReportData, add: Callable[[str], None], table_attrs: str) -> None:

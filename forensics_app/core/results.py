@@ -80,6 +80,9 @@ class ScanResult:
     # Why the verdict is Inconclusive whatever the score: the detector found the image outside
     # the domains it was validated on (``core.clip_blocks``). None when it is inside them.
     domain_caveat: str | None = None
+    # Second witnesses asked for (core.witnesses): name -> record (figures, detected, rule,
+    # finding, map file). Empty when none were asked for.
+    witnesses: dict[str, dict] = field(default_factory=dict)
 
     @property
     def file_name(self) -> str:

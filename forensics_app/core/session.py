@@ -213,7 +213,8 @@ class ScanSession:
                  claim: ClaimFn | None = None, command: str = "forensics-scan",
                  provenance_options: Any = None,
                  on_skipped: Callable[[Skipped], None] | None = None,
-                 confine_to: Path | None = None):
+                 confine_to: Path | None = None,
+                 witnesses: Sequence[str] = (), witness_dir: Path | str | None = None):
         self.detector, self.settings = detector, settings
         self._source_items = list(sources)
         self.sources = [str(s) for s in sources]
@@ -237,6 +238,13 @@ class ScanSession:
         self.n_already = 0
         self.extra: dict[str, Any] = {"command": command}
         self._write_failure = ""  # a case batch or report that could not be stored
+        # second witnesses per scored file (core.witnesses); maps only into ``witness_dir``,
+        # which the front end has passed through the output guard
+        self.witnesses = tuple(witnesses)
+        self.witness_dir = witness_dir
+        self._should_cancel: Callable[[], bool] | None = None
+        if self.witnesses:
+            self.extra["witnesses"] = list(self.witnesses)
 
     # -- before the scan
     def discover(self) -> Discovery:
@@ -290,7 +298,8 @@ class ScanSession:
         outputs = [(p, kind) for p, kind in ((self.csv, "csv"), (self.jsonl, "jsonl")) if p]
         extra = self.side_car() if outputs else {}  # one dict: intake-time skips join it
         for path, kind in outputs:
-            self._streams.append(StreamedReport(path, kind, extra))
+            self._streams.append(StreamedReport(path, kind, extra,
+                                                witness_names=self.witnesses))
         for stream in self._streams:
             stream.write(earlier)
         self._recorder = CaseRecorder(self.case, self.scan_id,
@@ -308,6 +317,7 @@ class ScanSession:
 
         found = self.discover()
         self.n_already = 0
+        self._should_cancel = should_cancel
         try:
             self.files = self._start(found.files)
         except (CaseError, OSError) as exc:
@@ -346,6 +356,11 @@ class ScanSession:
                           sniff=found.sniff, on_skipped=self._on_skipped, links=found.links)
 
     def _on_result(self, result: ScanResult) -> None:
+        if self.witnesses:
+            from forensics_app.core.witnesses.scan_hook import add_witnesses
+
+            add_witnesses(result, self.witnesses, self.settings.decode_limits(),
+                          self.witness_dir, self._should_cancel)
         self._finished.append(result)
         if self.on_result is not None:
             self.on_result(result)

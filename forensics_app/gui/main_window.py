@@ -96,6 +96,7 @@ from forensics_app.gui.table_model import (
     ReviewStatusDelegate,
 )
 from forensics_app.gui.thumbnails import ThumbnailCache
+from forensics_app.gui.witness_panel import WitnessController
 from forensics_app.gui.workers import HeatmapRequest
 from forensics_app.paths import bundled_model_path, icons_dir, user_config_dir, user_log_dir
 
@@ -197,6 +198,7 @@ class MainWindow(QMainWindow):
         self.cases = CaseController(self, recent / "recent_cases.json" if recent else None)
         self.reviews = ReviewController(self)
         self._build_review_dock()
+        self.witnesses = WitnessController(self)  # gui.witness_panel: on-demand analyses
         self.guards = GuardRails(self)
         self.report_jobs = ReportJobs(self)
         self.cases.act_report.triggered.disconnect()  # reports run in a worker (D1)
@@ -1161,6 +1163,7 @@ class MainWindow(QMainWindow):
         self.report_jobs.shutdown()
         self.cases.shutdown()
         self.heatmaps.shutdown()
+        self.witnesses.shutdown()
         self.thumbnails.shutdown()
         self.models.shutdown()
         if self.heatmap_viewer is not None:

@@ -25,6 +25,7 @@ from forensics_app import __version__
 from forensics_app.core.export import jsonl_row
 from forensics_app.core.results import ScanResult, Verdict
 from forensics_app.core.safetext import escape_for_terminal
+from forensics_app.core.witnesses import parse_witness_names
 from forensics_app.server.access import cross_site_refusal, host_allowed, token_matches
 from forensics_app.server.case_report import PublicView
 from forensics_app.server.service import (
@@ -267,8 +268,15 @@ def create_app(service: ServeService, token: str | None = None,
 
     # ------------------------------------------------------------------ one image
     @app.post("/api/v1/analyze", tags=["analyze"], openapi_extra=_UPLOAD_BODY)
-    async def analyze(request: Request, thumbnail: bool = True) -> dict[str, Any]:
-        """Score one image (multipart field ``image``), in memory: nothing is stored."""
+    async def analyze(request: Request, thumbnail: bool = True,
+                      witness: str = "") -> dict[str, Any]:
+        """Score one image (multipart field ``image``), in memory: nothing is stored.
+        ``witness=ela,noise,jpeg,thumbnail,clone`` (or ``all``) adds the second witnesses'
+        figures and findings (no maps)."""
+        try:
+            witness_names = parse_witness_names(witness)
+        except ValueError as exc:
+            raise HTTPException(400, f"witness: {exc}") from None
         images = await read_images(request)
         if len(images) != 1:
             raise HTTPException(400, f"send exactly one file in the field 'image' (got "
@@ -293,6 +301,9 @@ def create_app(service: ServeService, token: str | None = None,
         answer = analysis_answer(r, name)
         if thumbnail:
             answer["thumbnail"] = await run_in_threadpool(thumbnail_data_url, data, name)
+        if witness_names:
+            answer["witnesses"] = await run_in_threadpool(
+                witness_answer, data, witness_names, service.settings.decode_limits())
         return answer
 
     # ------------------------------------------------------------------ batches
@@ -494,6 +505,20 @@ def result_record(r: ScanResult, client_name: str) -> dict[str, Any]:
                prob_fake_percent=None if r.prob_fake is None or r.verdict is Verdict.ERROR
                else round(100.0 * r.prob_fake, 2))
     return row
+
+
+def witness_answer(data: bytes, names: tuple[str, ...], limits: Any) -> dict[str, Any]:
+    """The witnesses' records for an upload, strings escaped as in the JSON Lines report."""
+    from forensics_app.core.export import _escape_strings, _json_safe
+    from forensics_app.core.loading import ImageLoadError
+    from forensics_app.core.witnesses import analyse_bytes, witness_records
+
+    try:
+        records = witness_records(analyse_bytes(data, names, "upload", limits))
+    except ImageLoadError as exc:
+        records = {n: {"detected": None, "finding": "not analysed", "error": exc.reason}
+                   for n in names}
+    return _json_safe(_escape_strings(records))
 
 
 def thumbnail_data_url(data: bytes, name: str = "upload") -> str | None:
