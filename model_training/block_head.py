@@ -331,7 +331,6 @@ CANDIDATES = (
     Candidate("blocks", 1e-3),
     Candidate("blocks", 1e-2),
     Candidate("blocks", 1e-1),
-    Candidate("blocks3-8", 1e-3),
 )
 
 
