@@ -41,8 +41,8 @@ class BranchMap:
 
 
 def map_caption(role: BranchRole) -> str:
-    text = (f"{role.label}, {role.explanation}: regions that most raised the “generated” "
-            "score")
+    how = "Grad-CAM overlay" if role.name == TRACE else role.explanation
+    text = f"{role.label}, {how}: regions that most raised the “generated” score"
     if not role.decides:
         text += " (this branch does not move the verdict)"
     return text
