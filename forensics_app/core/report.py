@@ -615,9 +615,10 @@ td.notes { max-height: none; }
   tr, figure, .box { break-inside: avoid; page-break-inside: avoid; }
   img.thumb { width: 36px; height: 36px; }
   table.files { font-size: 8pt; }
-  table.files td.sha { font-size: 6.5pt; }
-  table.files col.thumb { width: 40px; } table.files col.sha { width: 34mm; }
-  table.files col.verdict { width: 19mm; } table.files col.num { width: 13mm; }
+  table.files td.sha { font-size: 6pt; }
+  table.files col.thumb { width: 40px; } table.files col.sha { width: 44mm; }
+  table.files col.verdict { width: 20mm; } table.files col.num { width: 17mm; }
+  table.files th { overflow-wrap: anywhere; }
   table.files col.exam { width: 12%; } table.files col.prov { width: 12%; }
   table.files col.notes { width: 20%; }
   .pair img { max-width: 100%; }

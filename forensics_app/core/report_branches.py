@@ -113,7 +113,7 @@ class BranchSource:
             return build_branches(meta)
         except Exception as exc:  # noqa: BLE001 -- missing weights, bad record: a note
             log.warning("branches of %s unavailable for the report: %s", model_id, exc)
-            return f"map unavailable: {exc}"
+            return f"map unavailable: {type(exc).__name__}: {exc}"
 
 
 def occlusion_jpeg(img: Any, branch: Any, name: str, max_px: int) -> tuple[bytes, str]:
