@@ -603,7 +603,8 @@ table.files { table-layout: fixed; }
 table.files td { overflow-wrap: anywhere; word-break: break-word; }
 table.files td.sha { font-size: 9.5px; overflow-wrap: normal; word-break: normal; }
 table.files col.thumb { width: 68px; } table.files col.sha { width: 212px; }
-table.files col.verdict { width: 96px; } table.files col.num { width: 64px; }
+table.files col.verdict { width: 96px; } table.files col.num { width: 92px; }
+table.files th { overflow-wrap: anywhere; }
 table.files col.exam { width: 11%; } table.files col.prov { width: 13%; }
 table.files col.notes { width: 22%; }
 td.notes { max-height: none; }
