@@ -168,6 +168,10 @@ def main(argv: list[str] | None = None) -> int:
     else:
         session = ScanSession(detector, settings, args.paths, **session_kwargs)
     found = session.discover()
+    if args.case:  # what the case records as its own outputs is not evidence (issue 37, H1)
+        from forensics_app.core.own_outputs import case_outputs, skip_own_outputs
+
+        session.skipped.extend(skip_own_outputs(found, case_outputs(args.case)))
     # outputs never reach evidence: compared by device+inode with every input (core.outputs)
     over_evidence = outputs_over_inputs(_outputs(args), found.files)
     if over_evidence:

@@ -116,7 +116,9 @@ def _pdf_from_html(html: str, images: dict[str, bytes], path: str, title: str,
     writer.setPageMargins(QMarginsF(12, 12, 12, 12), QPageLayout.Unit.Millimeter)
     writer.setTitle(title)
     writer.setCreator(creator)
-    doc.print_(writer)
+    from forensics_app.pdf_pages import print_document
+
+    print_document(doc, writer)  # rows kept whole across pages (M2)
     del writer  # finishes the document
     buffer.close()
     if pdf.isEmpty():

@@ -200,7 +200,7 @@ def detector_roles(detector: Any) -> list[BranchRole]:
     """:func:`branch_order` for a loaded :class:`forensics_app.core.detector.Detector`."""
     from forensics_app.core.branches import BRANCH_KINDS, TRACE
 
-    sees = {TRACE: "the whole image at full resolution (tiled), no resize"}
+    sees = {TRACE: TRACE_SEES}
     ckpt = getattr(detector, "checkpoint", None)
     meta_branches = (getattr(ckpt, "meta", None) or {}).get("branches") or {}
     for name, rec in meta_branches.items():
@@ -209,3 +209,28 @@ def detector_roles(detector: Any) -> list[BranchRole]:
     fusion = getattr(detector, "fusion", None)
     weights = dict(fusion.weights) if fusion is not None else {TRACE: 1.0}
     return branch_order(weights, sees, [TRACE, *getattr(detector, "branches", {})])
+
+
+TRACE_SEES = "the whole image at full resolution (tiled), no resize"
+
+
+def meta_roles(meta: Any) -> list[BranchRole]:
+    """:func:`branch_order` from a checkpoint's metadata (a case's model record, no network
+    loaded): a checkpoint without ``fusion`` is its trace branch alone, weight 1."""
+    from forensics_app.core.branches import BRANCH_KINDS, TRACE
+
+    meta = meta if isinstance(meta, dict) else {}
+    branches = meta.get("branches") if isinstance(meta.get("branches"), dict) else {}
+    sees = {TRACE: TRACE_SEES}
+    for name, rec in branches.items():
+        kind = BRANCH_KINDS.get(rec.get("kind")) if isinstance(rec, dict) else None
+        sees[str(name)] = kind.summary if kind else str((rec or {}).get("kind", ""))
+    fusion = meta.get("fusion") if isinstance(meta.get("fusion"), dict) else {}
+    raw = fusion.get("weights") if isinstance(fusion.get("weights"), dict) else None
+    weights: dict[str, float] = {}
+    for k, v in (raw or {TRACE: 1.0}).items():
+        try:
+            weights[str(k)] = float(v)
+        except (TypeError, ValueError):
+            weights[str(k)] = 0.0
+    return branch_order(weights, sees, [TRACE, *map(str, branches)])

@@ -127,3 +127,21 @@ def skip_own_outputs(found: Discovery, outputs: OwnOutputs) -> list[Skipped]:
     found.skipped.extend(skipped)
     return skipped
 
+
+
+def case_outputs(case_dir: Path | str | None) -> OwnOutputs:
+    """The outputs a case folder's audit log records (none when there is no case yet): the
+    CLI's ``--case`` scan skips them as the window does."""
+    outputs = OwnOutputs()
+    if case_dir is None:
+        return outputs
+    from forensics_app.core.case import CASE_DB_NAME, Case, CaseError
+
+    if not (Path(case_dir) / CASE_DB_NAME).is_file():
+        return outputs
+    try:
+        with Case.open(case_dir, read_only=True) as case:
+            outputs.load_case(case)
+    except CaseError:
+        pass  # the scan itself opens the case and reports what is wrong with it
+    return outputs

@@ -63,18 +63,6 @@ VERDICT_COLOURS = {
     Verdict.INCONCLUSIVE: "#7a5600", Verdict.ERROR: "#555555",
 }
 
-METHOD_TEXT = (
-    "Each image is scored by the convolutional detector(s) described below, in the style of "
-    "Wang et al., <i>CNN-generated images are surprisingly easy to spot… for now</i> (CVPR "
-    "2020). Each scan's preprocessing is listed under Scans; the default (“full”) is the "
-    "paper's test protocol: the whole image, not resized, RGB scaled with the ImageNet mean "
-    "and standard deviation; very large images are scored in tiles whose logits are "
-    "averaged, very small ones are up-scaled, and either is recorded in the row's notes. "
-    "Every file is read once, read-only; its SHA-256 describes exactly the bytes analysed.",
-    "The Grad-CAM overlay shows the regions that most raised the “generated” score. It is "
-    "<b>not</b> a map of manipulated areas and does not localise edits.",
-)
-
 _TRANSFORMS = {
     "none": "the RGB image itself",
     "npr": "the image's neighbouring-pixel residual (NPR: each pixel minus the top-left pixel "
@@ -121,10 +109,16 @@ def model_description(m: ModelRecord) -> str:
         parts.append(f"The network sees {text}.")
     branches = meta.get("branches")
     if isinstance(branches, dict) and branches:
-        for key, rec in branches.items():
-            rec = rec if isinstance(rec, dict) else {}
-            what = rec.get("description") or rec.get("kind") or "a further detector"
-            parts.append(f"Beside this trace network, branch “{key}”: {what}.")
+        from forensics_app.core.branch_explain import meta_roles
+
+        trace_parts, parts = parts, []
+        for role in meta_roles(meta):  # heaviest first (H3)
+            if role.name == "trace":
+                parts.append(f"Its {role.label}: " + " ".join(trace_parts))
+                continue
+            rec = branches.get(role.name) if isinstance(branches.get(role.name), dict) else {}
+            what = rec.get("description") or role.sees or rec.get("kind") or "a detector"
+            parts.append(f"Its {role.label}: {what}.")
         fusion = meta.get("fusion") if isinstance(meta.get("fusion"), dict) else {}
         weights = fusion.get("weights") if isinstance(fusion.get("weights"), dict) else {}
         if weights:
@@ -160,6 +154,8 @@ class FlaggedPage:
     image: bytes | None = None  # JPEG of the image as scored (scaled down)
     overlay: bytes | None = None  # JPEG of the Grad-CAM overlay
     note: str = ""
+    # every branch's map, heaviest branch first (core.report_branches.BranchMap)
+    maps: list[Any] = field(default_factory=list)
 
 
 @dataclass
@@ -309,22 +305,36 @@ def _preprocess_for(r: ScanResult, scan: ScanRecord | dict[str, Any] | None) -> 
 
 
 def _flagged_page(r: ScanResult, scan: ScanRecord | dict[str, Any] | None, cams: _CamSource,
-                  gradcam: bool) -> FlaggedPage:
+                  gradcam: bool, branches: Any = None) -> FlaggedPage:
+    """The page of a flagged image: the image as scored and, when ``gradcam``, each
+    branch's map in the order of its weight in the verdict (H3)."""
+    page, img = _trace_cam_page(r, scan, cams, gradcam)
+    if gradcam and img is not None and branches is not None:
+        from forensics_app.core.report_branches import branch_maps
+
+        page.maps = branch_maps(img, r.model_id, page.overlay, page.note, branches,
+                                FLAGGED_PX)
+        page.note = ""  # each map carries its own note
+    return page
+
+
+def _trace_cam_page(r: ScanResult, scan: ScanRecord | dict[str, Any] | None, cams: _CamSource,
+                    gradcam: bool) -> tuple[FlaggedPage, Any]:
     import numpy as np
 
     img, why = _load_current(r)
     page = FlaggedPage(r)
     if img is None:
         page.note = why
-        return page
+        return page, img
     if not gradcam:
         page.image = _jpeg(img, FLAGGED_PX)
         page.note = "Grad-CAM not computed for this report"
-        return page
+        return page, img
     cam = cams.get(r.model_id)
     if isinstance(cam, str):
         page.image, page.note = _jpeg(img, FLAGGED_PX), cam
-        return page
+        return page, img
     model, fake_index = cam
     from forensics_app.core.gradcam import compute_gradcam, overlay
     from forensics_app.core.preprocess import denormalize, prepare_image, to_normalized_tensor
@@ -353,7 +363,7 @@ def _flagged_page(r: ScanResult, scan: ScanRecord | dict[str, Any] | None, cams:
     except Exception as exc:  # noqa: BLE001 -- one image must not stop the report
         log.warning("Grad-CAM for %s failed: %s", r.path, exc)
         page.image, page.note = _jpeg(img, FLAGGED_PX), f"Grad-CAM failed: {exc}"
-    return page
+    return page, img
 
 
 # ----------------------------------------------------------------------------- model card
@@ -491,10 +501,13 @@ def gather_images(rows: list[ScanResult], row_scan: list[Any], models: dict[str,
             else:
                 thumbs[i] = _jpeg(img, THUMB_PX * 2)
     cams = _CamSource(models)
+    from forensics_app.core.report_branches import BranchSource
+
+    branches = BranchSource(models)
     flagged = []
     for i in chosen:
         step()
-        flagged.append(_flagged_page(rows[i], row_scan[i], cams, gradcam))
+        flagged.append(_flagged_page(rows[i], row_scan[i], cams, gradcam, branches))
     step()
     return thumbs, thumb_notes, flagged, len(flagged_rows)
 
@@ -585,7 +598,32 @@ img.thumb { width: 60px; height: 60px; object-fit: contain; background: #f4f4f4;
 .small { font-size: 11px; color: #555; } code { font-size: 11.5px; }
 .ctl { color: #a3261b; background: #fdeeee; font-family: "DejaVu Sans Mono", monospace; }
 tr.tampered td { background: #fdeeee; } .tampered-mark { color: #a3261b; font-weight: 700; }
-@media print { body { margin: 0; max-width: none; } }
+/* the file table fits its page: fixed columns, long names break anywhere (issue 37, M3) */
+table.files { table-layout: fixed; }
+table.files td { overflow-wrap: anywhere; word-break: break-word; }
+table.files td.sha { font-size: 9.5px; overflow-wrap: normal; word-break: normal; }
+table.files col.thumb { width: 68px; } table.files col.sha { width: 212px; }
+table.files col.verdict { width: 96px; } table.files col.num { width: 92px; }
+table.files th { overflow-wrap: anywhere; }
+table.files col.exam { width: 11%; } table.files col.prov { width: 13%; }
+table.files col.notes { width: 22%; }
+td.notes { max-height: none; }
+@page { size: A4; margin: 12mm; }
+@media print {
+  body { margin: 0; max-width: none; font-size: 9pt; }
+  th, td { padding: 2px 4px; }
+  thead { display: table-header-group; }
+  tr, figure, .box { break-inside: avoid; page-break-inside: avoid; }
+  img.thumb { width: 36px; height: 36px; }
+  table.files { font-size: 8pt; }
+  table.files td.sha { font-size: 6pt; }
+  table.files col.thumb { width: 40px; } table.files col.sha { width: 44mm; }
+  table.files col.verdict { width: 20mm; } table.files col.num { width: 17mm; }
+  table.files th { overflow-wrap: anywhere; }
+  table.files col.exam { width: 12%; } table.files col.prov { width: 12%; }
+  table.files col.notes { width: 20%; }
+  .pair img { max-width: 100%; }
+}
 """
 
 # Qt's rich text: point sizes (pixels would be printer dots), no flexbox or object-fit.
@@ -594,7 +632,7 @@ body { font-family: "DejaVu Sans"; font-size: 8.5pt; color: #1d1d1f; }
 h1 { font-size: 16pt; } h2 { font-size: 12.5pt; margin-top: 14pt; } h3 { font-size: 10pt; }
 th { background-color: #e9ecf0; font-weight: 600; text-align: left; }
 td { border-bottom: 1px solid #e3e6ea; font-size: 7.5pt; }
-.hash { font-family: "DejaVu Sans Mono"; font-size: 6.5pt; }
+.hash { font-family: "DejaVu Sans Mono"; font-size: 6pt; }
 .small { font-size: 7pt; color: #555555; } .sub { color: #666666; }
 .ctl { color: #a3261b; } .tampered-mark { color: #a3261b; font-weight: 700; }
 .page { page-break-before: always; }
@@ -765,7 +803,7 @@ def render_html(data: ReportData, image_src: Callable[[str, bytes], str] | None 
         "<th>Kind</th></tr>")
     for m in data.models:
         add(f"<tr><td>{_name(m.model_id, qt)}</td><td>{_name(m.path, qt)}</td>"
-            f"<td class='hash' dir='ltr'{nowrap}>{_hash_lines(m.sha256, 16 if qt else 32)}"
+            f"<td class='hash' dir='ltr'{nowrap}>{_hash_lines(m.sha256)}"
             f"</td><td>{_e(m.kind)}</td></tr>")
     add("</table>")
     if data.from_case:
@@ -778,7 +816,9 @@ def render_html(data: ReportData, image_src: Callable[[str, bytes], str] | None 
 
     # -- method, model card
     add("<h2 class='page'>Method and limits</h2>")
-    for para in METHOD_TEXT:
+    from forensics_app.core.report_branches import method_paragraphs
+
+    for para in method_paragraphs(data.models):  # branches by weight, what each sees (H3)
         add(f"<p>{para}</p>")
     for m in data.models:
         add(f"<p>{_e(model_description(m))}</p>")
@@ -827,12 +867,28 @@ def _files_and_pages(data: ReportData, add: Callable[[str], None],
     add("<h2>Files</h2>")
     prov = data.has_provenance
     thumb_col = "" if compact else "<th></th>"
-    # <thead>: browsers and Qt's text layout repeat it at the top of every printed page
-    add(f"<table{table_attrs}><thead><tr>{thumb_col}<th>File</th><th>SHA-256</th>"
-        f"<th>Verdict</th><th class='num'>{'P(gen.)' if qt else 'P(generated)'}</th>"
-        + ("<th>Examiner</th>" if data.from_case else "")
-        + ("<th>Provenance</th>" if prov else "")
-        + "<th>Notes</th></tr></thead>")
+    # <thead>: browsers and Qt's text layout repeat it at the top of every printed page.
+    # Fixed column widths: the table fits the page (M3) and the SHA-256 keeps two lines (M2).
+    if qt:
+        w = {"file": 24 if prov else 29, "sha": 27, "verdict": 11, "num": 8, "exam": 10,
+             "prov": 11}
+        width = {k: f" width='{v}%'" for k, v in w.items()}
+        add(f"<table{table_attrs}><thead><tr><th{width['file']}>File</th>"
+            f"<th{width['sha']}>SHA-256</th><th{width['verdict']}>Verdict</th>"
+            f"<th class='num'{width['num']}>P(gen.)</th>"
+            + (f"<th{width['exam']}>Examiner</th>" if data.from_case else "")
+            + (f"<th{width['prov']}>Provenance</th>" if prov else "")
+            + "<th>Notes</th></tr></thead>")
+    else:
+        cols = (("" if compact else "<col class='thumb'>") + "<col class='file'><col class='sha'>"
+                "<col class='verdict'><col class='num'>"
+                + ("<col class='exam'>" if data.from_case else "")
+                + ("<col class='prov'>" if prov else "") + "<col class='notes'>")
+        add(f"<table class='files'><colgroup>{cols}</colgroup><thead><tr>{thumb_col}"
+            "<th>File</th><th>SHA-256</th><th>Verdict</th><th class='num'>P(generated)</th>"
+            + ("<th>Examiner</th>" if data.from_case else "")
+            + ("<th>Provenance</th>" if prov else "")
+            + "<th>Notes</th></tr></thead>")
     for i, r in enumerate(data.rows):
         thumb = None if compact else data.thumbnails.get(i)
         if thumb is not None:
@@ -840,7 +896,8 @@ def _files_and_pages(data: ReportData, add: Callable[[str], None],
             cell = f"<td><img class='thumb'{size} alt='' src='{src(f'thumb{i}', thumb)}'></td>"
         else:
             cell = "" if compact else "<td></td>"
-        notes = "; ".join(filter(None, [r.error or "", *r.notes, data.thumb_notes.get(i, "")]))
+        notes = "; ".join(filter(None, [r.error or "", _caveat(r), *r.notes,
+                                        data.thumb_notes.get(i, "")]))
         colour = VERDICT_COLOURS[r.verdict]
         tampered = data.tampered(i)
         mark = ("<span class='tampered-mark'>TAMPERED: this row fails its hash check; its "
@@ -850,7 +907,7 @@ def _files_and_pages(data: ReportData, add: Callable[[str], None],
         name = (_name(r.path, qt) if compact else f"{_name(r.file_name, qt)}<br>"
                 f"<span class='small'>{_name(r.path, qt)}</span>")
         add(f"<tr{row_attr}>{cell}<td>{name}</td><td class='hash sha' dir='ltr'{nowrap}>"
-            f"{_hash_lines(r.sha256, 16 if qt else 32)}</td>"
+            f"{_hash_lines(r.sha256)}</td>"
             f"<td class='verdict' style='color:{colour}'{nowrap}>{_e(r.verdict.value)}</td>"
             f"<td class='num'>{_pct(r.prob_fake)}</td>"
             + (f"<td class='small'>{_review_cell(data.review(r))}</td>" if data.from_case
@@ -879,23 +936,7 @@ def _files_and_pages(data: ReportData, add: Callable[[str], None],
             f"</span><br>{_e(r.width)}×{_e(r.height)} {_e(r.format)} · model {_e(r.model_id)}"
             f" · preprocessing {_e(r.preprocessing)}"
             + (f" · tiles: {len(r.tile_probs)}" if r.tile_probs else "") + "</p>")
-        if qt:
-            add("<table border='0' cellpadding='4'><tr>")
-            for key, img, cap in ((f"img{n}", page.image, "Image as scored"),
-                                  (f"cam{n}", page.overlay, "Grad-CAM overlay")):
-                if img is not None:
-                    add(f"<td><img width='330' src='{src(key, img)}'><br>"
-                        f"<span class='small'>{cap}</span></td>")
-            add("</tr></table>")
-        else:
-            add("<div class='pair'>")
-            for key, img, cap in ((f"img{n}", page.image, "Image as scored"),
-                                  (f"cam{n}", page.overlay, "Grad-CAM overlay: regions that "
-                                   "most raised the “generated” score")):
-                if img is not None:
-                    add(f"<figure><img alt='{_e(cap)}' src='{src(key, img)}'>"
-                        f"<figcaption>{cap}</figcaption></figure>")
-            add("</div>")
+        _figures(page, n, add, src, qt)
         if data.from_case:
             add(f"<p><b>Examiner's conclusion:</b> "
                 f"{_review_cell(data.review(r), full=True)}"
@@ -903,6 +944,8 @@ def _files_and_pages(data: ReportData, add: Callable[[str], None],
                    else "") + "</p>")
         if page.note:
             add(f"<p class='small'><i>{_e(page.note)}</i></p>")
+        if r.domain_caveat and r.ok:
+            add(f"<p><b>Inconclusive whatever the score:</b> {_e(r.domain_caveat)}</p>")
         if r.notes:
             add(f"<p class='small'>Notes: {_e('; '.join(r.notes))}</p>")
         witnesses = getattr(r, "witnesses", None) or {}  # stored by a --witness scan
@@ -919,6 +962,12 @@ def _files_and_pages(data: ReportData, add: Callable[[str], None],
                           for k, v in rows) + "</table>")
         add("</div>")
 
+
+
+def _caveat(r: ScanResult) -> str:
+    """The detector's own reason for an Inconclusive (outside its validated domains)."""
+    return f"Inconclusive whatever the score: {r.domain_caveat}" if (
+        r.domain_caveat and r.ok) else ""
 
 def _witness_exhibits(data: ReportData, add: Callable[[str], None],
                       src: Callable[[str, bytes], str], qt: bool) -> None:
@@ -945,6 +994,39 @@ def _witness_exhibits(data: ReportData, add: Callable[[str], None],
                 f"src='{src(f'exhibit{i}', as_jpeg(png))}'>")
         else:
             add(f"<p class='small'><i>{_e(problem)}</i></p>")
+
+
+def _figures(page: FlaggedPage, n: int, add: Callable[[str], None],
+             src: Callable[[str, bytes], str], qt: bool) -> None:
+    """The image and its maps, two to a row: the deciding branch's map beside the image,
+    each map captioned with its branch's fusion weight (H3)."""
+    if page.maps:
+        figs = [(f"img{n}", page.image, "Image as scored", "")]
+        figs += [(f"map{n}_{i}", m.jpeg, m.caption, m.note) for i, m in enumerate(page.maps)]
+    else:  # no maps computed: the trace Grad-CAM as before
+        figs = [(f"img{n}", page.image, "Image as scored", ""),
+                (f"cam{n}", page.overlay, "Grad-CAM overlay: regions that most raised the "
+                 "“generated” score", "")]
+    if qt:
+        # 300 px wide at the PDF's device scale: two side by side fit an A4 body (M2)
+        add("<table border='0' cellpadding='4' width='100%'>")
+        for i in range(0, len(figs), 2):
+            add("<tr>")
+            for key, img, cap, note in figs[i:i + 2]:
+                pic = (f"<img width='300' src='{src(key, img)}'><br>" if img is not None
+                       else "")
+                add(f"<td width='50%' valign='top'>{pic}<span class='small'><b>{_e(cap)}</b>"
+                    + (f"<br><i>{_e(note)}</i>" if note else "") + "</span></td>")
+            add("</tr>")
+        add("</table>")
+        return
+    add("<div class='pair'>")
+    for key, img, cap, note in figs:
+        pic = f"<img alt='{_e(cap)}' src='{src(key, img)}'>" if img is not None else ""
+        add(f"<figure>{pic}<figcaption>{_e(cap)}"
+            + (f"<br><i class='small'>{_e(note)}</i>" if note else "")
+            + "</figcaption></figure>")
+    add("</div>")
 
 
 def _audit_table(data: ReportData, add: Callable[[str], None], table_attrs: str) -> None:

@@ -28,6 +28,11 @@ def build_parser() -> argparse.ArgumentParser:
                    help="settings file (default: settings.json in the user config folder)")
     p.add_argument("--no-save", action="store_true", help="do not write settings on exit")
     p.add_argument("--version", action="version", version=f"%(prog)s {__version__}")
+    # handled before the window starts (forensics_app.__main__); listed so --help shows it
+    p.add_argument("--self-test", action="store_true",
+                   help="score the bundled samples without a window, compare them with the "
+                        "scores recorded at export, print PASS/FAIL and exit "
+                        "(`forensics-app --self-test --help` for its options)")
     return p
 
 
