@@ -1130,8 +1130,13 @@ class MainWindow(QMainWindow):
         info = self.models.info
         QMessageBox.about(self, "About Forensics App", (
             f"<h3>Forensics App {__version__}</h3>"
-            "<p>Scores images for being AI-generated with a CNN detector in the style of "
-            "Wang et al. (CVPR 2020). Scores are evidence to weigh, not proof.</p>"
+            "<p>Scores images for being AI-generated. The bundled detector's verdict comes "
+            "from its semantic branch (a frozen CLIP ViT-B/16, the CLS token of every block, "
+            "over the centre 224² crop and the whole image resized to 224); its trace branch "
+            "(a full-resolution CNN in the style of Wang et al., CVPR 2020) is shown beside it "
+            "with its Grad-CAM but does not move the verdict. Images outside the domains the "
+            "detector was validated on are Inconclusive. Scores are evidence to weigh, not "
+            "proof.</p>"
             f"<p>{torch_line}<br>Qt {PYSIDE_VERSION} (PySide6)<br>"
             f"Python {platform.python_version()} on {platform.system()}<br>"
             f"Model: {info.model_id if info else 'none loaded'}</p>"

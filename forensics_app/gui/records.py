@@ -40,7 +40,7 @@ class JobStatus(Enum):
 
 
 PREPROCESS_CHOICES: dict[str, str] = {
-    "full": "Full image, no resize (paper protocol)",
+    "full": "Trace branch: full image, no resize (paper protocol)",
     "center-crop": "Centre crop 224 px",
     "tiles": "Tiles of 512 px",
     "sample": "Triage: sample of 8 full-res tiles (fast; flag for a full scan)",
