@@ -5,7 +5,7 @@ One forward pass of the frozen CLIP graph per view gives the CLS token after eac
 encoder blocks (``block_cls``, ``[N, 12*768]``; ``forensics_app.weights`` exposes it) and the
 final embedding. The head is a logistic regression on the standardised block features (RINE,
 Koutlis & Papadopoulos, ECCV 2024; ``../shared/DETECTION_NOTES.md`` pilot 8), chosen and
-calibrated by ``model_training.block_head`` — logit 0 is the threshold at which at most 5% of
+calibrated by the training package's ``block_head`` — logit 0 is the threshold at which at most 5% of
 every training real domain's held-out reals are called generated.
 
 **Views** (issue 38, step 2): the centre 224² crop at native scale (the trace of the

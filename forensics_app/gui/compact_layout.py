@@ -13,6 +13,7 @@ from typing import Any
 
 from PySide6.QtCore import QSize, Qt
 from PySide6.QtGui import QGuiApplication
+from PySide6.QtWidgets import QDockWidget
 
 
 def available_size(window: Any) -> QSize | None:
@@ -32,6 +33,8 @@ def apply_compact_layout(window: Any, avail: QSize | None = None) -> bool:
     if avail is None or not needs_compact(window, avail):
         return False
     docks = [window.review_dock, window.provenance_dock, window.browser_dock, window.queue_dock]
+    # every other dock too (Witnesses, ...), or a left-over dock stacks beside the tab group
+    docks += [d for d in window.findChildren(QDockWidget) if d not in docks and d.parent() is window]
     for dock in docks:
         window.removeDockWidget(dock)
     window.addDockWidget(Qt.DockWidgetArea.RightDockWidgetArea, docks[0])

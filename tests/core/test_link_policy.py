@@ -98,7 +98,7 @@ def test_links_out_of_the_folder_are_not_read(evidence, tmp_path, tiny_checkpoin
     opened: list[str] = []
     real_hash = case_resume._hash_file
     monkeypatch.setattr(case_resume, "_hash_file",
-                        lambda p: (opened.append(Path(p).name), real_hash(p))[1])
+                        lambda p, *a: (opened.append(Path(p).name), real_hash(p, *a))[1])
     assert run_cli([ev, "--model", tiny_checkpoint, "--device", "cpu", "-q",
                     "--case", case]) == EXIT_OK
     assert "secret.png" not in opened and "passwd.jpg" not in opened
