@@ -20,6 +20,7 @@ import sys
 from pathlib import Path
 from typing import Any
 
+from forensics_app.core.discovery import OUTSIDE_LINK_REASON
 from forensics_app.core.results import ScanResult
 from forensics_app.server.jobs import JOB_FILE, ScanJob
 
@@ -53,6 +54,8 @@ class PublicView:
         self._pairs = sorted(pairs, key=lambda p: len(p[0]), reverse=True)
 
     def text(self, value: str) -> str:
+        if value.startswith(OUTSIDE_LINK_REASON):  # where a link points out of the root is
+            return OUTSIDE_LINK_REASON + "(a path outside the scan root, not shown)"  # private
         for server, shown in self._pairs:
             if server and server in value:
                 value = value.replace(server, shown)
