@@ -23,6 +23,7 @@ from model_training.cifake import (
     cap_per_class,
     normalise,
     run,
+    scores_with_batch_statistics,
     split_samples,
     to_lowres,
     zoom_image,
@@ -32,7 +33,7 @@ from model_training.dataset import Sample, build_loader
 from model_training.metrics import paper_metrics
 from model_training.models import build_training_model, is_app_arch
 from model_training.study_nets import FrozenStatsBatchNorm2d, InceptionDetector, trunk_layers
-from model_training.train import train_one_epoch
+from model_training.train import evaluate, train_one_epoch
 
 PAPER_R18 = {"name": "resnet18", "num_outputs": 1, "stages": 4, "head": "paper",
              "head_hidden": 1024, "head_dropout": 0.3}
@@ -188,12 +189,28 @@ def test_cifake_run_end_to_end_records_protocol_and_init(tiny_pool, tmp_path):
     assert proto["lowres"] == 8 and proto["input_norm"] == "unit" and proto["zoom"] == 0.2
     m = report["test"]["at_0.5"]
     assert sum(m["confusion"].values()) == 2 and 0.0 <= m["accuracy"] <= 1.0
+    assert sum(report["test"]["batch_stats"]["at_0.5"]["confusion"].values()) == 2
     saved = json.loads((tmp_path / "run" / "test_metrics.json").read_text())
     assert saved["init"]["freeze"]["train_last_n"] == 4
     ckpt = load_training_checkpoint(tmp_path / "run" / "last.pt")
     assert ckpt["arch"]["head"] == "paper" and ckpt["meta"]["init"]["init"] == "scratch"
     assert ckpt["meta"]["protocol"]["name"] == "cifake"
     assert any((tmp_path / ".cifake_cache").glob("lowres_8_*.npz"))  # beside the run
+
+
+def test_batch_statistics_scoring_leaves_the_stored_statistics_alone():
+    model, _ = build_training_model(PAPER_R18, "none", train_last_n=4, frozen_bn="eval")
+    images = np.random.default_rng(4).integers(0, 256, (4, 8, 8, 3), dtype=np.uint8)
+    ds = LowResDataset(images, [Sample(str(i), i % 2) for i in range(4)], crop_size=32)
+    loader = build_loader(ds, 4, train=False)
+    tail_bn = model.layer4[1].bn2
+    tail_bn.running_var.fill_(100.0)  # stored statistics far from the activations
+    before = {k: v.clone() for k, v in model.state_dict().items()}
+    out = scores_with_batch_statistics(model, loader, "cpu")
+    assert not model.training and not tail_bn.training and tail_bn.momentum == 0.1
+    assert all(torch.equal(before[k], v) for k, v in model.state_dict().items())
+    stored = evaluate(model, loader, "cpu")["scores"]
+    assert out["scores"].shape == (4,) and not np.allclose(out["scores"], stored)
 
 
 def _save(obj, path):
