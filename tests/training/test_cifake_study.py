@@ -178,9 +178,12 @@ def tiny_pool(tmp_path):
 
 
 def test_cifake_run_end_to_end_records_protocol_and_init(tiny_pool, tmp_path):
+    """``--config cifake_paper --set arch=inception_v3`` end to end on 12 generated images
+    (random weights, the smallest input InceptionV3 takes, two steps)."""
     cfg = load_config(
-        "cifake_paper", arch="resnet18", crop_size=32, lowres=8, batch_size=4, max_epochs=1,
-        workers=0, pretrained="none", train_last_n=4, progress_bar=False,
+        "cifake_paper", arch="inception_v3", crop_size=75, lowres=8, batch_size=4,
+        max_epochs=1, workers=0, pretrained="none", train_last_n=4, head_hidden=16,
+        progress_bar=False,
         train_real_dirs=[str(tiny_pool / "real")], train_fake_dirs=[str(tiny_pool / "fake")],
         out_dir=str(tmp_path / "run"))
     report = run(cfg, device="cpu")
@@ -193,7 +196,8 @@ def test_cifake_run_end_to_end_records_protocol_and_init(tiny_pool, tmp_path):
     saved = json.loads((tmp_path / "run" / "test_metrics.json").read_text())
     assert saved["init"]["freeze"]["train_last_n"] == 4
     ckpt = load_training_checkpoint(tmp_path / "run" / "last.pt")
-    assert ckpt["arch"]["head"] == "paper" and ckpt["meta"]["init"]["init"] == "scratch"
+    assert ckpt["arch"]["name"] == "inception_v3" and ckpt["arch"]["head"] == "paper"
+    assert ckpt["meta"]["init"]["init"] == "scratch"
     assert ckpt["meta"]["protocol"]["name"] == "cifake"
     assert any((tmp_path / ".cifake_cache").glob("lowres_8_*.npz"))  # beside the run
 
