@@ -9,12 +9,14 @@ COMMANDS = {
     "train": "model_training.train",
     "evaluate": "model_training.evaluate",
     "export": "model_training.export",
+    "cifake": "model_training.cifake",
 }
 USAGE = (
-    "usage: python -m model_training {train,evaluate,export} [options]\n"
+    "usage: python -m model_training {train,evaluate,export,cifake} [options]\n"
     "  train     train a detector from a preset/YAML config (resumable)\n"
     "  evaluate  per-set AP/accuracy, baselines, curves, robustness sweep\n"
     "  export    write the app's fp16 checkpoint with threshold, calibration and model card\n"
+    "  cifake    train + test on the CIFAKE-style low-resolution protocol (seed study)\n"
     "Run a command with --help for its options."
 )
 

@@ -66,6 +66,27 @@ class TrainConfig:
     input_transform: str = "none"  # "none" (paper) or "npr"
     stages: int = 4
     pretrained: str = "auto"  # "auto" (torch hub cache), "none", or a state-dict path
+    # Head and freezing (the CIFAKE study, model_training/study_nets.py). head "linear": one
+    # Linear (the app's networks); "paper": GAP -> Dense head_hidden ReLU -> Dropout -> 1 logit.
+    head: str = "linear"
+    head_hidden: int = 1024
+    head_dropout: float = 0.3
+    train_last_n: int | None = None  # freeze all parameterised trunk layers but the last N
+    frozen_bn: str = "eval"  # frozen BatchNorms: "eval" (stored statistics, as Keras) | "train"
+
+    # CIFAKE-style protocol (model_training/cifake.py): one pool of real and fake folders
+    # (train_*_dirs) split into train / val / test, each image down-scaled to lowres x lowres
+    # and up-sampled to crop_size. input_norm: "imagenet" (mean/std: what torchvision ImageNet
+    # weights expect), "unit" ([0, 1]: a Keras rescale=1/255 pipeline) or "caffe_unit" ([0, 1]
+    # fed to a network expecting caffe-style 0-255 input, as Keras's ResNet50 weights do).
+    protocol: str = "folders"  # "folders" | "cifake"
+    lowres: int = 32
+    lowres_upsample: str = "nearest"  # Keras flow_from_directory's default interpolation
+    zoom: float = 0.0  # random zoom in [1 - zoom, 1 + zoom] per axis (Keras zoom_range)
+    input_norm: str = "imagenet"
+    test_fraction: float = 0.2
+    val_fraction: float = 0.2
+    max_per_class: int | None = None
 
     # Optimisation (paper: Adam lr 1e-4, beta1 0.9, batch 64; early stop on val acc).
     batch_size: int = 64  # global batch; divided across processes under torchrun
@@ -118,6 +139,30 @@ class TrainConfig:
             raise ValueError(f"jpg_method must be a non-empty subset of cv2, pil; got {self.jpg_method}")
         if self.batch_size < 1 or self.crop_size < 1 or self.patience < 1:
             raise ValueError("batch_size, crop_size and patience must be positive")
+        self._check_study_fields()
+
+    def _check_study_fields(self) -> None:
+        choices = {"head": ("linear", "paper"), "frozen_bn": ("eval", "train"),
+                   "protocol": ("folders", "cifake"),
+                   "input_norm": ("imagenet", "unit", "caffe_unit"),
+                   "lowres_upsample": ("nearest", "bilinear", "bicubic")}
+        for name, allowed in choices.items():
+            if getattr(self, name) not in allowed:
+                raise ValueError(f"{name} must be one of {', '.join(allowed)}, not "
+                                 f"{getattr(self, name)!r}")
+        if self.input_norm != "imagenet" and self.protocol != "cifake":
+            raise ValueError("input_norm other than imagenet is implemented for the cifake "
+                             "protocol only")
+        if self.arch == "inception_v3" and self.crop_size < 75:
+            raise ValueError(f"inception_v3 needs crop_size >= 75, got {self.crop_size}")
+        if self.train_last_n is not None and self.train_last_n < 0:
+            raise ValueError("train_last_n must be >= 0 (or null: train every layer)")
+        if not 0.0 <= self.zoom < 1.0 or not 0.0 <= self.head_dropout < 1.0:
+            raise ValueError("zoom and head_dropout must lie in [0, 1)")
+        if not (0.0 < self.test_fraction < 1.0 and 0.0 < self.val_fraction < 1.0):
+            raise ValueError("test_fraction and val_fraction must lie in (0, 1)")
+        if self.lowres < 1 or self.head_hidden < 1:
+            raise ValueError("lowres and head_hidden must be positive")
 
     def augment_config(self) -> AugmentConfig:
         return AugmentConfig(
@@ -130,6 +175,12 @@ class TrainConfig:
         arch: dict[str, Any] = {"name": self.arch, "num_outputs": 1}
         if self.arch.startswith("resnet"):
             arch.update(input_transform=self.input_transform, stages=self.stages)
+        if self.arch == "inception_v3":
+            arch["aux_logits"] = False
+        if self.head != "linear" or self.arch == "inception_v3":
+            arch["head"] = self.head
+            if self.head == "paper":
+                arch.update(head_hidden=self.head_hidden, head_dropout=self.head_dropout)
         return arch
 
     def resolved_out_dir(self) -> Path:

@@ -11,6 +11,7 @@ from __future__ import annotations
 
 import math
 from collections.abc import Sequence
+from typing import Any
 
 import numpy as np
 
@@ -167,3 +168,27 @@ def fit_platt(logits, labels, prior_correction: bool = True) -> tuple[float, flo
 def apply_platt(logits, a: float, b: float) -> np.ndarray:
     """What ``forensics_app.core.detector.Detector`` computes: sigmoid(a * logit + b)."""
     return sigmoid(a * np.asarray(logits, dtype=np.float64) + b)
+
+
+def paper_metrics(labels, scores, threshold: float = 0.5) -> dict[str, Any]:
+    """Accuracy, precision, recall, specificity, F1 and the confusion matrix at ``threshold``
+    (generated = positive), the columns of the CIFAKE study's table. A ratio with a zero
+    denominator is 0.0 (sklearn's ``zero_division=0``), so a network that calls nothing
+    generated shows precision 0, not NaN."""
+    y, s = _arrays(labels, scores)
+    pred = predictions(s, threshold)
+    tp = int(np.sum((pred == 1) & (y == 1)))
+    fp = int(np.sum((pred == 1) & (y == 0)))
+    tn = int(np.sum((pred == 0) & (y == 0)))
+    fn = int(np.sum((pred == 0) & (y == 1)))
+
+    def ratio(a: int, b: int) -> float:
+        return a / b if b else 0.0
+
+    precision, recall = ratio(tp, tp + fp), ratio(tp, tp + fn)
+    return {
+        "accuracy": ratio(tp + tn, y.size), "precision": precision, "recall": recall,
+        "specificity": ratio(tn, tn + fp),
+        "f1": ratio(2 * precision * recall, precision + recall) if precision + recall else 0.0,
+        "confusion": {"tn": tn, "fp": fp, "fn": fn, "tp": tp}, "threshold": float(threshold),
+    }

@@ -1,6 +1,7 @@
 """Networks for training: the app's ResNets (``forensics_app.core.architectures``) plus an
-EfficientNet-B0 kept inside the training package, with ImageNet initialisation when a local
-torchvision-format state dict exists.
+EfficientNet-B0 and the CIFAKE study's InceptionV3 / paper-head networks (``study_nets``) kept
+inside the training package, with ImageNet initialisation when a local torchvision-format
+state dict exists.
 
 The paper starts from ImageNet weights. This package never downloads: ``pretrained="auto"``
 looks in torch's hub cache (``$TORCH_HOME/hub/checkpoints``), a path uses that file, and
@@ -20,11 +21,17 @@ from torch import nn
 from forensics_app.core.architectures import ARCH_LAYERS, build_model, resolve_arch
 from forensics_app.core.detector import file_sha256
 from model_training.checkpoint import load_torch_file
+from model_training.study_nets import (
+    INCEPTION,
+    InceptionDetector,
+    PaperHeadResNet,
+    freeze_all_but_last,
+)
 
 log = logging.getLogger(__name__)
 
 EFFICIENTNETS = ("efficientnet_b0",)
-TRAINING_ARCHS = tuple(sorted(ARCH_LAYERS)) + EFFICIENTNETS
+TRAINING_ARCHS = tuple(sorted(ARCH_LAYERS)) + EFFICIENTNETS + (INCEPTION,)
 
 # torchvision's ImageNet files, preferred first (V1 weights: what the paper started from).
 _KNOWN_FILES = {
@@ -32,12 +39,13 @@ _KNOWN_FILES = {
     "resnet18": ("resnet18-f37072fd.pth", "resnet18-5c106cde.pth"),
     "resnet34": ("resnet34-b627a593.pth", "resnet34-333f7ec4.pth"),
     "resnet101": ("resnet101-63fe2227.pth", "resnet101-5d3b4d8f.pth"),
+    INCEPTION: ("inception_v3_google-0cc3c7bd.pth",),
 }
 
 
 def is_app_arch(arch: dict[str, Any]) -> bool:
-    """True for architectures ``forensics_app.core`` can load (the ResNets)."""
-    return arch.get("name") in ARCH_LAYERS
+    """True for architectures ``forensics_app.core`` can load (the ResNets, linear head)."""
+    return arch.get("name") in ARCH_LAYERS and arch.get("head", "linear") == "linear"
 
 
 class EfficientNetDetector(nn.Module):
@@ -64,6 +72,10 @@ def build_network(arch: dict[str, Any]) -> nn.Module:
     """An untrained network for ``arch`` (head N(0, 0.02))."""
     if arch["name"] in EFFICIENTNETS:
         return EfficientNetDetector({"num_outputs": 1, **arch})
+    if arch["name"] == INCEPTION:
+        return InceptionDetector({"num_outputs": 1, **arch})
+    if arch.get("head", "linear") != "linear":
+        return PaperHeadResNet({"num_outputs": 1, **arch})
     return build_model(resolve_arch(arch))
 
 
@@ -105,12 +117,26 @@ def load_imagenet_weights(model: nn.Module, path: Path) -> None:
                  ", ".join(sorted(skipped_layers)))
 
 
-def build_training_model(arch: dict[str, Any], pretrained: str = "auto") -> tuple[nn.Module, dict]:
+def build_training_model(arch: dict[str, Any], pretrained: str = "auto", *,
+                         train_last_n: int | None = None,
+                         frozen_bn: str = "eval") -> tuple[nn.Module, dict]:
     """The network plus a record of how it was initialised (stored in every checkpoint).
 
     ``pretrained``: ``"auto"`` (hub cache if present, else scratch with a loud warning),
     ``"none"`` (scratch, on purpose) or a path to a torchvision state dict (must exist).
+    ``train_last_n``: freeze all parameterised trunk layers but the last N after the weights
+    are in (``study_nets.freeze_all_but_last``; recorded under ``"freeze"``).
     """
+    model, info = _initialised(arch, pretrained)
+    if train_last_n is not None:
+        info["freeze"] = freeze_all_but_last(model, train_last_n, frozen_bn)
+        if info["init"] == "scratch":
+            log.warning("freezing %d layers of a network trained from scratch: the frozen "
+                        "trunk keeps its random weights", info["freeze"]["frozen_layers"])
+    return model, info
+
+
+def _initialised(arch: dict[str, Any], pretrained: str) -> tuple[nn.Module, dict]:
     model = build_network(arch)
     if pretrained in ("none", "", None):
         return model, {"init": "scratch", "reason": "pretrained=none"}

@@ -577,7 +577,7 @@ def build_parser() -> argparse.ArgumentParser:
     p.add_argument("--out-dir", help="run folder (default runs/<name>)")
     p.add_argument("--name", help="run name")
     p.add_argument("--arch", help="resnet50 (default), resnet18, resnet34, resnet101, "
-                                  "efficientnet_b0")
+                                  "efficientnet_b0, inception_v3")
     p.add_argument("--pretrained", help="auto | none | path to a torchvision state dict")
     p.add_argument("--device", choices=("auto", "cpu", "cuda"))
     p.add_argument("--workers", type=int, help="DataLoader worker processes")
@@ -636,7 +636,12 @@ def _train(cfg: TrainConfig, args: argparse.Namespace, dist_ctx: DistContext,
     log.info("run %s on %s (%d process%s) -> %s", cfg.name, device, dist_ctx.world_size,
              "" if dist_ctx.world_size == 1 else "es", out_dir)
     seed_everything(cfg.seed)
-    train_ds, val_ds = build_datasets(cfg)
+    if cfg.protocol == "cifake":
+        from model_training.cifake import build_cifake_datasets
+
+        train_ds, val_ds, _ = build_cifake_datasets(cfg)
+    else:
+        train_ds, val_ds = build_datasets(cfg)
     per_rank = cfg.batch_size // dist_ctx.world_size
     pin = device.type == "cuda"
     train_loader = build_loader(train_ds, per_rank, train=True, workers=cfg.workers,
@@ -644,7 +649,9 @@ def _train(cfg: TrainConfig, args: argparse.Namespace, dist_ctx: DistContext,
                                 world_size=dist_ctx.world_size, pin_memory=pin)
     val_loader = build_loader(val_ds, cfg.val_batch_size, train=False, workers=cfg.workers,
                               seed=cfg.seed, pin_memory=pin)
-    model, init_info = build_training_model(cfg.arch_dict(), cfg.pretrained)
+    model, init_info = build_training_model(cfg.arch_dict(), cfg.pretrained,
+                                            train_last_n=cfg.train_last_n,
+                                            frozen_bn=cfg.frozen_bn)
     model.to(device)
     if dist_ctx.distributed:
         model = nn.parallel.DistributedDataParallel(

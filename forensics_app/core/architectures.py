@@ -43,6 +43,28 @@ WIDTHS = (16, 24, 32, 48, 64)
 LITE0 = "efficientnet_lite0"
 NETWORK_NAMES = (*ARCH_LAYERS, LITE0)
 
+# Networks the training package builds for studies that the app refuses, with the reason
+# shown to the user (checked before anything is built from the checkpoint).
+_STUDY_REASON = (
+    "is a study network of the training package (the CIFAKE seed study, docs/cifake_study.md), "
+    "not a detector this app loads: it was trained on images down-scaled to 32x32 and "
+    "up-sampled to one fixed input size, which the app's preprocessing (the full image, not "
+    "resized) does not reproduce, so its scores on evidence would not mean what its test "
+    "figures say; the app also carries no {what} definition (it imports no torchvision)"
+)
+STUDY_ONLY = {"inception_v3": "inception_v3 " + _STUDY_REASON.format(what="InceptionV3")}
+STUDY_HEAD_REASON = ("the 'paper' head (Dense 1024, ReLU, Dropout, 1 logit) " +
+                     _STUDY_REASON.format(what="dense-head"))
+
+
+def study_network_reason(state: dict[str, Any]) -> str | None:
+    """Why a bare state dict is a refused study network (None: it is not one)."""
+    if any(k.startswith("Mixed_7c.") for k in state):
+        return STUDY_ONLY["inception_v3"]
+    if "fc.0.weight" in state and "fc.3.weight" in state:
+        return STUDY_HEAD_REASON
+    return None
+
 
 def npr_residual(x: torch.Tensor, gain: float = 4.0) -> torch.Tensor:
     """Neighbouring-pixel residual: x - nearest_up(nearest_down(x)), times ``gain``."""

@@ -29,6 +29,8 @@ from forensics_app.core.architectures import (
     ARCH_LAYERS,
     DEFAULT_ARCH,
     NETWORK_NAMES,
+    STUDY_HEAD_REASON,
+    STUDY_ONLY,
     WIDTHS,
     ForensicResNet,
     construct,
@@ -96,6 +98,10 @@ def _check_architecture(arch: Any) -> None:
                                    f"must be a mapping, found {type(arch).__name__}")
     full = {**DEFAULT_ARCH, **arch}
     name = full["name"]
+    if isinstance(name, str) and name in STUDY_ONLY:
+        raise CheckpointFieldError("meta.architecture.name", f"refused: {STUDY_ONLY[name]}")
+    if full.get("head", "linear") != "linear":
+        raise CheckpointFieldError("meta.architecture.head", f"refused: {STUDY_HEAD_REASON}")
     if not isinstance(name, str) or name not in NETWORK_NAMES:
         raise CheckpointFieldError("meta.architecture.name",
                                    f"unknown architecture {name!r:.60}; known: "

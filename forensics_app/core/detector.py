@@ -33,6 +33,7 @@ from forensics_app.core.architectures import (
     fold_batchnorm,
     infer_arch_from_state_dict,
     resolve_arch,
+    study_network_reason,
 )
 from forensics_app.core.branches import TRACE, BranchError, Fusion, build_branches, fusion_of
 from forensics_app.core.checkpoint_check import (
@@ -125,6 +126,9 @@ def _classify(obj: Any) -> tuple[str, dict[str, torch.Tensor], dict[str, Any]]:
         state = _strip_prefix(obj)
     if not state:
         raise ValueError("no weight tensors found")
+    study = study_network_reason(state)
+    if study:
+        raise ValueError(f"refused: {study}")
     fc = state.get("fc.weight")
     if fc is None:
         raise ValueError("no 'fc.weight' tensor: not a ResNet classifier state dict")
