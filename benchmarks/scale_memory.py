@@ -15,7 +15,8 @@ and charges each sample to every stage running at that moment — decode (``load
 semantic (the CLIP branch: view preparation and the ONNX Runtime forward), preprocess
 (``prepare_image``), trace (the trace network's forward), case write (``--case``: rows stored
 per batch). Decode runs on intake threads beside the trace forward, so a sample can count for
-both; a stage's figure is the highest RSS seen while it ran, not what it alone holds.
+both; a stage's figure is the highest RSS seen while it ran, not what it alone holds
+(``--sequential`` decodes between forward passes instead, so the stages stop overlapping).
 ``--clip-graph`` scans with another CLIP graph (e.g. the MatMulNBits 8-bit one of
 ``forensics_app.weight_quant``) in place of the installed one; ``--ort-arena off`` turns off
 ONNX Runtime's CPU memory arena for its sessions. ``--flat N`` also scans N small files alone
@@ -173,6 +174,8 @@ def scan_peak(files: list[Path], args, label: str) -> tuple[float, float]:
                args.mode, "--jsonl", str(Path(tmp) / "r.jsonl")]
         if args.case:
             cmd += ["--case", str(Path(tmp) / "case")]
+        if args.sequential:
+            cmd += ["--lever", "overlap_decode=off"]
         if args.model:
             cmd += ["--model", str(args.model)]
         env = dict(os.environ, BENCH_ORT_ARENA=args.ort_arena)
@@ -211,6 +214,9 @@ def main(argv: list[str] | None = None) -> int:
     ap.add_argument("--mode", default="sample", choices=("full", "sample", "tiles"))
     ap.add_argument("--model", type=Path, default=None)
     ap.add_argument("--case", action="store_true", help="also store the rows in a case")
+    ap.add_argument("--sequential", action="store_true",
+                    help="decode between forward passes (--lever overlap_decode=off), so each "
+                         "stage's peak is its own")
     ap.add_argument("--clip-graph", type=Path, default=None,
                     help="scan with this CLIP graph instead of the installed one")
     ap.add_argument("--ort-arena", choices=("on", "off"), default="on",
@@ -227,7 +233,8 @@ def main(argv: list[str] | None = None) -> int:
     fx = make_fixtures(args.fixtures, max(args.small, args.flat), args.big_jpegs, args.big_pngs,
                        preset.get("small_format", "mixed"), png_size)
     print(f"fixtures in {args.fixtures} ready after {time.perf_counter() - t0:.0f} s; mode "
-          f"{args.mode}; CLIP graph {args.clip_graph or 'installed'}; ORT arena "
+          f"{args.mode}{', sequential' if args.sequential else ''}; CLIP graph "
+          f"{args.clip_graph or 'installed'}; ORT arena "
           f"{args.ort_arena}; load average {' '.join(Path('/proc/loadavg').read_text().split()[:3])}")
     mixed = fx["small"][: args.small] + fx["jpeg100"] + fx["png"]
     mp = png_size[0] * png_size[1] / 1e6
