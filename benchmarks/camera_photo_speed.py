@@ -273,11 +273,11 @@ def stage_times(det: Detector, path: Path, options: ScanOptions, case: Case | No
         inputs = [branch.input_for(img)]
         branch.assess(inputs) if hasattr(branch, "assess") else branch.logits(inputs)
     t["semantic"] = time.perf_counter() - t0
-    t0 = time.perf_counter()
+    t0 = time.perf_counter()  # the plan and the tiles' tensors (the engine cuts them lazily)
     prep = prepare_image(img, options.preprocess)
+    tiles = [prep.tile(i) for i in range(prep.n_tiles)]
     t["preprocess"] = time.perf_counter() - t0
     del img
-    tiles = [prep.tile(i) for i in range(prep.n_tiles)]
     prep.release()
     shape = tiles[0].shape
     per_batch = max(1, min(options.batch_size,
