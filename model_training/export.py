@@ -69,6 +69,12 @@ def export_checkpoint(
     scores on a random batch are compared with the network's.
     """
     if not is_app_arch(arch):
+        from forensics_app.core.architectures import STUDY_HEAD_REASON, STUDY_ONLY
+
+        study = STUDY_ONLY.get(str(arch.get("name"))) or (
+            STUDY_HEAD_REASON if arch.get("head", "linear") != "linear" else None)
+        if study:
+            raise ValueError(f"cannot be exported for the app: {study}")
         raise ValueError(f"the app loads ResNets only; {arch.get('name')!r} cannot be exported")
     net = _unwrap(model)
     state = {

@@ -242,3 +242,12 @@ def test_app_refuses_study_networks_with_the_reason(tmp_path):
             load_checkpoint(path)
         assert reason in str(err.value), name
         assert "32x32" in str(err.value), name
+
+
+def test_export_refuses_study_networks_with_the_reason(tmp_path):
+    from model_training.export import export_checkpoint
+
+    model, _ = build_training_model(PAPER_R18, "none")
+    with pytest.raises(ValueError, match="'paper' head .* 32x32"):
+        export_checkpoint(model, PAPER_R18, tmp_path / "x.pt", {})
+    assert not (tmp_path / "x.pt").exists()
