@@ -82,86 +82,24 @@ def rebuild_nbits8_matmuls(src: Path, dst: Path, block_cls: bool = False,
     ``accuracy_level`` 0 or 1 keeps the activations float32 (4 would quantise them to int8
     again: refused). Found the same way as :func:`forensics_app.weights.rebuild_float_matmuls`.
     """
-    import onnx
     from onnx import helper, numpy_helper
+
+    from forensics_app.weights import rewrite_int8_matmuls
 
     if accuracy_level not in (0, 1):
         raise ValueError("accuracy_level must be 0 or 1: int8 activations damage CLIP")
-    model = onnx.load(str(src))
-    g = model.graph
-    inits = {i.name: i for i in g.initializer}
-    producer = {o: n for n in g.node for o in n.output}
-    consumers: dict[str, list] = {}
-    for n in g.node:
-        for i in n.input:
-            consumers.setdefault(i, []).append(n)
 
-    idx = {id(k): j for j, k in enumerate(g.node)}
-    drop: set[int] = set()
-    new_nodes: dict[int, object] = {}
-    new_inits = []
-    count = 0
-    for n in g.node:
-        if n.op_type != "MatMulInteger":
-            continue
-        a_q, b_q, _a_zp, b_zp = n.input
-        dql = producer[a_q]
-        if dql.op_type != "DynamicQuantizeLinear":
-            raise ValueError(f"unexpected producer {dql.op_type} for {a_q}")
-        x_float = dql.input[0]
-        (cast,) = consumers[n.output[0]]
-        (mul,) = consumers[cast.output[0]]
-        scale_name = next(i for i in mul.input if i != cast.output[0])
-        scale_mul = producer[scale_name]
-        w_scale_name = next(i for i in scale_mul.input if i in inits)
-        w_q = numpy_helper.to_array(inits[b_q])
-        zp = numpy_helper.to_array(inits[b_zp])
-        scale = numpy_helper.to_array(inits[w_scale_name]).astype(np.float32)
+    def replace(name, x_float, out, w_q, zp, scale, base):
         k, n_out = w_q.shape
-        b, sc, zpu = nbits8_tensors(w_q, zp, scale, block_size)
-        base = b_q.replace("_quantized", "")
+        arrays = nbits8_tensors(w_q, zp, scale, block_size)
         names = (base + "_q8", base + "_q8_scales", base + "_q8_zero_points")
-        new_inits += [numpy_helper.from_array(arr, nm) for arr, nm in zip((b, sc, zpu), names,
-                                                                            strict=True)]
-        mm = helper.make_node("MatMulNBits", [x_float, *names], [mul.output[0]],
-                              name=n.name + "_nbits8", domain=MS_DOMAIN, K=k, N=n_out, bits=8,
-                              block_size=block_size, accuracy_level=accuracy_level)
-        new_nodes[idx[id(n)]] = mm
-        drop.update({idx[id(cast)], idx[id(mul)]})
-        count += 1
+        node = helper.make_node("MatMulNBits", [x_float, *names], [out],
+                                name=name + "_nbits8", domain=MS_DOMAIN, K=k, N=n_out, bits=8,
+                                block_size=block_size, accuracy_level=accuracy_level)
+        return node, [numpy_helper.from_array(arr, nm)
+                      for arr, nm in zip(arrays, names, strict=True)]
 
-    kept = [new_nodes.get(j, node) for j, node in enumerate(g.node) if j not in drop]
-    outputs = {o.name for o in g.output}
-    while True:  # drop nodes whose outputs nobody reads any more (DQL, scale products)
-        used = {i for nd in kept for i in nd.input} | outputs
-        alive = [nd for nd in kept if any(o in used for o in nd.output)]
-        if len(alive) == len(kept):
-            break
-        kept = alive
-    g.ClearField("node")
-    g.node.extend(kept)
-    if not any(op.domain == MS_DOMAIN for op in model.opset_import):
-        model.opset_import.append(helper.make_opsetid(MS_DOMAIN, 1))
-    if block_cls:
-        from forensics_app.weights import add_block_cls_output
-
-        add_block_cls_output(model)
-    used = {i for nd in g.node for i in nd.input}
-    keep_inits = [i for i in list(g.initializer) + new_inits if i.name in used]
-    g.ClearField("initializer")
-    g.initializer.extend(keep_inits)
-    onnx.checker.check_model(model)
-    dst.parent.mkdir(parents=True, exist_ok=True)
-    # Same layout as the float rebuild: weights in a memory-mappable side file.
-    data = dst.with_name(dst.name + ".data")
-    tmp = dst.with_name(dst.name + ".tmp")
-    for p in (tmp, data):
-        p.unlink(missing_ok=True)
-    onnx.save(model, str(tmp), save_as_external_data=True, all_tensors_to_one_file=True,
-              location=data.name, size_threshold=1024)
-    data.chmod(0o644)
-    tmp.replace(dst)
-    return count
+    return rewrite_int8_matmuls(src, dst, replace, block_cls, opsets=((MS_DOMAIN, 1),))
 
 
 def prepare_nbits8(raw: Path, dest: Path) -> dict:

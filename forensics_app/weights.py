@@ -106,14 +106,14 @@ def sha256_of(path: Path) -> str:
         return hashlib.file_digest(fh, "sha256").hexdigest()
 
 
-def rebuild_float_matmuls(src: Path, dst: Path, block_cls: bool = False) -> int:
-    """Rewrite every ``DynamicQuantizeLinear → MatMulInteger → Cast → Mul(scale)`` block as a
-    float ``MatMul`` on the dequantised weight; returns how many blocks were rewritten.
-
-    The dynamic-int8 activations are what damage CLIP's embeddings in the packaged graph
-    (``../shared/DETECTION_NOTES.md`` pilot 4); the weights keep their int8 values, so the
-    float graph computes exactly ``x @ ((W_q - zp) * scale)``.
-    """
+def rewrite_int8_matmuls(src: Path, dst: Path, replace, block_cls: bool = False,
+                         opsets: tuple[tuple[str, int], ...] = ()) -> int:
+    """Rewrite every ``DynamicQuantizeLinear → MatMulInteger → Cast → Mul(scale)`` block of
+    ``src`` through ``replace(name, x_float, out, w_q, zp, scale, base)`` — which returns the
+    new node and its initialisers — drop what nobody reads any more, optionally add the
+    ``block_cls`` output, and save ``dst`` with its weights in a memory-mappable side file
+    (``dst.data``). Returns how many blocks were rewritten. ``opsets``: extra (domain,
+    version) the new nodes need."""
     import numpy as np
     import onnx
     from onnx import helper, numpy_helper
@@ -131,7 +131,6 @@ def rebuild_float_matmuls(src: Path, dst: Path, block_cls: bool = False) -> int:
     drop: set[int] = set()
     new_nodes: dict[int, object] = {}
     new_inits = []
-    count = 0
     for n in g.node:
         if n.op_type != "MatMulInteger":
             continue
@@ -139,42 +138,35 @@ def rebuild_float_matmuls(src: Path, dst: Path, block_cls: bool = False) -> int:
         dql = producer[a_q]
         if dql.op_type != "DynamicQuantizeLinear":
             raise ValueError(f"unexpected producer {dql.op_type} for {a_q}")
-        x_float = dql.input[0]
         (cast,) = consumers[n.output[0]]
         (mul,) = consumers[cast.output[0]]
         scale_name = next(i for i in mul.input if i != cast.output[0])
-        scale_mul = producer[scale_name]
-        w_scale_name = next(i for i in scale_mul.input if i in inits)
-        w_q = numpy_helper.to_array(inits[b_q]).astype(np.float32)
-        zp = numpy_helper.to_array(inits[b_zp]).astype(np.float32)
-        scale = numpy_helper.to_array(inits[w_scale_name]).astype(np.float32)
-        w = (w_q - zp) * scale
-        w_name = b_q.replace("_quantized", "") + "_float"
-        new_inits.append(numpy_helper.from_array(w.astype(np.float32), w_name))
-        mm = helper.make_node("MatMul", [x_float, w_name], [mul.output[0]], name=n.name + "_float")
-        new_nodes[idx[id(n)]] = mm
+        w_scale_name = next(i for i in producer[scale_name].input if i in inits)
+        node, made = replace(n.name, dql.input[0], mul.output[0],
+                             numpy_helper.to_array(inits[b_q]),
+                             numpy_helper.to_array(inits[b_zp]),
+                             numpy_helper.to_array(inits[w_scale_name]).astype(np.float32),
+                             b_q.replace("_quantized", ""))
+        new_inits += made
+        new_nodes[idx[id(n)]] = node
         drop.update({idx[id(cast)], idx[id(mul)]})
-        count += 1
 
-    kept = []
-    for j, node in enumerate(g.node):
-        if j in new_nodes:
-            kept.append(new_nodes[j])
-        elif j not in drop:
-            kept.append(node)
-    # Drop nodes whose outputs nobody reads any more (the DQL and scale multiplications).
+    kept = [new_nodes.get(j, node) for j, node in enumerate(g.node) if j not in drop]
     outputs = {o.name for o in g.output}
-    while True:
-        used = {i for n in kept for i in n.input} | outputs
-        alive = [n for n in kept if any(o in used for o in n.output)]
+    while True:  # drop nodes whose outputs nobody reads any more (DQL, scale products)
+        used = {i for nd in kept for i in nd.input} | outputs
+        alive = [nd for nd in kept if any(o in used for o in nd.output)]
         if len(alive) == len(kept):
             break
         kept = alive
     g.ClearField("node")
     g.node.extend(kept)
+    for domain, version in opsets:
+        if not any(op.domain == domain for op in model.opset_import):
+            model.opset_import.append(helper.make_opsetid(domain, version))
     if block_cls:
         add_block_cls_output(model)
-    used = {i for n in g.node for i in n.input}
+    used = {i for nd in g.node for i in nd.input}
     keep_inits = [i for i in list(g.initializer) + new_inits if i.name in used]
     g.ClearField("initializer")
     g.initializer.extend(keep_inits)
@@ -191,7 +183,27 @@ def rebuild_float_matmuls(src: Path, dst: Path, block_cls: bool = False) -> int:
               location=data.name, size_threshold=1024)
     data.chmod(0o644)
     tmp.replace(dst)
-    return count
+    return len(new_nodes)
+
+
+def rebuild_float_matmuls(src: Path, dst: Path, block_cls: bool = False) -> int:
+    """Every dynamic-int8 block as a float ``MatMul`` on the dequantised weight; returns how
+    many blocks were rewritten.
+
+    The dynamic-int8 activations are what damage CLIP's embeddings in the packaged graph
+    (``../shared/DETECTION_NOTES.md`` pilot 4); the weights keep their int8 values, so the
+    float graph computes exactly ``x @ ((W_q - zp) * scale)``.
+    """
+    import numpy as np
+    from onnx import helper, numpy_helper
+
+    def replace(name, x_float, out, w_q, zp, scale, base):
+        w = (w_q.astype(np.float32) - zp.astype(np.float32)) * scale
+        w_name = base + "_float"
+        return (helper.make_node("MatMul", [x_float, w_name], [out], name=name + "_float"),
+                [numpy_helper.from_array(w.astype(np.float32), w_name)])
+
+    return rewrite_int8_matmuls(src, dst, replace, block_cls)
 
 
 BLOCK_CLS_OUTPUT = "block_cls"
