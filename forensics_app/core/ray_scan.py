@@ -210,6 +210,9 @@ class _Slot:
     ready: bool = False
     inflight: int = 0  # files out at it
     info: dict[str, Any] = field(default_factory=dict)
+    # running a retried file alone: nothing else goes to it, so a file that kills workers
+    # takes no innocent file with it
+    isolated: bool = False
 
 
 @dataclass
@@ -370,7 +373,10 @@ class RayScanSession(ScanSession):
                         if (opts.send_bytes and inflight
                                 and n_inflight_bytes >= self.settings.max_inflight_bytes):
                             break
+                        if slot.isolated or (retry and slot.inflight > 0):
+                            break  # a retry goes to an idle worker and runs there alone
                         room = min(opts.batch_files, opts.inflight_per_worker - slot.inflight)
+                        was_retry = bool(retry)
                         tasks = next_tasks(room)
                         if not tasks:
                             exhausted = not retry
@@ -383,6 +389,7 @@ class RayScanSession(ScanSession):
                         inflight[ref] = (slot, tasks, n_bytes)
                         n_inflight_bytes += n_bytes
                         slot.inflight += len(tasks)
+                        slot.isolated = was_retry
                         self.stats.batches += 1
                 held = sum(len(t) for _, t, _ in inflight.values())
                 self.stats.max_inflight_files = max(self.stats.max_inflight_files, held)
@@ -403,6 +410,7 @@ class RayScanSession(ScanSession):
                         slot, tasks, n_bytes = inflight.pop(ref)
                         n_inflight_bytes -= n_bytes
                         slot.inflight -= len(tasks)
+                        slot.isolated = False
                         self._collect(ray, ref, slot, tasks, retry, tick, give_up, lose)
                     else:
                         slot = next(s for s in slots if s.ready_ref == ref)
