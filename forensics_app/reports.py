@@ -32,13 +32,16 @@ PDF_RESOLUTION = 150
 
 
 def _qt_app() -> Any:
-    """A QGuiApplication for text layout; offscreen when the process has none."""
+    """An application object for text layout; offscreen when the process has none. It is a
+    QApplication (a QGuiApplication that also allows widgets): a process that lays out a
+    report first and opens a window later (the test suite) would otherwise abort in Qt."""
     from PySide6.QtGui import QGuiApplication
+    from PySide6.QtWidgets import QApplication
 
     app = QGuiApplication.instance()
     if app is None:
         os.environ.setdefault("QT_QPA_PLATFORM", "offscreen")
-        app = QGuiApplication([])
+        app = QApplication([])
     return app
 
 

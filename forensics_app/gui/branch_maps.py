@@ -69,7 +69,7 @@ def attach_maps(data: Any, maps: dict[str, Any]) -> None:
         alpha = np.where(m.seen_mask(w, h), 255, 0).astype(np.uint8)[..., None]
         data.branch_rgba[name] = np.ascontiguousarray(np.concatenate([rgb, alpha], axis=2))
         data.branch_notes[name] = list(m.notes) + [
-            f"occlusion sensitivity: {m.n_forward} forward passes of the {name} branch"]
+            f"occlusion sensitivity: {m.n_forward} forward passes of the {name} branch."]
 
 
 def caption(role: Any) -> str:

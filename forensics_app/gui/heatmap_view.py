@@ -60,8 +60,9 @@ from forensics_app.gui.workers import HeatmapRequest, HeatmapWorker, release_thr
 
 CAM_CAPTION = "Grad-CAM: regions that most raised the “generated” score"
 CAM_DISCLAIMER = (
-    "Grad-CAM shows where the detector looked when it raised its score. It is not a map of "
-    "edited or manipulated areas, and a bright region is not proof of generation."
+    "A map (Grad-CAM or occlusion) shows where a branch looked when it raised its score. It "
+    "is not a map of edited or manipulated areas, and a bright region is not proof of "
+    "generation."
 )
 
 

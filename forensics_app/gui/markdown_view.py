@@ -17,6 +17,7 @@ SAFE_MARKDOWN = (QTextDocument.MarkdownFeature.MarkdownDialectGitHub
 
 def set_markdown(view: QTextBrowser, markdown: str) -> None:
     view.document().setMarkdown(markdown, SAFE_MARKDOWN)
+    view.verticalScrollBar().setValue(0)  # a card or guide opens at its top (issue 37, Low)
 
 
 class MarkdownDialog(QDialog):

@@ -48,6 +48,10 @@ def _meta_lines(value: Any, depth: int = 0) -> list[str]:
 def _short(v: Any) -> str:
     if isinstance(v, float):
         return f"{v:.4g}"
+    if isinstance(v, list) and len(v) > 16 and all(
+            isinstance(x, int | float | list) for x in v[:16]):  # a head's weights: its shape
+        inner = f" × {len(v[0])}" if isinstance(v[0], list) else ""
+        return f"[{len(v)}{inner} numbers]"
     text = ", ".join(map(_short, v)) if isinstance(v, list) else str(v)
     return text if len(text) <= 200 else text[:200] + "…"
 
