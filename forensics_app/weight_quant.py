@@ -84,7 +84,7 @@ def rebuild_nbits8_matmuls(src: Path, dst: Path, block_cls: bool = False,
     """
     from onnx import helper, numpy_helper
 
-    from forensics_app.weights import rewrite_int8_matmuls
+    from forensics_app.onnx_rewrite import rewrite_int8_matmuls
 
     if accuracy_level not in (0, 1):
         raise ValueError("accuracy_level must be 0 or 1: int8 activations damage CLIP")

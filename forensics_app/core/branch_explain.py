@@ -26,6 +26,7 @@ import numpy as np
 from PIL import Image
 
 GREY = (128, 128, 128)
+OCCLUSION_GRID = 5  # 5 × 5 cells over what a branch sees: at most 26 forward passes
 
 
 class ExplainCancelled(Exception):
@@ -67,6 +68,15 @@ class OcclusionMap:
                 xs, xe = int(x0 * sx), max(int(x0 * sx) + 1, int(round(x1 * sx)))
                 np.maximum(out[ys:ye, xs:xe], v / top, out=out[ys:ye, xs:xe])
         return out
+
+    def rgba(self, width: int, height: int) -> np.ndarray:
+        """The map coloured like a Grad-CAM (``core.gradcam.colour_map``), transparent where
+        the branch does not look: ``(height, width, 4)`` uint8."""
+        from forensics_app.core.gradcam import colour_map
+
+        rgb = colour_map(self.heat(width, height))
+        alpha = np.where(self.seen_mask(width, height), 255, 0).astype(np.uint8)[..., None]
+        return np.ascontiguousarray(np.concatenate([rgb, alpha], axis=2))
 
     def seen_mask(self, width: int | None = None, height: int | None = None) -> np.ndarray:
         """True where the branch sees the image (at ``width`` × ``height``)."""
@@ -234,3 +244,36 @@ def meta_roles(meta: Any) -> list[BranchRole]:
         except (TypeError, ValueError):
             weights[str(k)] = 0.0
     return branch_order(weights, sees, [TRACE, *map(str, branches)])
+
+
+def branch_context(detector: Any, model_id: str) -> tuple[dict[str, Any], tuple[Any, ...]]:
+    """The branches and roles of ``detector`` when it is the model that scored the row (a row
+    of another model: its trace Grad-CAM only, labelled as such)."""
+    if detector is not None and getattr(detector, "model_id", None) == model_id:
+        return dict(getattr(detector, "branches", {}) or {}), tuple(detector_roles(detector))
+    return {}, ()  # unknown weights: the map is shown as plain Grad-CAM, claiming no weight
+
+
+def branch_occlusion_maps(roles: Sequence[BranchRole], branches: dict[str, Any],
+                          img: Image.Image, should_cancel: Callable[[], bool] | None = None,
+                          grid: int = OCCLUSION_GRID) -> dict[str, OcclusionMap | str]:
+    """Occlusion maps of every non-trace branch among ``roles``; a branch that fails gets its
+    error text instead (it never stops the others). Raises :class:`ExplainCancelled`."""
+    import logging
+
+    from forensics_app.core.branches import TRACE
+
+    out: dict[str, OcclusionMap | str] = {}
+    for role in roles:
+        branch = branches.get(role.name)
+        if role.name == TRACE or branch is None:
+            continue
+        try:
+            out[role.name] = occlusion_map(branch, img, name=role.name, grid=grid,
+                                           should_cancel=should_cancel)
+        except ExplainCancelled:
+            raise
+        except Exception as exc:  # noqa: BLE001 - one branch's map, reported on the map
+            logging.getLogger(__name__).warning("occlusion map of %s failed: %s", role.name, exc)
+            out[role.name] = f"{type(exc).__name__}: {exc}"
+    return out

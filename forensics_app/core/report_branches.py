@@ -24,7 +24,6 @@ from forensics_app.core.safetext import html_text
 
 log = logging.getLogger(__name__)
 
-OCCLUSION_GRID = 5  # as the heatmap viewer: at most 26 forward passes per view set
 
 
 @dataclass
@@ -121,8 +120,7 @@ def occlusion_jpeg(img: Any, branch: Any, name: str, max_px: int) -> tuple[bytes
     rest dimmed; and a note (forward passes, unseen cells)."""
     from PIL import Image
 
-    from forensics_app.core.branch_explain import occlusion_map
-    from forensics_app.core.gradcam import colour_map
+    from forensics_app.core.branch_explain import OCCLUSION_GRID, occlusion_map
 
     img = img.convert("RGB")
     m = occlusion_map(branch, img, name=name, grid=OCCLUSION_GRID)
@@ -130,9 +128,9 @@ def occlusion_jpeg(img: Any, branch: Any, name: str, max_px: int) -> tuple[bytes
     shown.thumbnail((max_px, max_px), Image.LANCZOS)
     w, h = shown.size
     base = np.asarray(shown, np.float32)
-    heat = m.heat(w, h)
-    seen = m.seen_mask(w, h)[..., None]
-    coloured = 0.5 * base + 0.5 * colour_map(heat).astype(np.float32)
+    rgba = m.rgba(w, h)
+    seen = rgba[..., 3:] > 0
+    coloured = 0.5 * base + 0.5 * rgba[..., :3].astype(np.float32)
     dimmed = 0.35 * base + 0.65 * 255
     out = np.where(seen, coloured, dimmed).round().clip(0, 255).astype(np.uint8)
     import io

@@ -51,14 +51,13 @@ from PySide6.QtWidgets import (
 
 from forensics_app.core.results import ScanResult
 from forensics_app.core.safetext import escape_text, isolate
-from forensics_app.gui.branch_maps import BranchMapChoice
+from forensics_app.gui.branch_maps import CAM_CAPTION, BranchMapChoice, qimage_from_array
 from forensics_app.gui.model_manager import ModelManager
 from forensics_app.gui.overlay_export import threshold_words
 from forensics_app.gui.plain_text import plain_label, plain_tooltip
 from forensics_app.gui.records import HeatmapData
 from forensics_app.gui.workers import HeatmapRequest, HeatmapWorker, release_thread, start_worker
 
-CAM_CAPTION = "Grad-CAM: regions that most raised the “generated” score"
 CAM_DISCLAIMER = (
     "A map (Grad-CAM or occlusion) shows where a branch looked when it raised its score. It "
     "is not a map of edited or manipulated areas, and a bright region is not proof of "
@@ -78,12 +77,6 @@ def computed_text(data: HeatmapData, waited_s: float | None) -> str:
                 f"({', '.join(parts)}) on the CPU.")
     return f"Shown {waited_s:.1f} s after it was asked for ({', '.join(parts)}) on the CPU."
 
-
-def qimage_from_array(arr: Any) -> QImage:
-    """RGB or RGBA uint8 array (H, W, C) -> a QImage owning its pixels."""
-    h, w, c = arr.shape
-    fmt = QImage.Format.Format_RGB888 if c == 3 else QImage.Format.Format_RGBA8888
-    return QImage(arr.tobytes(), w, h, c * w, fmt).copy()
 
 
 log = logging.getLogger(__name__)

@@ -51,10 +51,10 @@ from PySide6.QtWidgets import (
 )
 
 from forensics_app import __version__
+from forensics_app.core.branch_explain import branch_context
 from forensics_app.core.export import COLUMNS as EXPORT_COLUMNS
 from forensics_app.core.export import result_to_row
 from forensics_app.core.results import ScanResult, Verdict
-from forensics_app.gui.branch_maps import branch_context
 from forensics_app.gui.case_controller import CaseController
 from forensics_app.gui.close_guard import CloseGuard
 from forensics_app.gui.column_chooser import ColumnChooser

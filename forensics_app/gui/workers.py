@@ -381,9 +381,12 @@ class HeatmapWorker(Worker):
         if err is not None:
             raise err
         notes: list[str] = [f"decoder warning: {w}" for w in caught]
-        from forensics_app.gui.branch_maps import occlusion_maps
+        from forensics_app.core.branch_explain import ExplainCancelled, branch_occlusion_maps
 
-        occlusions = occlusion_maps(req, img, self.is_cancelled)  # H3: before img is freed
+        try:  # H3: each non-trace branch's map, before img is freed
+            occlusions = branch_occlusion_maps(req.roles, req.branches, img, self.is_cancelled)
+        except ExplainCancelled:
+            raise WorkCancelled() from None
         if req.sha256 and evidence.sha256 != req.sha256:
             notes.append("The file changed since it was scanned (SHA-256 differs); this map "
                          "describes the file as it is now.")
@@ -409,9 +412,13 @@ class HeatmapWorker(Worker):
             elapsed_s=time.perf_counter() - t0, prepare_s=prepare_s, display_scale=k,
             roles=list(req.roles),
         )
-        from forensics_app.gui.branch_maps import attach_maps
-
-        attach_maps(data, occlusions)
+        for name, m in occlusions.items():  # coloured at the size of the image shown
+            if isinstance(m, str):
+                data.branch_notes[name] = [f"no occlusion map: {m}"]
+                continue
+            data.branch_rgba[name] = m.rgba(data.image.shape[1], data.image.shape[0])
+            data.branch_notes[name] = list(m.notes) + [
+                f"occlusion sensitivity: {m.n_forward} forward passes of the {name} branch."]
         return data, model
 
 

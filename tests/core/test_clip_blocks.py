@@ -181,8 +181,8 @@ def test_a_clip_graph_without_block_outputs_is_refused_clearly(tmp_path, monkeyp
 
 
 def test_block_cls_output_is_the_cls_token_of_every_block(tmp_path):
-    """``weights.add_block_cls_output`` on a graph whose blocks are named like CLIP's."""
-    from forensics_app.weights import BLOCK_CLS_OUTPUT, add_block_cls_output
+    """``onnx_rewrite.add_block_cls_output`` on a graph whose blocks are named like CLIP's."""
+    from forensics_app.onnx_rewrite import BLOCK_CLS_OUTPUT, add_block_cls_output
 
     rng = np.random.default_rng(0)
     nodes, inits, prev = [], [], "x"
