@@ -9,7 +9,8 @@ code from a checkpoint)::
                                      "head": {LinearHead record}, "description": "..."}}
     meta["fusion"] = {"kind": "logistic", "weights": {"trace": a, "semantic": b}, "bias": c}
 
-Every branch yields a logit per image; the fused P(generated) is
+Every branch yields a logit per image (:func:`assess`: an Assessment, which may carry a
+caveat that makes the row Inconclusive); the fused P(generated) is
 ``sigmoid(bias + Σ weight[k] · logit[k])`` over the branches present (a branch with weight 0
 is reported but does not move the verdict). ``BRANCH_KINDS`` is the registry: a new kind of
 branch is one entry there, with its builder and its validator.
@@ -156,6 +157,17 @@ class Fusion:
 
     def to_record(self) -> dict[str, Any]:
         return {"kind": "logistic", "weights": dict(self.weights), "bias": self.bias}
+
+
+def assess(branch: Any, inputs: list[Any]) -> list[Any]:
+    """One :class:`~forensics_app.core.semantic.Assessment` per image: the branch's own
+    ``assess`` where it can say "not on this image" (a domain check), else its logits."""
+    own = getattr(branch, "assess", None)
+    if own is not None:
+        return own(inputs)
+    from forensics_app.core.semantic import Assessment
+
+    return [Assessment(float(v)) for v in branch.logits(inputs)]
 
 
 def validate_branches(meta: dict[str, Any]) -> None:

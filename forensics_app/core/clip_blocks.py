@@ -30,7 +30,7 @@ from typing import Any
 import numpy as np
 from PIL import Image
 
-from forensics_app.core.semantic import CLIP_SIZE, EMBED_DIM, clip_input
+from forensics_app.core.semantic import CLIP_SIZE, EMBED_DIM, Assessment, clip_input
 
 N_BLOCKS, WIDTH = 12, 768
 FEATURES = {"blocks": N_BLOCKS * WIDTH, "final": EMBED_DIM, "blocks+final":
@@ -158,13 +158,6 @@ def views_of(img: Image.Image) -> np.ndarray:
     if min(img.size) >= WHOLE_VIEW_MIN_SIDE:
         out.append(clip_input(whole_view(img)))
     return np.stack(out)
-
-
-@dataclass(frozen=True)
-class Assessment:
-    logit: float
-    caveat: str | None  # why the verdict must not rest on this score, or None
-    view_logits: tuple[float, ...]
 
 
 @dataclass

@@ -96,8 +96,8 @@ def summarise_notes(notes: Sequence[str]) -> list[str]:
 def report_notes(r: ScanResult) -> list[str]:
     """The row's notes (summarised), plus the escaping note when its path had to be escaped."""
     notes = summarise_notes(r.notes)
-    if r.domain_caveat and r.ok:
-        notes.insert(0, f"Inconclusive whatever the score: {r.domain_caveat}")
+    if r.caveat_note:
+        notes.insert(0, r.caveat_note)
     if needs_escape(r.path):
         notes.append(ESCAPED_NAME_NOTE)
     return notes

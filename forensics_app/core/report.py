@@ -896,7 +896,7 @@ def _files_and_pages(data: ReportData, add: Callable[[str], None],
             cell = f"<td><img class='thumb'{size} alt='' src='{src(f'thumb{i}', thumb)}'></td>"
         else:
             cell = "" if compact else "<td></td>"
-        notes = "; ".join(filter(None, [r.error or "", _caveat(r), *r.notes,
+        notes = "; ".join(filter(None, [r.error or "", r.caveat_note, *r.notes,
                                         data.thumb_notes.get(i, "")]))
         colour = VERDICT_COLOURS[r.verdict]
         tampered = data.tampered(i)
@@ -944,8 +944,8 @@ def _files_and_pages(data: ReportData, add: Callable[[str], None],
                    else "") + "</p>")
         if page.note:
             add(f"<p class='small'><i>{_e(page.note)}</i></p>")
-        if r.domain_caveat and r.ok:
-            add(f"<p><b>Inconclusive whatever the score:</b> {_e(r.domain_caveat)}</p>")
+        if r.caveat_note:
+            add(f"<p><b>{_e(r.caveat_note)}</b></p>")
         if r.notes:
             add(f"<p class='small'>Notes: {_e('; '.join(r.notes))}</p>")
         witnesses = getattr(r, "witnesses", None) or {}  # stored by a --witness scan
@@ -962,12 +962,6 @@ def _files_and_pages(data: ReportData, add: Callable[[str], None],
                           for k, v in rows) + "</table>")
         add("</div>")
 
-
-
-def _caveat(r: ScanResult) -> str:
-    """The detector's own reason for an Inconclusive (outside its validated domains)."""
-    return f"Inconclusive whatever the score: {r.domain_caveat}" if (
-        r.domain_caveat and r.ok) else ""
 
 def _witness_exhibits(data: ReportData, add: Callable[[str], None],
                       src: Callable[[str, bytes], str], qt: bool) -> None:

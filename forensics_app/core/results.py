@@ -46,6 +46,9 @@ def verdict_for(prob_fake: float | None, threshold: float, band: float,
     return Verdict.INCONCLUSIVE
 
 
+CAVEAT_LEAD = "Inconclusive whatever the score"
+
+
 @dataclass
 class ScanResult:
     """One scanned file. ``prob_fake`` is None when the file could not be scored."""
@@ -87,6 +90,12 @@ class ScanResult:
     @property
     def file_name(self) -> str:
         return Path(self.path).name
+
+    @property
+    def caveat_note(self) -> str:
+        """The domain caveat as a note ("" when none, or when the row has no score)."""
+        return (f"{CAVEAT_LEAD}: {self.domain_caveat}"
+                if self.domain_caveat and self.ok else "")
 
     @property
     def ok(self) -> bool:

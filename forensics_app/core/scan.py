@@ -27,6 +27,7 @@ import numpy as np
 import torch
 
 from forensics_app.core.bomb_guard import DecodeLimits
+from forensics_app.core.branches import assess as assess_branch
 from forensics_app.core.detector import Detector
 from forensics_app.core.discovery import LinkFact, Skipped, discover
 from forensics_app.core.failure_text import unexpected_failure
@@ -249,13 +250,10 @@ def _take_in(index: int, path: Path, options: ScanOptions,
         caveats: list[str] = []
         for name, branch in (branches or {}).items():
             try:
-                if hasattr(branch, "assess"):  # a branch that can say "not on this image"
-                    (said,) = branch.assess([branch.input_for(img)])
-                    logits[name] = said.logit
-                    if said.caveat:
-                        caveats.append(f"{name} branch: {said.caveat}")
-                else:
-                    logits[name] = float(branch.logits([branch.input_for(img)])[0])
+                (said,) = assess_branch(branch, [branch.input_for(img)])
+                logits[name] = said.logit
+                if said.caveat:  # "not on this image": the row will be Inconclusive
+                    caveats.append(f"{name} branch: {said.caveat}")
                 if not math.isfinite(logits[name]):
                     raise ValueError(f"non-finite logit {logits[name]!r}")
             except Exception as exc:  # noqa: BLE001 -- a failing branch fails this row only

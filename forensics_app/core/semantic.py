@@ -95,6 +95,16 @@ class ClipEncoder:
 
 
 @dataclass(frozen=True)
+class Assessment:
+    """What a branch says of one image (``branch.assess``): its logit, and why the verdict
+    must not rest on it (outside the branch's validated domains), or None."""
+
+    logit: float
+    caveat: str | None = None
+    view_logits: tuple[float, ...] = ()
+
+
+@dataclass(frozen=True)
 class LinearHead:
     """Logistic regression on the embedding: ``logit = (e - mean) / scale · w + b``."""
 

@@ -95,8 +95,7 @@ class ProvenancePanel(QWidget):
             + (f" ({_esc(prov.declared_strength)})" if prov.declared_strength else "")
             + f" · detector: <b>{_esc(record.verdict.value)}</b>"
             + (f" ({record.prob_fake:.3f})" if record.prob_fake is not None else "")
-            + (f"<br>Inconclusive whatever the score: {_esc(record.domain_caveat)}"
-               if record.domain_caveat and record.ok else "")
+            + (f"<br>{_esc(record.caveat_note)}" if record.caveat_note else "")
             + (f"<br>Detector notes: {_esc('; '.join(record.notes))}" if record.notes else ""))
         clash = metadata_disagreement(prov, record.verdict)
         if clash:

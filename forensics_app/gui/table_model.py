@@ -126,9 +126,7 @@ def _problem(r: ScanResult) -> str:
 
 def _notes_tip(r: ScanResult) -> str:
     """H2: why the detector said what it said, when it says (an Inconclusive reason)."""
-    notes = list(r.notes)
-    if r.domain_caveat and r.ok:  # the detector's own reason, first
-        notes.insert(0, f"Inconclusive whatever the score: {r.domain_caveat}")
+    notes = [n for n in (r.caveat_note, *r.notes) if n]  # the detector's own reason first
     if not notes:
         return ""
     head = "Why Inconclusive" if r.verdict is Verdict.INCONCLUSIVE else "Detector notes"
