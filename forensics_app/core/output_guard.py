@@ -21,6 +21,8 @@ import os
 from collections.abc import Iterable, Mapping
 from pathlib import Path
 
+from forensics_app.core.outputs import identity_of
+
 SIDECAR_SUFFIX = ".meta.json"
 
 
@@ -142,12 +144,6 @@ def check_outputs(outputs: Mapping[str, Path | None], inputs: Iterable[Path | st
         raise OutputPathError(problems)
 
 
-def _identity(path: Path | str) -> tuple[int, int] | None:
-    try:
-        st = os.stat(path)
-    except (OSError, ValueError):
-        return None
-    return (st.st_dev, st.st_ino)
 
 
 def _ancestors(path: Path) -> list[Path]:
@@ -173,7 +169,7 @@ def outputs_inside_roots(outputs: Mapping[str, Path | str | None],
     root_ids: dict[tuple[int, int], str] = {}
     for root in roots:
         if os.path.isdir(root):
-            ident = _identity(root)
+            ident = identity_of(root)
             if ident is not None:
                 root_ids.setdefault(ident, str(root))
     if not root_ids:
@@ -183,7 +179,7 @@ def outputs_inside_roots(outputs: Mapping[str, Path | str | None],
         if path is None:
             continue
         for folder in _ancestors(Path(path)):
-            root = root_ids.get(_identity(folder) or (-1, -1))
+            root = root_ids.get(identity_of(folder) or (-1, -1))
             if root is not None:
                 problems.append(
                     f"{name}: {path} is inside the evidence folder {root} (a scanned folder); "

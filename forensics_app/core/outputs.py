@@ -48,6 +48,14 @@ def _identity(st: os.stat_result) -> Identity:
     return (st.st_dev, st.st_ino)
 
 
+def identity_of(path: Path | str) -> Identity | None:
+    """``(st_dev, st_ino)`` of ``path`` (links followed), or None when it cannot be stat'ed."""
+    try:
+        return _identity(os.stat(path))
+    except (OSError, ValueError):
+        return None
+
+
 def file_identities(paths: Iterable[Path | str]) -> dict[Identity, str]:
     """``(st_dev, st_ino)`` of every path that exists (links followed) -> one of its names."""
     found: dict[Identity, str] = {}

@@ -20,6 +20,7 @@ from pathlib import Path
 from typing import Any
 
 from forensics_app.core.discovery import Discovery, Skipped
+from forensics_app.core.outputs import identity_of
 
 ACTION_OUTPUT_WRITTEN = "output written"
 SKIP_KIND = "own-output"
@@ -38,12 +39,6 @@ def _resolved(path: Path | str) -> str:
     return os.path.realpath(os.path.abspath(path))
 
 
-def _identity(path: Path | str) -> tuple[int, int] | None:
-    try:
-        st = os.stat(path)
-    except (OSError, ValueError):
-        return None
-    return (st.st_dev, st.st_ino)
 
 
 class OwnOutputs:
@@ -58,7 +53,7 @@ class OwnOutputs:
 
     def note(self, path: Path | str, what: str) -> OwnOutput:
         """Remember ``path`` (call after writing it; its side-car is noted with it)."""
-        entry = OwnOutput(_resolved(path), what, _identity(path))
+        entry = OwnOutput(_resolved(path), what, identity_of(path))
         self._by_path[entry.path] = entry
         if entry.identity is not None:
             self._by_identity[entry.identity] = entry
@@ -68,7 +63,7 @@ class OwnOutputs:
         return entry
 
     def note_plain(self, path: Path | str, what: str) -> None:
-        entry = OwnOutput(_resolved(path), what, _identity(path))
+        entry = OwnOutput(_resolved(path), what, identity_of(path))
         self._by_path[entry.path] = entry
         if entry.identity is not None:
             self._by_identity[entry.identity] = entry
@@ -94,7 +89,7 @@ class OwnOutputs:
         """Why ``path`` must not be scanned (it is one of our outputs), or None."""
         hit = self._by_path.get(_resolved(path))
         if hit is None:
-            ident = _identity(path)
+            ident = identity_of(path)
             hit = self._by_identity.get(ident) if ident is not None else None
         if hit is None:
             return None
@@ -106,7 +101,7 @@ def record_output(case: Any, path: Path | str, what: str) -> None:
     case is open or it is read-only)."""
     if case is None or getattr(case, "read_only", False):
         return
-    ident = _identity(path)
+    ident = identity_of(path)
     case.audit(ACTION_OUTPUT_WRITTEN, {"path": _resolved(path), "what": what,
                                        "identity": list(ident) if ident else None})
 
