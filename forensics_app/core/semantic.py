@@ -61,6 +61,8 @@ class ClipEncoder:
         self._lock = threading.Lock()
         self.threads = opts.intra_op_num_threads
         self.runtime = f"ONNX Runtime {ort.__version__} fp32, {self.threads} threads"
+        # the prepared layout carries the CLS of every block (forensics_app.onnx_rewrite)
+        self.has_blocks = any(o.name == "block_cls" for o in self.session.get_outputs())
 
     def embed(self, batch: np.ndarray) -> np.ndarray:
         """[N,3,224,224] → [N,512] L2-normalised embeddings."""
@@ -68,10 +70,6 @@ class ClipEncoder:
             (emb,) = self.session.run(["image_embeds"], {"pixel_values": batch.astype(np.float32)})
         emb = emb.astype(np.float32)
         return emb / np.maximum(np.linalg.norm(emb, axis=1, keepdims=True), 1e-12)
-
-    @property
-    def has_blocks(self) -> bool:
-        return any(o.name == "block_cls" for o in self.session.get_outputs())
 
     def features(self, batch: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
         """[N,3,224,224] → (L2-normalised [N,512] embeddings, [N,12*768] CLS of every
