@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import gc
 import threading
 import time
 from pathlib import Path
@@ -30,6 +31,9 @@ def no_thread_left_running(qapp):
         time.sleep(0.01)
     left = [t.objectName() for t in live_threads()] + [t.name for t in _intake_threads()]
     assert not left, f"test left threads running: {left}"
+    # Finalise this test's Qt wrappers here, on the GUI thread: left to a later collection
+    # they can be freed from a worker thread (a model-load QThread), which crashed the suite.
+    gc.collect()
 
 
 def _intake_threads() -> list[threading.Thread]:
